@@ -1,0 +1,13 @@
+// Package server assembles the gateway: the gRPC server with the four
+// services, health and reflection, and the HTTP server with the REST face
+// (grpc-gateway), the OpenAPI description and /healthz.
+//
+// The REST face is a grpc-gateway mux over a client connection to the
+// gateway's own gRPC server through an in-memory (bufconn) listener, not
+// grpc-gateway's in-process handler mode: that mode cannot stream, and going
+// through a connection makes every REST call pass the same interceptors as a
+// gRPC call.
+//
+// The webhook route (POST /webhooks/upvest) belongs to the event log; it is
+// added with WithHTTPHandler.
+package server

@@ -1,0 +1,186 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/upvest-gateway/gateway/internal/service"
+)
+
+// errPanic is what a caller sees of a panic: nothing of its cause.
+var errPanic = status.Error(codes.Internal, "internal error")
+
+// recoverUnary turns a handler panic into INTERNAL, logged with its stack.
+func recoverUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				logPanic(ctx, log, info.FullMethod, p)
+				resp, err = nil, errPanic
+			}
+		}()
+		return handler(ctx, req)
+	}
+}
+
+// recoverStream is recoverUnary for streams.
+func recoverStream(log *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				logPanic(ss.Context(), log, info.FullMethod, p)
+				err = errPanic
+			}
+		}()
+		return handler(srv, ss)
+	}
+}
+
+// logPanic logs the panic's kind and stack. The value itself is logged only
+// for runtime errors (nil dereference, index out of range): any other value
+// could hold request data.
+func logPanic(ctx context.Context, log *slog.Logger, method string, p any) {
+	what := fmt.Sprintf("%T", p)
+	if re, ok := p.(runtime.Error); ok {
+		what = re.Error()
+	}
+	log.ErrorContext(ctx, "panic in handler", "method", method, "panic", what, "stack", string(debug.Stack()))
+}
+
+// logUnary logs one line per call: method, code, duration, transport and the
+// ids a support request needs (upvest-request-id, idempotency-key), taken
+// from the response header metadata the handler set. Never payloads.
+func logUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		hc := &headerCapture{}
+		if sts := grpc.ServerTransportStreamFromContext(ctx); sts != nil {
+			hc.ServerTransportStream = sts
+			ctx = grpc.NewContextWithServerTransportStream(ctx, hc)
+		}
+		resp, err := handler(ctx, req)
+		logCall(ctx, log, info.FullMethod, start, hc.get(), err)
+		return resp, err
+	}
+}
+
+// logStream is logUnary for streams: one line when the stream ends.
+func logStream(log *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		start := time.Now()
+		w := &capturingStream{ServerStream: ss}
+		err := handler(srv, w)
+		logCall(ss.Context(), log, info.FullMethod, start, w.hc.get(), err)
+		return err
+	}
+}
+
+func logCall(ctx context.Context, log *slog.Logger, method string, start time.Time, header metadata.MD, err error) {
+	st := status.Convert(err)
+	attrs := []slog.Attr{
+		slog.String("method", method),
+		slog.String("code", st.Code().String()),
+		slog.Duration("duration", time.Since(start)),
+		slog.String("transport", transportOf(ctx)),
+	}
+	if v := first(header, service.UpvestRequestIDMetadata); v != "" {
+		attrs = append(attrs, slog.String("upvest_request_id", v))
+	}
+	if v := first(header, service.IdempotencyKeyMetadata); v != "" {
+		attrs = append(attrs, slog.String("idempotency_key", v))
+	}
+	// The reason, not the message: messages may quote upstream text.
+	for _, d := range st.Details() {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok {
+			attrs = append(attrs, slog.String("reason", ei.GetReason()))
+			if hs := ei.GetMetadata()["http_status"]; hs != "" {
+				attrs = append(attrs, slog.String("upvest_http_status", hs))
+			}
+		}
+	}
+	log.LogAttrs(ctx, levelOf(st.Code()), "rpc", attrs...)
+}
+
+func levelOf(c codes.Code) slog.Level {
+	switch c {
+	case codes.Internal, codes.Unknown, codes.DataLoss:
+		return slog.LevelError
+	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.PermissionDenied:
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
+}
+
+// transportOf tells REST calls (which arrive over the in-memory connection)
+// from direct gRPC calls.
+func transportOf(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil && p.Addr.Network() == "bufconn" {
+		return "rest"
+	}
+	return "grpc"
+}
+
+func first(md metadata.MD, key string) string {
+	if v := md.Get(key); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// headerCapture records the header metadata a handler sets, so the log line
+// can carry the ids the handler learned.
+type headerCapture struct {
+	grpc.ServerTransportStream
+	mu sync.Mutex
+	md metadata.MD
+}
+
+func (h *headerCapture) record(md metadata.MD) {
+	h.mu.Lock()
+	h.md = metadata.Join(h.md, md)
+	h.mu.Unlock()
+}
+
+func (h *headerCapture) get() metadata.MD {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.md
+}
+
+func (h *headerCapture) SetHeader(md metadata.MD) error {
+	h.record(md)
+	return h.ServerTransportStream.SetHeader(md)
+}
+
+func (h *headerCapture) SendHeader(md metadata.MD) error {
+	h.record(md)
+	return h.ServerTransportStream.SendHeader(md)
+}
+
+// capturingStream is headerCapture for a server stream.
+type capturingStream struct {
+	grpc.ServerStream
+	hc headerCapture
+}
+
+func (s *capturingStream) SetHeader(md metadata.MD) error {
+	s.hc.record(md)
+	return s.ServerStream.SetHeader(md)
+}
+
+func (s *capturingStream) SendHeader(md metadata.MD) error {
+	s.hc.record(md)
+	return s.ServerStream.SendHeader(md)
+}

@@ -1,0 +1,115 @@
+package server
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/upvest-gateway/gateway/internal/service"
+)
+
+// Defaults of the options.
+const (
+	DefaultMaxBodyBytes    = 1 << 20 // REST request bodies; a create request is a few hundred bytes
+	DefaultShutdownTimeout = 15 * time.Second
+)
+
+// An Option configures a Server in New.
+type Option func(*options)
+
+type options struct {
+	logger          *slog.Logger
+	serviceOpts     []service.Option
+	httpRoutes      []httpRoute
+	maxBodyBytes    int64
+	shutdownTimeout time.Duration
+	grpcOpts        []grpc.ServerOption
+	unary           []grpc.UnaryServerInterceptor
+	stream          []grpc.StreamServerInterceptor
+}
+
+type httpRoute struct {
+	pattern string
+	handler http.Handler
+}
+
+func newOptions(opts []Option) options {
+	o := options{
+		logger:          slog.Default(),
+		maxBodyBytes:    DefaultMaxBodyBytes,
+		shutdownTimeout: DefaultShutdownTimeout,
+	}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	return o
+}
+
+// WithLogger sets where the request log and server errors go (default
+// slog.Default()). Records carry method, code, duration and ids, never
+// payloads or credentials.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.logger = l
+		}
+	}
+}
+
+// WithServiceOptions passes options to the services (e.g.
+// service.WithCurrencies).
+func WithServiceOptions(opts ...service.Option) Option {
+	return func(o *options) { o.serviceOpts = append(o.serviceOpts, opts...) }
+}
+
+// WithHTTPHandler serves h for pattern (net/http.ServeMux syntax, e.g.
+// "POST /webhooks/upvest") on the HTTP listener, beside the REST face. This
+// is the seam for routes that are not gRPC methods, such as the webhook
+// receiver of the event log. Such a handler gets no body limit and no REST
+// error format: it owns its request entirely. A pattern that conflicts with
+// the gateway's own routes (/v1/, /openapi.json, /healthz, /) makes New fail.
+func WithHTTPHandler(pattern string, h http.Handler) Option {
+	return func(o *options) { o.httpRoutes = append(o.httpRoutes, httpRoute{pattern, h}) }
+}
+
+// WithMaxBodyBytes caps REST request bodies (default DefaultMaxBodyBytes);
+// larger ones are refused with 413.
+func WithMaxBodyBytes(n int64) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.maxBodyBytes = n
+		}
+	}
+}
+
+// WithShutdownTimeout bounds the graceful drain once Serve's context is done
+// (default DefaultShutdownTimeout); calls still running then are cut off.
+func WithShutdownTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.shutdownTimeout = d
+		}
+	}
+}
+
+// WithGRPCServerOptions adds options to the gRPC server (credentials,
+// limits).
+func WithGRPCServerOptions(opts ...grpc.ServerOption) Option {
+	return func(o *options) { o.grpcOpts = append(o.grpcOpts, opts...) }
+}
+
+// WithUnaryInterceptors adds unary interceptors inside the gateway's own
+// (logging, panic recovery), e.g. authorization or metrics. REST calls pass
+// them too.
+func WithUnaryInterceptors(i ...grpc.UnaryServerInterceptor) Option {
+	return func(o *options) { o.unary = append(o.unary, i...) }
+}
+
+// WithStreamInterceptors adds stream interceptors inside the gateway's own.
+func WithStreamInterceptors(i ...grpc.StreamServerInterceptor) Option {
+	return func(o *options) { o.stream = append(o.stream, i...) }
+}

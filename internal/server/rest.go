@@ -1,0 +1,92 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	gatewayv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/v1"
+	"github.com/upvest-gateway/gateway/internal/service"
+)
+
+// bufconnSize is the in-memory connection's buffer: large enough for a full
+// 1000-item list page in flight.
+const bufconnSize = 1 << 20
+
+// Header names of the REST face.
+const (
+	HeaderIdempotencyKey  = "Idempotency-Key"
+	HeaderUpvestRequestID = "Upvest-Request-Id"
+)
+
+// dialInMemory connects to the gateway's own gRPC server over lis.
+func dialInMemory(lis *bufconn.Listener) (*grpc.ClientConn, error) {
+	return grpc.NewClient("passthrough:///gateway.in-memory",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	)
+}
+
+// newRESTMux is the REST face: grpc-gateway over conn, with the
+// Idempotency-Key header in and out, problem+json errors, and JSON that
+// refuses unknown fields (a typo in a money request must not be ignored).
+func newRESTMux(conn *grpc.ClientConn) (*runtime.ServeMux, error) {
+	mux := runtime.NewServeMux(
+		runtime.WithIncomingHeaderMatcher(incomingHeader),
+		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
+		runtime.WithOutgoingTrailerMatcher(func(string) (string, bool) { return "", false }),
+		runtime.WithErrorHandler(problemErrorHandler),
+		runtime.WithRoutingErrorHandler(problemRoutingErrorHandler),
+		runtime.WithDisableHTTPMethodOverride(),
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{
+			Marshaler: &runtime.JSONPb{
+				MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
+				UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+			},
+		}),
+	)
+	ctx := context.Background() // used by the generated code only to register
+	regs := []struct {
+		name string
+		err  error
+	}{
+		{"VirtualCashService", gatewayv1.RegisterVirtualCashServiceHandlerClient(ctx, mux, gatewayv1.NewVirtualCashServiceClient(conn))},
+		{"TopupService", gatewayv1.RegisterTopupServiceHandlerClient(ctx, mux, gatewayv1.NewTopupServiceClient(conn))},
+		{"PaymentsService", gatewayv1.RegisterPaymentsServiceHandlerClient(ctx, mux, gatewayv1.NewPaymentsServiceClient(conn))},
+		{"CashBalanceService", gatewayv1.RegisterCashBalanceServiceHandlerClient(ctx, mux, gatewayv1.NewCashBalanceServiceClient(conn))},
+	}
+	for _, r := range regs {
+		if r.err != nil {
+			return nil, fmt.Errorf("server: registering the REST face of %s: %w", r.name, r.err)
+		}
+	}
+	return mux, nil
+}
+
+// incomingHeader passes Idempotency-Key to the services as the metadata
+// they read, and everything else as grpc-gateway does by default.
+func incomingHeader(key string) (string, bool) {
+	if strings.EqualFold(key, HeaderIdempotencyKey) {
+		return service.IdempotencyKeyMetadata, true
+	}
+	return runtime.DefaultHeaderMatcher(key)
+}
+
+// outgoingHeader exposes the two ids a caller needs from the response header
+// metadata, and nothing else of it.
+func outgoingHeader(key string) (string, bool) {
+	switch strings.ToLower(key) {
+	case service.IdempotencyKeyMetadata:
+		return HeaderIdempotencyKey, true
+	case service.UpvestRequestIDMetadata:
+		return HeaderUpvestRequestID, true
+	}
+	return "", false
+}

@@ -1,0 +1,60 @@
+package service
+
+import (
+	"context"
+
+	gatewayv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/v1"
+	"github.com/upvest-gateway/gateway/internal/upstream"
+)
+
+// TopupService implements gatewayv1.TopupServiceServer over Upvest's
+// /payments/topups endpoints.
+type TopupService struct {
+	gatewayv1.UnimplementedTopupServiceServer
+	core
+}
+
+// NewTopupService returns the service calling Upvest through c.
+func NewTopupService(c *upstream.Client, opts ...Option) *TopupService {
+	return &TopupService{core: newCore(c, opts)}
+}
+
+// CreateTopup creates a top-up.
+func (s *TopupService) CreateTopup(ctx context.Context, req *gatewayv1.CreateTopupRequest) (*gatewayv1.CreateTopupResponse, error) {
+	body := upstream.CreateTopupRequest{AccountGroupID: req.GetAccountGroupId(), CashAmount: req.GetCashAmount(), Currency: req.GetCurrency()}
+	t, err := create(ctx, &s.core, req.GetRequestId(), func(v *validator) {
+		v.id("account_group_id", body.AccountGroupID)
+		v.amount("cash_amount", body.CashAmount)
+		v.currency("currency", body.Currency)
+	}, body, s.client.CreateTopup)
+	if err != nil {
+		return nil, err
+	}
+	return &gatewayv1.CreateTopupResponse{Topup: topupToProto(t)}, nil
+}
+
+// GetTopup reads one top-up.
+func (s *TopupService) GetTopup(ctx context.Context, req *gatewayv1.GetTopupRequest) (*gatewayv1.GetTopupResponse, error) {
+	t, err := get(ctx, &s.core, "topup_id", req.GetTopupId(), s.client.GetTopup)
+	if err != nil {
+		return nil, err
+	}
+	return &gatewayv1.GetTopupResponse{Topup: topupToProto(t)}, nil
+}
+
+// ListTopups lists one page of an account group's top-ups.
+func (s *TopupService) ListTopups(ctx context.Context, req *gatewayv1.ListTopupsRequest) (*gatewayv1.ListTopupsResponse, error) {
+	p, err := list(ctx, &s.core, req, s.client.ListTopups, topupToProto)
+	if err != nil {
+		return nil, err
+	}
+	return &gatewayv1.ListTopupsResponse{Topups: p.items, NextPageToken: p.next, TotalSize: p.total}, nil
+}
+
+// CancelTopup cancels a top-up while it is NEW or CONFIRMED.
+func (s *TopupService) CancelTopup(ctx context.Context, req *gatewayv1.CancelTopupRequest) (*gatewayv1.CancelTopupResponse, error) {
+	if err := cancel(ctx, &s.core, "topup_id", req.GetTopupId(), s.client.CancelTopup); err != nil {
+		return nil, err
+	}
+	return &gatewayv1.CancelTopupResponse{}, nil
+}
