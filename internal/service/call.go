@@ -97,7 +97,12 @@ func invoke[T any](ctx context.Context, key string, fn func(context.Context, ...
 		opts = append(opts, upstream.WithIdempotencyKey(key))
 	}
 	out, err := fn(ctx, opts...)
-	setResponseHeader(ctx, key, info.RequestID)
+	requestID := info.RequestID
+	if e, ok := upstream.AsError(err); ok && e.RequestID != "" {
+		// A failed token request has its own upvest-request-id.
+		requestID = e.RequestID
+	}
+	setResponseHeader(ctx, key, requestID)
 	if err != nil {
 		var zero T
 		return zero, statusFromError(err, info)

@@ -55,6 +55,11 @@ func decodePageToken(token string, scope pageScope) (int, bool) {
 	if n <= 0 || 1+len(scope)+n != len(b) || off > maxPageOffset {
 		return 0, false
 	}
+	// One token per position: refuse other spellings of it (base64 trailing
+	// bits, overlong varints).
+	if encodePageToken(int(off), scope) != token {
+		return 0, false
+	}
 	return int(off), true
 }
 
