@@ -1,0 +1,213 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+const (
+	// Secrets in these tests start with a marker no message template holds,
+	// so finding it in output means a secret leaked.
+	marker     = "ZQ9X"
+	testSecret = marker + "-client-secret-value"
+	testPass   = marker + "-passphrase"
+)
+
+func validEnv() map[string]string {
+	return map[string]string{
+		"UPVEST_CLIENT_ID":              "c5a1e1f4-6a8e-4a43-9d0a-1f2e3d4c5b6a",
+		"UPVEST_CLIENT_SECRET":          testSecret,
+		"UPVEST_SIGNING_KEY_FILE":       "/etc/upvest/key.pem",
+		"UPVEST_SIGNING_KEY_ID":         "key-1",
+		"UPVEST_SIGNING_KEY_PASSPHRASE": testPass,
+	}
+}
+
+func with(env map[string]string, kv ...string) map[string]string {
+	out := map[string]string{}
+	for k, v := range env {
+		out[k] = v
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		out[kv[i]] = kv[i+1]
+	}
+	return out
+}
+
+func TestParseConfigDefaults(t *testing.T) {
+	cfg, err := ParseConfig(validEnv(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		BaseURL: "https://sandbox.upvest.co", ClientID: "c5a1e1f4-6a8e-4a43-9d0a-1f2e3d4c5b6a", ClientSecret: testSecret,
+		SigningKeyFile: "/etc/upvest/key.pem", SigningKeyID: "key-1", SigningKeyPassphrase: testPass,
+		GRPCAddr: "127.0.0.1:9090", HTTPAddr: "127.0.0.1:8080", DataDir: "./data",
+	}
+	if cfg != want {
+		t.Errorf("ParseConfig = %+v, want %+v", cfg, want)
+	}
+}
+
+func TestParseConfigOverrides(t *testing.T) {
+	env := with(validEnv(), "GATEWAY_GRPC_ADDR", "0.0.0.0:1", "UPVEST_BASE_URL", "https://api.upvest.co",
+		"UPVEST_CLIENT_SECRET", testSecret+"\n", "GATEWAY_NATS_URL", "nats://a:4222, nats://b:4222")
+	cfg, err := ParseConfig(env, []string{"--grpc-addr", "127.0.0.1:7000", "--http-addr=:7001", "-data-dir", "/var/lib/gw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.GRPCAddr != "127.0.0.1:7000" || cfg.HTTPAddr != ":7001" || cfg.DataDir != "/var/lib/gw" || cfg.BaseURL != "https://api.upvest.co" {
+		t.Errorf("flags did not win over the environment: %+v", cfg)
+	}
+	if cfg.ClientSecret != testSecret {
+		t.Errorf("secret = %q, want the trailing line break trimmed", cfg.ClientSecret)
+	}
+	if cfg.NATSURL == "" {
+		t.Error("NATS URL lost")
+	}
+	// An explicitly empty flag wins too.
+	if _, err := ParseConfig(validEnv(), []string{"--upvest-client-id="}); err == nil || !strings.Contains(err.Error(), "UPVEST_CLIENT_ID is required") {
+		t.Errorf("--upvest-client-id= : %v", err)
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string // the whole message, or a prefix ending in "…"
+	}{
+		{"missing client id", with(validEnv(), "UPVEST_CLIENT_ID", ""), nil, "UPVEST_CLIENT_ID is required (or --upvest-client-id)"},
+		{"missing secret", with(validEnv(), "UPVEST_CLIENT_SECRET", ""), nil, "UPVEST_CLIENT_SECRET is required (or --upvest-client-secret)"},
+		{"missing key file", with(validEnv(), "UPVEST_SIGNING_KEY_FILE", ""), nil, "UPVEST_SIGNING_KEY_FILE is required (or --upvest-signing-key-file)"},
+		{"missing key id", with(validEnv(), "UPVEST_SIGNING_KEY_ID", ""), nil, "UPVEST_SIGNING_KEY_ID is required (or --upvest-signing-key-id)"},
+		{"nothing at all", map[string]string{}, nil, "UPVEST_CLIENT_ID is required (or --upvest-client-id)"},
+		{"client id not a uuid", with(validEnv(), "UPVEST_CLIENT_ID", "tenant-1"), nil, `UPVEST_CLIENT_ID "tenant-1" is not a UUID (or --upvest-client-id)`},
+		{"secret with control chars", with(validEnv(), "UPVEST_CLIENT_SECRET", marker+"\x00x"), nil, "UPVEST_CLIENT_SECRET contains control characters (or --upvest-client-secret)"},
+		{"key id with quote", with(validEnv(), "UPVEST_SIGNING_KEY_ID", `a"b`), nil, "UPVEST_SIGNING_KEY_ID must be printable…"},
+		{"grpc addr without port", with(validEnv(), "GATEWAY_GRPC_ADDR", "localhost"), nil, `GATEWAY_GRPC_ADDR "localhost" is not a host:port address (or --grpc-addr)`},
+		{"grpc addr port too big", validEnv(), []string{"--grpc-addr", "127.0.0.1:99999"}, `GATEWAY_GRPC_ADDR "127.0.0.1:99999": the port must be…`},
+		{"http addr named port", with(validEnv(), "GATEWAY_HTTP_ADDR", "127.0.0.1:http"), nil, `GATEWAY_HTTP_ADDR "127.0.0.1:http": the port must be…`},
+		{"http addr bad host", with(validEnv(), "GATEWAY_HTTP_ADDR", "bad_host!:80"), nil, `GATEWAY_HTTP_ADDR "bad_host!:80": "bad_host!" is neither…`},
+		{"same addresses", with(validEnv(), "GATEWAY_HTTP_ADDR", "127.0.0.1:9090"), nil, `GATEWAY_HTTP_ADDR "127.0.0.1:9090" is also GATEWAY_GRPC_ADDR…`},
+		{"base url ftp", with(validEnv(), "UPVEST_BASE_URL", "ftp://upvest.co"), nil, `UPVEST_BASE_URL "ftp://upvest.co" is not an absolute https URL…`},
+		{"base url relative", with(validEnv(), "UPVEST_BASE_URL", "sandbox.upvest.co"), nil, `UPVEST_BASE_URL "sandbox.upvest.co" is not an absolute https URL…`},
+		{"base url plain http", with(validEnv(), "UPVEST_BASE_URL", "http://sandbox.upvest.co"), nil, `UPVEST_BASE_URL "http://sandbox.upvest.co" must use https…`},
+		{"base url query", with(validEnv(), "UPVEST_BASE_URL", "https://x.io/?a=1"), nil, `UPVEST_BASE_URL "https://x.io/?a=1" must not have a query…`},
+		{"base url credentials", with(validEnv(), "UPVEST_BASE_URL", "https://u:"+marker+"pw@x.io"), nil, "UPVEST_BASE_URL must not contain user info (or --upvest-base-url)"},
+		{"base url unparsable", with(validEnv(), "UPVEST_BASE_URL", "https://x.io/%zz"), nil, "UPVEST_BASE_URL is not a valid URL (or --upvest-base-url)"},
+		{"empty data dir", nil, []string{"--simulate", "--data-dir", ""}, "GATEWAY_DATA_DIR must not be empty (or --data-dir)"},
+		{"nats scheme", with(validEnv(), "GATEWAY_NATS_URL", "http://u:"+marker+"@nats:4222"), nil, "GATEWAY_NATS_URL entry 1: the scheme must be…"},
+		{"nats no host", with(validEnv(), "GATEWAY_NATS_URL", "nats://a:4222,nats4222"), nil, "GATEWAY_NATS_URL entry 2 is not a URL…"},
+		{"nats port", with(validEnv(), "GATEWAY_NATS_URL", "nats://:"+marker+"@n:99999"), nil, "GATEWAY_NATS_URL entry 1: the port must be…"},
+		{"unknown flag", validEnv(), []string{"--upvest-client-secrt=" + testSecret}, "flag provided but not defined: --upvest-client-secrt"},
+		{"positional argument", validEnv(), []string{"--simulate", testSecret}, "unexpected argument #2…"},
+		{"bad bool", validEnv(), []string{"--simulate=maybe"}, "invalid boolean value…"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig(tc.env, tc.args)
+			if err == nil {
+				t.Fatal("ParseConfig succeeded")
+			}
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Errorf("error %T, want *ConfigError", err)
+			}
+			got := err.Error()
+			if prefix, ok := strings.CutSuffix(tc.want, "…"); ok {
+				if !strings.HasPrefix(got, prefix) {
+					t.Errorf("error = %q, want it to start with %q", got, prefix)
+				}
+			} else if got != tc.want {
+				t.Errorf("error = %q, want %q", got, tc.want)
+			}
+			if strings.Contains(got, marker) || strings.Contains(got, "\n") {
+				t.Errorf("error %q holds a secret or more than one line", got)
+			}
+		})
+	}
+}
+
+func TestParseConfigSimulateNeedsNoCredentials(t *testing.T) {
+	cfg, err := ParseConfig(map[string]string{"UPVEST_BASE_URL": "not even a URL"}, []string{"--simulate"})
+	if err != nil || !cfg.Simulate {
+		t.Fatalf("--simulate without UPVEST_*: %+v, %v", cfg, err)
+	}
+	if s := cfg.String(); strings.Contains(s, "UPVEST_") {
+		t.Errorf("the simulate config shows unused UPVEST_* values: %s", s)
+	}
+}
+
+func TestParseConfigHelp(t *testing.T) {
+	for _, arg := range []string{"-h", "--help"} {
+		if _, err := ParseConfig(nil, []string{arg}); !errors.Is(err, flag.ErrHelp) {
+			t.Errorf("%s: %v, want flag.ErrHelp", arg, err)
+		}
+	}
+}
+
+func TestConfigNeverShowsSecrets(t *testing.T) {
+	cfg, err := ParseConfig(with(validEnv(), "GATEWAY_NATS_URL", "nats://user:"+marker+"@nats-1:4222,tls://nats-2:4222"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("config", "config", cfg)
+	for _, out := range []string{cfg.String(), fmt.Sprintf("%v %+v %#v %s", cfg, cfg, cfg, cfg), logged.String()} {
+		if strings.Contains(out, marker) {
+			t.Errorf("secret shown: %s", out)
+		}
+		if !strings.Contains(out, "nats-1:4222") || !strings.Contains(out, "redacted") {
+			t.Errorf("the NATS hosts or the redaction marks are missing: %s", out)
+		}
+	}
+}
+
+// FuzzParseConfig: any environment and arguments give a Config or one
+// line of error, never a panic, and no secret in the error or the printed
+// configuration.
+func FuzzParseConfig(f *testing.F) {
+	f.Add("c5a1e1f4-6a8e-4a43-9d0a-1f2e3d4c5b6a", "secret", "https://sandbox.upvest.co", "127.0.0.1:9090", "nats://u:p@h:4222", "pass", "--simulate")
+	f.Add("", "", "http://[::1]:80", ":0", "", "", "")
+	f.Add("x", "\n", "https://u:p@h", "host", "nats://h:0", "\x00", "--grpc-addr=:1 --http-addr=:1")
+	f.Add("c5a1e1f4-6a8e-4a43-9d0a-1f2e3d4c5b6a", "s", "https://a.b", "[::1]:9090", "tls://[::1]:4222,ws://h", "", "-h")
+	f.Fuzz(func(t *testing.T, clientID, secret, baseURL, addr, natsURL, pass, args string) {
+		// Secrets carry the marker as prefix, as real secrets cannot be
+		// told from other text.
+		secret, pass = marker+secret, marker+pass
+		natsPass := "nats://u:" + marker + "@"
+		env := map[string]string{
+			"UPVEST_CLIENT_ID":              clientID,
+			"UPVEST_CLIENT_SECRET":          secret,
+			"UPVEST_BASE_URL":               baseURL,
+			"UPVEST_SIGNING_KEY_FILE":       "/k.pem",
+			"UPVEST_SIGNING_KEY_ID":         "k",
+			"UPVEST_SIGNING_KEY_PASSPHRASE": pass,
+			"GATEWAY_GRPC_ADDR":             addr,
+			"GATEWAY_NATS_URL":              strings.Replace(natsURL, "nats://", natsPass, 1),
+		}
+		cfg, err := ParseConfig(env, strings.Fields(args))
+		if err != nil {
+			if msg := err.Error(); strings.Contains(msg, marker) || strings.Contains(msg, "\n") {
+				t.Fatalf("error %q holds a secret or a line break", msg)
+			}
+			return
+		}
+		if s := cfg.String(); strings.Contains(s, marker) {
+			t.Fatalf("config %s shows a secret", s)
+		}
+		if cfg.GRPCAddr == "" || cfg.HTTPAddr == "" || cfg.DataDir == "" {
+			t.Fatalf("accepted config lacks an address or the data dir: %+v", cfg)
+		}
+		if !cfg.Simulate && (cfg.ClientSecret == "" || !isUUID(cfg.ClientID)) {
+			t.Fatalf("accepted config without credentials: %v", cfg)
+		}
+	})
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// TestMain lets a test start this very binary as the gateway: with
+// GATEWAY_TEST_RUN_MAIN set, the process is main(), not the tests.
+func TestMain(m *testing.M) {
+	if os.Getenv("GATEWAY_TEST_RUN_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// runOnce runs the program in process with a context that is already
+// cancelled, so a configuration that starts would stop at once.
+func runOnce(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out, errOut bytes.Buffer
+	code = run(ctx, args, env, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func writeKey(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "key.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestRunStartupErrors: each start-up failure is one line on stderr naming
+// the setting, exit status 2, no secret.
+func TestRunStartupErrors(t *testing.T) {
+	garbage := filepath.Join(t.TempDir(), "garbage.pem")
+	if err := os.WriteFile(garbage, []byte("-----BEGIN EC PRIVATE KEY-----\nnot base64\n-----END EC PRIVATE KEY-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+
+	tests := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		setting string // the setting the line must name
+	}{
+		{"missing client id", with(validEnv(), "UPVEST_CLIENT_ID", ""), nil, "UPVEST_CLIENT_ID"},
+		{"key file missing", with(validEnv(), "UPVEST_SIGNING_KEY_FILE", "/nonexistent/key.pem"), nil, "UPVEST_SIGNING_KEY_FILE"},
+		{"key file garbage", with(validEnv(), "UPVEST_SIGNING_KEY_FILE", garbage), nil, "UPVEST_SIGNING_KEY_FILE"},
+		{"key file is a directory", with(validEnv(), "UPVEST_SIGNING_KEY_FILE", t.TempDir()), nil, "UPVEST_SIGNING_KEY_FILE"},
+		{"gRPC address in use", with(validEnv(), "UPVEST_SIGNING_KEY_FILE", writeKey(t), "GATEWAY_GRPC_ADDR", busy.Addr().String()), nil, "GATEWAY_GRPC_ADDR"},
+		{"HTTP address in use", with(validEnv(), "UPVEST_SIGNING_KEY_FILE", writeKey(t), "GATEWAY_GRPC_ADDR", "127.0.0.1:0", "GATEWAY_HTTP_ADDR", busy.Addr().String()), nil, "GATEWAY_HTTP_ADDR"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := runOnce(t, tc.env, tc.args...)
+			if code != exitConfig {
+				t.Errorf("exit status %d, want %d (stderr %q)", code, exitConfig, stderr)
+			}
+			if strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "gateway: "+tc.setting) {
+				t.Errorf("stderr = %q, want one line starting with %q", stderr, "gateway: "+tc.setting)
+			}
+			if strings.Contains(stderr+stdout, marker) {
+				t.Errorf("a secret was printed: %q %q", stdout, stderr)
+			}
+		})
+	}
+}
+
+func TestRunStartsAndStops(t *testing.T) {
+	// A real configuration (no I/O to Upvest happens before the first
+	// call), stopped by the cancelled context right after start-up.
+	env := with(validEnv(), "UPVEST_SIGNING_KEY_FILE", writeKey(t), "GATEWAY_GRPC_ADDR", "127.0.0.1:0", "GATEWAY_HTTP_ADDR", "127.0.0.1:0")
+	code, stdout, stderr := runOnce(t, env)
+	if code != exitOK || !strings.Contains(stdout, "gateway: listening grpc=127.0.0.1:") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if strings.Contains(stdout+stderr, marker) {
+		t.Errorf("a secret was printed:\n%s\n%s", stdout, stderr)
+	}
+}
+
+func TestRunHelp(t *testing.T) {
+	code, stdout, _ := runOnce(t, nil, "-h")
+	if code != exitOK || !strings.Contains(stdout, "-upvest-client-id") || !strings.Contains(stdout, "UPVEST_CLIENT_ID") {
+		t.Errorf("-h: exit %d, usage %q", code, stdout)
+	}
+}
+
+// TestSimulateSubprocess starts the gateway binary with --simulate on free
+// ports, waits for its listening line, makes one REST call and stops it
+// with SIGTERM.
+func TestSimulateSubprocess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a process")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "--simulate", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+	// No UPVEST_* at all: --simulate needs none.
+	cmd.Env = []string{"GATEWAY_TEST_RUN_MAIN=1", "PATH=" + os.Getenv("PATH")}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill() }()
+
+	listening := regexp.MustCompile(`^gateway: listening grpc=(\S+) http=(\S+)$`)
+	lines := bufio.NewScanner(stdout)
+	var httpAddr string
+	var out strings.Builder
+	for httpAddr == "" && lines.Scan() {
+		out.WriteString(lines.Text() + "\n")
+		if m := listening.FindStringSubmatch(lines.Text()); m != nil {
+			httpAddr = m[2]
+		}
+	}
+	if httpAddr == "" {
+		t.Fatalf("no listening line; stdout:\n%s\nstderr:\n%s", out.String(), stderr.String())
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }() // the examples that follow
+
+	ag := uuid.NewString()
+	res, err := http.Get("http://" + httpAddr + "/v1/account_groups/" + ag + "/payments/cash_balance")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), ag) || res.Header.Get("Upvest-Request-Id") == "" {
+		t.Errorf("GET cash_balance = %d %s", res.StatusCode, body)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v\nstderr:\n%s", err, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the gateway did not exit after SIGTERM")
+	}
+	if !strings.Contains(stderr.String(), "gateway stopped") {
+		t.Errorf("no clean shutdown in the log:\n%s", stderr.String())
+	}
+}

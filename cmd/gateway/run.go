@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/upvest-gateway/gateway/internal/server"
+	"github.com/upvest-gateway/gateway/internal/upstream"
+	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
+	"github.com/upvest-gateway/gateway/internal/upvestsim"
+)
+
+// drainTimeout bounds the graceful shutdown; it stays below Kubernetes'
+// default 30 s grace period so calls are drained, not killed.
+const drainTimeout = 20 * time.Second
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the gateway failed while running
+	exitConfig  = 2 // a missing or bad setting, as flag parsing uses
+)
+
+// run is the whole program; main only supplies the process's arguments,
+// environment and output.
+func run(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) int {
+	cfg, err := ParseConfig(env, args)
+	if errors.Is(err, flag.ErrHelp) {
+		usage(stdout)
+		return exitOK
+	}
+	if err != nil {
+		return fail(stderr, err)
+	}
+	logger := newLogger(stderr, cfg.Simulate)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	client, closeUpstream, err := newUpstream(cfg, logger, stdout)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer closeUpstream()
+
+	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return fail(stderr, configErr("GATEWAY_GRPC_ADDR", "%q: cannot listen: %v", cfg.GRPCAddr, errors.Unwrap(err)))
+	}
+	httpLis, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		grpcLis.Close()
+		return fail(stderr, configErr("GATEWAY_HTTP_ADDR", "%q: cannot listen: %v", cfg.HTTPAddr, errors.Unwrap(err)))
+	}
+	srv, err := server.New(server.Config{Upstream: client, GRPCListener: grpcLis, HTTPListener: httpLis},
+		server.WithLogger(logger), server.WithShutdownTimeout(drainTimeout))
+	if err != nil {
+		grpcLis.Close()
+		httpLis.Close()
+		return fail(stderr, err)
+	}
+	logger.Info("starting", "config", cfg)
+	fmt.Fprintf(stdout, "gateway: listening grpc=%s http=%s\n", srv.GRPCAddr(), srv.HTTPAddr())
+	if cfg.Simulate {
+		printExamples(stdout, srv.GRPCAddr(), srv.HTTPAddr())
+	}
+	if err := srv.Serve(ctx); err != nil {
+		fmt.Fprintf(stderr, "gateway: %v\n", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// fail prints err as the one line an operator reads, and picks the exit code.
+func fail(stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "gateway: %v\n", err)
+	var ce *ConfigError
+	if errors.As(err, &ce) {
+		return exitConfig
+	}
+	return exitFailure
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `Usage: gateway [flags]
+
+Serves the Upvest gRPC gateway. Every setting is an environment variable
+(in brackets) or the flag of the same meaning; a flag wins over its variable.
+
+`)
+	newFlagSet(&Config{}, w).PrintDefaults()
+}
+
+func newLogger(w io.Writer, human bool) *slog.Logger {
+	if human {
+		return slog.New(slog.NewTextHandler(w, nil))
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
+}
+
+// newUpstream makes the Upvest client: against Upvest as configured, or
+// against an in-process simulator with --simulate. The returned func stops
+// what it started.
+func newUpstream(cfg Config, logger *slog.Logger, stdout io.Writer) (*upstream.Client, func(), error) {
+	ucfg := upstream.Config{BaseURL: cfg.BaseURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret}
+	stop := func() {}
+	if cfg.Simulate {
+		sim, err := startSimulator(logger)
+		if err != nil {
+			return nil, nil, err
+		}
+		ucfg, stop = sim.cfg, sim.stop
+		fmt.Fprintf(stdout, "gateway: simulating Upvest at %s (in process: no real money moves)\n", ucfg.BaseURL)
+	} else {
+		signer, err := loadSigner(cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		ucfg.Signer = signer
+	}
+	client, err := upstream.New(ucfg, upstream.WithLogger(logger))
+	if err != nil {
+		stop()
+		// Its messages name the field and never the secret.
+		return nil, nil, &ConfigError{Reason: err.Error()}
+	}
+	return client, stop, nil
+}
+
+// loadSigner reads and parses the signing key. Errors name the setting and
+// the kind of problem, never key material.
+func loadSigner(cfg Config) (*httpsig.Signer, error) {
+	pemBytes, err := os.ReadFile(cfg.SigningKeyFile)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, configErr("UPVEST_SIGNING_KEY_FILE", "%q does not exist", cfg.SigningKeyFile)
+	case errors.Is(err, fs.ErrPermission):
+		return nil, configErr("UPVEST_SIGNING_KEY_FILE", "%q is not readable (permission denied)", cfg.SigningKeyFile)
+	case err != nil:
+		return nil, configErr("UPVEST_SIGNING_KEY_FILE", "%q cannot be read", cfg.SigningKeyFile)
+	}
+	var pass []byte
+	if cfg.SigningKeyPassphrase != "" {
+		pass = []byte(cfg.SigningKeyPassphrase)
+	}
+	key, err := httpsig.ParsePrivateKey(pemBytes, pass)
+	clear(pemBytes)
+	clear(pass)
+	if err != nil {
+		return nil, configErr("UPVEST_SIGNING_KEY_FILE", "%q is not a usable private key: %v", cfg.SigningKeyFile, err)
+	}
+	signer, err := httpsig.NewSigner(key, cfg.SigningKeyID)
+	if err != nil {
+		return nil, configErr("UPVEST_SIGNING_KEY_ID", "is not usable: %v", err)
+	}
+	return signer, nil
+}
+
+// simulator is the in-process Upvest of --simulate.
+type simulator struct {
+	cfg  upstream.Config
+	stop func()
+}
+
+// startSimulator serves the simulator on a random loopback port, with a
+// fresh P-256 tenant key and random credentials registered in it.
+func startSimulator(logger *slog.Logger) (*simulator, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("simulator: tenant key: %w", err)
+	}
+	keyID := "simulate-" + uuid.NewString()[:8]
+	cfg := upstream.Config{ClientID: uuid.NewString(), ClientSecret: rand.Text()}
+	sim, err := upvestsim.New(upvestsim.Config{
+		ClientID:     cfg.ClientID,
+		ClientSecret: cfg.ClientSecret,
+		TenantKeys:   map[string]crypto.PublicKey{keyID: key.Public()},
+		Step:         2 * time.Second,
+		Logger:       logger.With("component", "upvest-sim"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("simulator: %w", err)
+	}
+	if cfg.Signer, err = httpsig.NewSigner(key, keyID); err != nil {
+		sim.Close()
+		return nil, fmt.Errorf("simulator: signer: %w", err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		sim.Close()
+		return nil, fmt.Errorf("simulator: %w", err)
+	}
+	cfg.BaseURL = "http://" + lis.Addr().String()
+	hs := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(lis) }()
+	return &simulator{cfg: cfg, stop: func() {
+		_ = hs.Close()
+		sim.Close()
+	}}, nil
+}
+
+// printExamples shows a first call on each face.
+func printExamples(w io.Writer, grpcAddr, httpAddr string) {
+	ag := uuid.NewString()
+	fmt.Fprintf(w, `gateway: try
+  grpcurl -plaintext -d '{"account_group_id":"%[1]s","cash_amount":"100.00","currency":"EUR"}' %[2]s upvest.gateway.v1.TopupService/CreateTopup
+  curl -s http://%[3]s/v1/account_groups/%[1]s/payments/cash_balance
+`, ag, grpcAddr, httpAddr)
+}
