@@ -1,0 +1,70 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// startEmbedded runs a NATS server with JetStream inside the process, with
+// no network listener: the gateway is its only client, through an in-process
+// pipe, so nothing else can reach or tamper with the log.
+func startEmbedded(ctx context.Context, cfg LogConfig, logger *slog.Logger) (*server.Server, *nats.Conn, error) {
+	opts := &server.Options{
+		ServerName: "upvest-gateway-events",
+		DontListen: true,
+		JetStream:  true,
+		StoreDir:   cfg.DataDir, // the server keeps its files under StoreDir/jetstream
+		SyncAlways: cfg.SyncAlways,
+		NoSigs:     true, // signals belong to the gateway, not to the library
+		NoLog:      true,
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("events: embedded NATS server: %w", err)
+	}
+	srv.SetLoggerV2(serverLogger{logger}, false, false, false)
+	srv.Start()
+	wait := 10 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		wait = time.Until(d)
+	}
+	if !srv.ReadyForConnections(wait) {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return nil, nil, errors.New("events: embedded NATS server did not start")
+	}
+	nc, err := nats.Connect("",
+		nats.InProcessServer(srv),
+		nats.Name("upvest-gateway"),
+		nats.NoReconnect(), // there is nothing to reconnect to once it is gone
+	)
+	if err != nil {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return nil, nil, fmt.Errorf("events: connecting to the embedded NATS server: %w", err)
+	}
+	return srv, nc, nil
+}
+
+// serverLogger forwards the embedded server's warnings and errors; its
+// notices are routine start-up chatter and go to debug.
+type serverLogger struct{ l *slog.Logger }
+
+func (s serverLogger) Noticef(format string, v ...any) {
+	s.l.Debug("nats: " + fmt.Sprintf(format, v...))
+}
+func (s serverLogger) Warnf(format string, v ...any) { s.l.Warn("nats: " + fmt.Sprintf(format, v...)) }
+func (s serverLogger) Errorf(format string, v ...any) {
+	s.l.Error("nats: " + fmt.Sprintf(format, v...))
+}
+func (s serverLogger) Fatalf(format string, v ...any) {
+	s.l.Error("nats: fatal: " + fmt.Sprintf(format, v...))
+}
+func (s serverLogger) Debugf(format string, v ...any) {}
+func (s serverLogger) Tracef(format string, v ...any) {}

@@ -1,0 +1,416 @@
+package events
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
+)
+
+// backend is where a test's log lives: the embedded server always, and the
+// external NATS named by GATEWAY_NATS_URL when it is set (as in CI).
+type backend struct {
+	name string
+	url  string
+}
+
+func backends() []backend {
+	bs := []backend{{name: "embedded"}}
+	if u := os.Getenv("GATEWAY_NATS_URL"); u != "" {
+		bs = append(bs, backend{name: "external", url: u})
+	}
+	return bs
+}
+
+// forEachBackend runs fn once per backend, as parallel subtests.
+func forEachBackend(t *testing.T, fn func(t *testing.T, be backend)) {
+	t.Helper()
+	for _, be := range backends() {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, be)
+		})
+	}
+}
+
+func randomSuffix() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// config returns a fresh log configuration: its own data directory, and on
+// the external server its own stream and subject prefix, so that parallel
+// tests and parallel CI runs never see each other's events.
+func (be backend) config(t *testing.T) LogConfig {
+	t.Helper()
+	sfx := randomSuffix()
+	cfg := LogConfig{
+		NATSURL: be.url,
+		Stream:  "EVENTS_TEST_" + sfx,
+		Subject: "test" + sfx + ".events",
+	}
+	if be.url == "" {
+		cfg.DataDir = t.TempDir()
+	} else {
+		t.Cleanup(func() { deleteStream(t, be.url, cfg.Stream) })
+	}
+	return cfg
+}
+
+func deleteStream(t *testing.T, url, stream string) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Logf("cleanup: %v", err)
+		return
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := js.DeleteStream(ctx, stream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Logf("cleanup: deleting stream %s: %v", stream, err)
+	}
+}
+
+func (be backend) open(t *testing.T, mutate ...func(*LogConfig)) *Log {
+	t.Helper()
+	cfg := be.config(t)
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	return openLog(t, cfg)
+}
+
+func openLog(t testing.TB, cfg LogConfig) *Log {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l, err := Open(ctx, cfg, WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(bytes.TrimRight(p, "\n")))
+	return len(p), nil
+}
+
+// storedCount is how many messages the stream holds.
+func storedCount(t *testing.T, l *Log) uint64 {
+	t.Helper()
+	info, err := l.streamInfo(context.Background())
+	if err != nil {
+		t.Fatalf("stream info: %v", err)
+	}
+	return info.State.Msgs
+}
+
+// rawEvent builds an upstream event as JSON.
+func rawEvent(typ, accountGroup string) map[string]any {
+	obj := map[string]any{"id": uuid.NewString(), "status": "X"}
+	if accountGroup != "" {
+		obj["account_group_id"] = accountGroup
+	}
+	return map[string]any{
+		"id":         uuid.NewString(),
+		"created_at": time.Now().UTC().Format(time.RFC3339Nano),
+		"type":       typ,
+		"object":     obj,
+		"webhook_id": "9df39835-be87-4243-9018-f2500b39cee6",
+	}
+}
+
+func deliveryBody(t testing.TB, events ...map[string]any) []byte {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{"payload": events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// makeEvents returns n parsed events of the given type and account group.
+func makeEvents(t testing.TB, n int, typ, ag string) []Event {
+	t.Helper()
+	raws := make([]map[string]any, n)
+	for i := range raws {
+		raws[i] = rawEvent(typ, ag)
+	}
+	evs, err := ParseDelivery(deliveryBody(t, raws...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+func mustAppend(t testing.TB, l *Log, evs []Event) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := l.Append(ctx, evs); err != nil {
+		t.Fatalf("Append: %v", err)
+	}
+}
+
+// sub is a running Watch whose messages arrive on msgs.
+type sub struct {
+	msgs   chan Message
+	done   chan error
+	cancel context.CancelFunc
+}
+
+const testHeartbeat = 100 * time.Millisecond
+
+// startWatch runs Watch and waits for its first message, the heartbeat that
+// says the subscription is in place.
+func startWatch(t *testing.T, l *Log, f Filter, token string, opts ...WatchOption) *sub {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &sub{msgs: make(chan Message, 10000), done: make(chan error, 1), cancel: cancel}
+	opts = append([]WatchOption{WithHeartbeat(testHeartbeat)}, opts...)
+	go func() {
+		s.done <- l.Watch(ctx, f, token, func(m Message) error {
+			select {
+			case s.msgs <- m:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}, opts...)
+	}()
+	t.Cleanup(cancel)
+	select {
+	case m := <-s.msgs:
+		if m.Event != nil || m.Token == "" {
+			t.Fatalf("first message = %+v, want a heartbeat with a token", m)
+		}
+	case err := <-s.done:
+		t.Fatalf("Watch ended before its first heartbeat: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no first heartbeat")
+	}
+	return s
+}
+
+// events collects n events (skipping heartbeats), failing on timeout.
+func (s *sub) events(t *testing.T, n int) []Message {
+	t.Helper()
+	var out []Message
+	deadline := time.After(15 * time.Second)
+	for len(out) < n {
+		select {
+		case m := <-s.msgs:
+			if m.Event != nil {
+				out = append(out, m)
+			}
+		case err := <-s.done:
+			t.Fatalf("Watch ended after %d of %d events: %v", len(out), n, err)
+		case <-deadline:
+			t.Fatalf("got %d of %d events", len(out), n)
+		}
+	}
+	return out
+}
+
+// quiet fails if an event arrives within d.
+func (s *sub) quiet(t *testing.T, d time.Duration) {
+	t.Helper()
+	deadline := time.After(d)
+	for {
+		select {
+		case m := <-s.msgs:
+			if m.Event != nil {
+				t.Fatalf("unexpected event %s %s", m.Event.Type, m.Event.ID)
+			}
+		case err := <-s.done:
+			t.Fatalf("Watch ended: %v", err)
+		case <-deadline:
+			return
+		}
+	}
+}
+
+// heartbeat waits for the next heartbeat, failing on an event.
+func (s *sub) heartbeat(t *testing.T) Message {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case m := <-s.msgs:
+			if m.Event != nil {
+				t.Fatalf("unexpected event %s %s", m.Event.Type, m.Event.ID)
+			}
+			return m
+		case err := <-s.done:
+			t.Fatalf("Watch ended: %v", err)
+		case <-deadline:
+			t.Fatal("no heartbeat")
+		}
+	}
+}
+
+// stop cancels the Watch and waits for it to return.
+func (s *sub) stop(t *testing.T) {
+	t.Helper()
+	s.cancel()
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Watch did not return after cancel")
+	}
+}
+
+func (s *sub) wantEnd(t *testing.T, want error) {
+	t.Helper()
+	select {
+	case err := <-s.done:
+		if !errors.Is(err, want) {
+			t.Fatalf("Watch = %v, want %v", err, want)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("Watch did not end with %v", want)
+	}
+}
+
+func ids(evs []Event) []string {
+	out := make([]string, len(evs))
+	for i := range evs {
+		out[i] = evs[i].ID
+	}
+	return out
+}
+
+func msgIDs(ms []Message) []string {
+	out := make([]string, len(ms))
+	for i := range ms {
+		out[i] = ms[i].Event.ID
+	}
+	return out
+}
+
+func equalIDs(t *testing.T, got, want []string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d events, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("event %d = %s, want %s", i, got[i], want[i])
+		}
+	}
+}
+
+// testSigner signs deliveries as Upvest does.
+type testSigner struct {
+	kid    string
+	signer *httpsig.Signer
+	pub    crypto.PublicKey
+	key    crypto.Signer
+}
+
+func newTestSigner(t testing.TB, kid string, version int) *testSigner {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := httpsig.NewSigner(key, kid, httpsig.WithVersion(version))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testSigner{kid: kid, signer: s, pub: key.Public(), key: key}
+}
+
+// keySource serves fixed keys and counts fetches.
+type keySource struct {
+	keys  atomic.Pointer[map[string]crypto.PublicKey]
+	calls atomic.Int32
+	fail  atomic.Bool
+}
+
+func newKeySource(signers ...*testSigner) *keySource {
+	ks := &keySource{}
+	m := map[string]crypto.PublicKey{}
+	for _, s := range signers {
+		m[s.kid] = s.pub
+	}
+	ks.keys.Store(&m)
+	return ks
+}
+
+func (ks *keySource) fetch(ctx context.Context) (map[string]crypto.PublicKey, error) {
+	ks.calls.Add(1)
+	if ks.fail.Load() {
+		return nil, errors.New("upstream down")
+	}
+	return *ks.keys.Load(), nil
+}
+
+// post sends body to url, signed by s (nil: unsigned).
+func post(t *testing.T, url string, s *testSigner, body []byte) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if s != nil {
+		if err := s.signer.Sign(req, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return do(t, req)
+}
+
+func do(t *testing.T, req *http.Request) (int, string) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+			t.Errorf("error answer Content-Type = %q", ct)
+		}
+	}
+	return resp.StatusCode, b.String()
+}
+
+func tokenSeq(t *testing.T, tok string) uint64 {
+	t.Helper()
+	p, err := decodeToken(tok)
+	if err != nil {
+		t.Fatalf("decoding token %q: %v", tok, err)
+	}
+	return p.seq
+}

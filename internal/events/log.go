@@ -1,0 +1,244 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+var (
+	// ErrClosed is returned by a Log that has been closed, and ends its
+	// subscriptions.
+	ErrClosed = errors.New("events: log closed")
+	// ErrUnavailable wraps failures to reach the log (NATS down, no
+	// JetStream, timeouts). Callers answer 503 / UNAVAILABLE: retrying later
+	// is safe.
+	ErrUnavailable = errors.New("events: log unavailable")
+)
+
+// publishTimeout bounds how long an unacknowledged publish is tracked when
+// the caller's context has no deadline.
+const publishTimeout = 30 * time.Second
+
+// Log is the event log: one JetStream stream. It is safe for concurrent use.
+type Log struct {
+	cfg    LogConfig
+	logger *slog.Logger
+	srv    *server.Server // nil with an external NATS
+	nc     *nats.Conn
+	js     jetstream.JetStream
+
+	// multiFilter caches whether the server takes several filter subjects
+	// per consumer (NATS >= 2.10): 0 unknown, 1 yes, 2 no.
+	multiFilter atomic.Int32
+
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+// Open starts (or connects to) NATS and creates or updates the stream, so
+// the log is ready to take events when Open returns.
+func Open(ctx context.Context, cfg LogConfig, opts ...LogOption) (*Log, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	o := logOptions{logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, opt := range opts {
+		opt.applyLog(&o)
+	}
+	l := &Log{cfg: cfg, logger: o.logger, closed: make(chan struct{})}
+
+	if cfg.NATSURL == "" {
+		l.srv, l.nc, err = startEmbedded(ctx, cfg, o.logger)
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		natsOpts := append([]nats.Option{
+			nats.Name("upvest-gateway"),
+			nats.MaxReconnects(-1), // a NATS outage is temporary: Append answers 503 meanwhile
+			nats.ReconnectWait(time.Second),
+			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+				if err != nil {
+					o.logger.Warn("events: disconnected from NATS", "err", err)
+				}
+			}),
+			nats.ReconnectHandler(func(*nats.Conn) { o.logger.Info("events: reconnected to NATS") }),
+		}, o.natsOpts...)
+		if d, ok := ctx.Deadline(); ok && time.Until(d) > 0 {
+			natsOpts = append(natsOpts, nats.Timeout(time.Until(d)))
+		}
+		l.nc, err = nats.Connect(cfg.NATSURL, natsOpts...)
+		if err != nil {
+			// nats errors do not echo the URL, which may hold credentials.
+			return nil, fmt.Errorf("%w: connecting to NATS: %w", ErrUnavailable, err)
+		}
+	}
+	l.js, err = jetstream.New(l.nc, jetstream.WithPublishAsyncTimeout(publishTimeout))
+	if err == nil {
+		err = l.ensureStream(ctx)
+	}
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// ensureStream creates the stream or brings its limits up to date. Every
+// replica does this at start-up; the stream is shared, so the last one
+// started sets the limits.
+func (l *Log) ensureStream(ctx context.Context) error {
+	sc := jetstream.StreamConfig{
+		Name:        l.cfg.Stream,
+		Description: "Upvest webhook events, de-duplicated on event id (upvest-gateway)",
+		Subjects:    []string{l.cfg.Subject + ".>"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      l.cfg.MaxAge,
+		MaxBytes:    l.cfg.MaxBytes,
+		Duplicates:  l.cfg.DuplicateWindow,
+		Replicas:    l.cfg.Replicas,
+	}
+	s, err := l.js.CreateOrUpdateStream(ctx, sc)
+	if err != nil {
+		return fmt.Errorf("%w: creating stream %s: %w", ErrUnavailable, l.cfg.Stream, err)
+	}
+	info := s.CachedInfo()
+	l.logger.Info("events: log ready",
+		"stream", l.cfg.Stream, "subject", l.cfg.Subject+".>", "embedded", l.srv != nil,
+		"max_age", l.cfg.MaxAge, "max_bytes", l.cfg.MaxBytes, "duplicate_window", l.cfg.DuplicateWindow,
+		"messages", info.State.Msgs)
+	return nil
+}
+
+// Config returns the configuration in effect, defaults filled in.
+func (l *Log) Config() LogConfig { return l.cfg }
+
+// Append stores events, each under its subject with Nats-Msg-Id = event id,
+// and returns nil only when every one is acknowledged by JetStream. An event
+// already stored within the duplicate window is acknowledged as a duplicate
+// and counts as stored: upstream delivers at least once. The publishes are
+// pipelined, so a batch costs about one round trip.
+//
+// On error some events may be stored and others not; appending the same
+// events again is safe.
+func (l *Log) Append(ctx context.Context, events []Event) error {
+	if l.isClosed() {
+		return ErrClosed
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(events))
+	for i := range events {
+		msg, err := l.message(&events[i])
+		if err != nil {
+			return err
+		}
+		f, err := l.js.PublishMsgAsync(msg, jetstream.WithExpectStream(l.cfg.Stream))
+		if err != nil {
+			return l.unavailable("publishing", err)
+		}
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return l.unavailable("storing", err)
+		case <-ctx.Done():
+			return fmt.Errorf("%w: waiting for acknowledgement: %w", ErrUnavailable, ctx.Err())
+		case <-l.closed:
+			return ErrClosed
+		}
+	}
+	return nil
+}
+
+// message encodes e as the log stores it, reading it back first so that
+// nothing is stored that a subscriber could not decode.
+func (l *Log) message(e *Event) (*nats.Msg, error) {
+	data, err := e.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("events: encoding event: %w", err)
+	}
+	stored, err := parseEvent(data)
+	if err != nil {
+		return nil, fmt.Errorf("events: refusing invalid event: %w", err)
+	}
+	msg := nats.NewMsg(eventSubject(l.cfg.Subject, &stored))
+	msg.Header.Set(jetstream.MsgIDHeader, stored.ID)
+	msg.Data = data
+	return msg, nil
+}
+
+func (l *Log) unavailable(what string, err error) error {
+	if l.isClosed() {
+		return ErrClosed
+	}
+	return fmt.Errorf("%w: %s event: %w", ErrUnavailable, what, err)
+}
+
+// Check reports whether the log can be reached, e.g. for a readiness probe.
+func (l *Log) Check(ctx context.Context) error {
+	if l.isClosed() {
+		return ErrClosed
+	}
+	if _, err := l.streamInfo(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// streamInfo returns the stream's state and identity.
+func (l *Log) streamInfo(ctx context.Context) (*jetstream.StreamInfo, error) {
+	s, err := l.js.Stream(ctx, l.cfg.Stream)
+	if err != nil {
+		if l.isClosed() {
+			return nil, ErrClosed
+		}
+		return nil, fmt.Errorf("%w: stream %s: %w", ErrUnavailable, l.cfg.Stream, err)
+	}
+	return s.CachedInfo(), nil
+}
+
+func (l *Log) identity(info *jetstream.StreamInfo) streamIdentity {
+	return newStreamIdentity(l.cfg.Stream, info.Created.UnixNano())
+}
+
+func (l *Log) isClosed() bool {
+	select {
+	case <-l.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close ends every subscription with ErrClosed, closes the connection and
+// shuts the embedded server down. It is safe to call more than once.
+func (l *Log) Close() error {
+	l.closeOnce.Do(func() {
+		close(l.closed)
+		if l.nc != nil {
+			l.nc.Close()
+		}
+		if l.srv != nil {
+			l.srv.Shutdown()
+			l.srv.WaitForShutdown()
+		}
+	})
+	return nil
+}

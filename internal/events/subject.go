@@ -1,0 +1,128 @@
+package events
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// DefaultSubject is the default subject prefix of the event log.
+const DefaultSubject = "upvest.events"
+
+// noAccountGroup stands in for the account group token of events whose object
+// has none, so every subject has the same number of tokens.
+const noAccountGroup = "_"
+
+// ErrInvalidFilter is returned (wrapped) for a Filter naming an unknown family
+// or type or an account group id that is not a UUID. Callers map it to
+// INVALID_ARGUMENT.
+var ErrInvalidFilter = errors.New("events: invalid filter")
+
+// eventSubject is where an event is stored:
+// <prefix>.<family>.<status>.<account group|_>, lower case.
+func eventSubject(prefix string, e *Event) string {
+	ag := e.AccountGroupID
+	if ag == "" {
+		ag = noAccountGroup
+	}
+	return prefix + "." + strings.ToLower(e.Family()) + "." + strings.ToLower(e.Status()) + "." + ag
+}
+
+// Filter selects events for a subscriber. Types and Families are alternatives
+// (an event matches when its type is in Types or its family in Families);
+// both empty means every type. AccountGroupID, when set, further restricts to
+// that account group.
+type Filter struct {
+	Types          []string // full upstream types, e.g. "TOPUP.SETTLED"
+	Families       []string // e.g. "TOPUP", "DIRECT_DEBIT"
+	AccountGroupID string
+}
+
+// Subjects returns the JetStream filter subjects for f under prefix: one per
+// family and per type not already covered by a family, sorted. Every filter
+// is a subject filter, so JetStream selects the messages and nothing scans
+// on our side. An invalid filter yields an error wrapping ErrInvalidFilter.
+func (f Filter) Subjects(prefix string) ([]string, error) {
+	ag := "*"
+	if f.AccountGroupID != "" {
+		id, ok := canonicalUUID(f.AccountGroupID)
+		if !ok {
+			return nil, fmt.Errorf("%w: account_group_id is not a UUID", ErrInvalidFilter)
+		}
+		ag = id
+	}
+	families := make(map[string]bool, len(f.Families))
+	for _, fam := range f.Families {
+		if !knownFamilies[fam] {
+			return nil, fmt.Errorf("%w: unknown event family %q", ErrInvalidFilter, truncate(fam, 40))
+		}
+		families[fam] = true
+	}
+	var subjects []string
+	for fam := range families {
+		subjects = append(subjects, prefix+"."+strings.ToLower(fam)+".*."+ag)
+	}
+	for _, t := range f.Types {
+		if reason := validType(t); reason != "" {
+			return nil, fmt.Errorf("%w: event type %q: %s", ErrInvalidFilter, truncate(t, 80), reason)
+		}
+		fam, status, _ := strings.Cut(t, ".")
+		if families[fam] {
+			continue // JetStream refuses overlapping filters
+		}
+		subjects = append(subjects, prefix+"."+strings.ToLower(fam)+"."+strings.ToLower(status)+"."+ag)
+	}
+	if len(subjects) == 0 {
+		subjects = append(subjects, prefix+".*.*."+ag)
+	}
+	slices.Sort(subjects)
+	return slices.Compact(subjects), nil
+}
+
+// widen returns one subject filter covering all of subjects (which all come
+// from Filter.Subjects, so have the same number of tokens): tokens that
+// differ become "*". It serves servers older than NATS 2.10, which take only
+// one filter subject per consumer; the exact filter is then applied on our
+// side.
+func widen(subjects []string) string {
+	if len(subjects) == 1 {
+		return subjects[0]
+	}
+	out := strings.Split(subjects[0], ".")
+	for _, s := range subjects[1:] {
+		toks := strings.Split(s, ".")
+		for i := range out {
+			if i >= len(toks) || toks[i] != out[i] {
+				out[i] = "*"
+			}
+		}
+	}
+	return strings.Join(out, ".")
+}
+
+// subjectMatches reports whether subject matches the filter pattern, with
+// NATS wildcards ("*" one token, ">" the rest).
+func subjectMatches(pattern, subject string) bool {
+	for {
+		p, prest, pmore := strings.Cut(pattern, ".")
+		if p == ">" {
+			return subject != ""
+		}
+		s, srest, smore := strings.Cut(subject, ".")
+		if p != "*" && p != s || s == "" {
+			return false
+		}
+		if !pmore || !smore {
+			return pmore == smore
+		}
+		pattern, subject = prest, srest
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
