@@ -1,0 +1,267 @@
+package upvestsim
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
+)
+
+// Config configures a Sim. ClientID, ClientSecret and TenantKeys are
+// required; every other field has a default.
+type Config struct {
+	ClientID, ClientSecret string
+	// TenantKeys maps each signing key id to the public key the tenant signs
+	// with (ECDSA P-256/384/521 or Ed25519).
+	TenantKeys map[string]crypto.PublicKey
+	// WebhookURL, when set, is a pre-registered, enabled subscription for all
+	// event categories, so a test needs no webhook set-up calls.
+	WebhookURL string
+	TokenTTL   time.Duration // default 1799s, as the sandbox answers
+	// Step moves every resource one status forward each period; 0 leaves
+	// transitions to Advance, which keeps tests deterministic.
+	Step      time.Duration
+	Latency   time.Duration // added to every API request
+	FaultRate float64       // 0..1: chance of a random fault per API request
+	// FaultSeed seeds the random faults and the ids for a repeatable run;
+	// 0 picks fresh randomness.
+	FaultSeed int64
+	Logger    *slog.Logger     // request verdicts and deliveries; default discards
+	Now       func() time.Time // default time.Now
+
+	// WebhookBackoffUnit scales the delivery retry schedule 1, 2, 3, 5, 8 …
+	// 600 units (default 1s, as upstream); tests use milliseconds.
+	WebhookBackoffUnit time.Duration
+	// WebhookBatchSize caps the events in one delivery (default 10), on top
+	// of the subscription's max_package_size in bytes.
+	WebhookBatchSize int
+	// WebhookClient sends the deliveries (default: a client with a 10s
+	// timeout).
+	WebhookClient *http.Client
+	// EnableNewWebhooks makes POST /webhooks create enabled subscriptions.
+	// By default they start disabled, as upstream may do, so a client must
+	// enable them with PATCH.
+	EnableNewWebhooks bool
+}
+
+const (
+	defaultTokenTTL       = 1799 * time.Second
+	defaultBackoffUnit    = time.Second
+	defaultBatchSize      = 10
+	defaultWebhookTimeout = 10 * time.Second
+)
+
+// Sim is the simulated Upvest Investment API. It is an http.Handler and safe
+// for concurrent use.
+type Sim struct {
+	cfg        Config
+	log        *slog.Logger
+	tenantKeys httpsig.KeyResolver
+	ids        *idSource
+	faults     *faultState
+	records    recordLog
+
+	webhookKID    string
+	webhookSigner *httpsig.Signer
+	jwks          []byte // GET /auth/verify_keys body
+
+	done      chan struct{} // closed by Close
+	closeOnce sync.Once
+	wg        sync.WaitGroup // step loop and delivery workers
+
+	mu            sync.Mutex // guards everything below
+	tokens        map[string]*accessToken
+	tokenRequests int
+	idem          map[string]*idemEntry
+	effects       map[string]int
+	virtualCash   store[*virtualCash]
+	topups        store[*topup]
+	directDebits  store[*directDebit]
+	withdrawals   store[*withdrawal]
+	active        []stepper // resources not yet in a final status, creation order
+	balances      map[balanceKey]*balance
+	events        []Event
+	lastEventAt   time.Time
+	subs          []*subscription
+	paused        bool
+}
+
+// New checks cfg, generates the webhook signing key, registers the
+// Config.WebhookURL subscription and starts the step loop.
+func New(cfg Config) (*Sim, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	s := &Sim{
+		cfg:        cfg,
+		log:        cfg.Logger,
+		tenantKeys: httpsig.StaticKeys(cfg.TenantKeys),
+		ids:        newIDSource(cfg.FaultSeed),
+		faults:     newFaultState(cfg.FaultRate, cfg.FaultSeed),
+		done:       make(chan struct{}),
+		tokens:     map[string]*accessToken{},
+		idem:       map[string]*idemEntry{},
+		effects:    map[string]int{},
+		balances:   map[balanceKey]*balance{},
+	}
+	if err := s.initWebhookKey(); err != nil {
+		return nil, err
+	}
+	if cfg.WebhookURL != "" {
+		s.mu.Lock()
+		s.addSubscription(webhookJSON{
+			Title:   "upvestsim",
+			URL:     cfg.WebhookURL,
+			Enabled: true,
+			Type:    []string{categoryAll},
+			Config:  defaultWebhookConfig(),
+		})
+		s.mu.Unlock()
+	}
+	if cfg.Step > 0 {
+		s.wg.Add(1)
+		go s.stepLoop(cfg.Step)
+	}
+	return s, nil
+}
+
+func (cfg *Config) check() error {
+	switch {
+	case cfg.ClientID == "":
+		return errors.New("upvestsim: Config.ClientID is required")
+	case cfg.ClientSecret == "":
+		return errors.New("upvestsim: Config.ClientSecret is required")
+	case len(cfg.TenantKeys) == 0:
+		return errors.New("upvestsim: Config.TenantKeys needs at least one key")
+	case cfg.FaultRate < 0 || cfg.FaultRate > 1:
+		return fmt.Errorf("upvestsim: Config.FaultRate %v is outside 0..1", cfg.FaultRate)
+	case cfg.TokenTTL < 0, cfg.Step < 0, cfg.Latency < 0, cfg.WebhookBackoffUnit < 0, cfg.WebhookBatchSize < 0:
+		return errors.New("upvestsim: Config durations and sizes must not be negative")
+	}
+	for id, k := range cfg.TenantKeys {
+		if !supportedKey(k) {
+			return fmt.Errorf("upvestsim: tenant key %q: want an ECDSA P-256/P-384/P-521 or Ed25519 public key, got %T", id, k)
+		}
+	}
+	if cfg.WebhookURL != "" {
+		if err := checkWebhookURL(cfg.WebhookURL); err != nil {
+			return fmt.Errorf("upvestsim: Config.WebhookURL: %w", err)
+		}
+	}
+	return nil
+}
+
+func (cfg *Config) setDefaults() {
+	if cfg.TokenTTL == 0 {
+		cfg.TokenTTL = defaultTokenTTL
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.WebhookBackoffUnit == 0 {
+		cfg.WebhookBackoffUnit = defaultBackoffUnit
+	}
+	if cfg.WebhookBatchSize == 0 {
+		cfg.WebhookBatchSize = defaultBatchSize
+	}
+	if cfg.WebhookClient == nil {
+		cfg.WebhookClient = &http.Client{Timeout: defaultWebhookTimeout}
+	}
+}
+
+func supportedKey(k crypto.PublicKey) bool {
+	switch k := k.(type) {
+	case *ecdsa.PublicKey:
+		return k != nil && (k.Curve == elliptic.P256() || k.Curve == elliptic.P384() || k.Curve == elliptic.P521())
+	case ed25519.PublicKey:
+		return len(k) == ed25519.PublicKeySize
+	}
+	return false
+}
+
+func checkWebhookURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute http(s) URL", raw)
+	}
+	return nil
+}
+
+// initWebhookKey makes the P-521 key deliveries are signed with, as Upvest
+// documents, and renders the JWKS clients fetch to verify them.
+func (s *Sim) initWebhookKey() error {
+	key, err := ecdsa.GenerateKey(elliptic.P521(), crand.Reader)
+	if err != nil {
+		return fmt.Errorf("upvestsim: webhook key: %w", err)
+	}
+	s.webhookKID = s.ids.uuid()
+	if s.webhookSigner, err = httpsig.NewSigner(key, s.webhookKID, httpsig.WithVersion(6)); err != nil {
+		return fmt.Errorf("upvestsim: webhook signer: %w", err)
+	}
+	jwk, err := httpsig.NewJWK(s.webhookKID, &key.PublicKey)
+	if err != nil {
+		return fmt.Errorf("upvestsim: webhook JWK: %w", err)
+	}
+	if s.jwks, err = json.Marshal(httpsig.JWKS{Keys: []httpsig.JWK{jwk}}); err != nil {
+		return fmt.Errorf("upvestsim: webhook JWKS: %w", err)
+	}
+	return nil
+}
+
+// WebhookKeyID is the kid of the key that signs webhook deliveries.
+func (s *Sim) WebhookKeyID() string { return s.webhookKID }
+
+// Close stops status transitions and webhook delivery, aborting deliveries
+// in progress, and waits for its goroutines. The Sim keeps answering API
+// requests.
+func (s *Sim) Close() {
+	s.closeOnce.Do(func() {
+		close(s.done)
+		s.mu.Lock()
+		for _, sub := range s.subs {
+			sub.cancel()
+		}
+		s.mu.Unlock()
+		s.wg.Wait()
+	})
+}
+
+// now is the simulator clock in UTC at the microsecond precision timestamps
+// are rendered with, so stored and rendered times compare equal.
+func (s *Sim) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Microsecond) }
+
+// sleep waits d unless ctx ends first; it reports whether the full time
+// passed. Requests sleep on their own context (a client that gives up ends
+// the wait), deliveries on their subscription's (ended by Close).
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
