@@ -150,6 +150,24 @@ func deref(v *string) string {
 	return *v
 }
 
+// checker is a request body type that validates its decoded fields.
+type checker[T any] interface {
+	*T
+	check(f *fields)
+}
+
+// decodeRequest decodes a JSON request body into T and validates it: every
+// body goes through the same strict decoding and field checks.
+func decodeRequest[T any, PT checker[T]](contentType string, body []byte) (T, *problem) {
+	var req T
+	if p := decodeJSON(contentType, body, &req); p != nil {
+		return req, p
+	}
+	var f fields
+	PT(&req).check(&f)
+	return req, f.problem()
+}
+
 // virtualCashRequest is the body of POST /virtual_cash_balances/{increases,decreases}.
 type virtualCashRequest struct {
 	AccountGroupID *string `json:"account_group_id"`
@@ -157,16 +175,10 @@ type virtualCashRequest struct {
 	Currency       *string `json:"currency"`
 }
 
-func decodeVirtualCash(contentType string, body []byte) (virtualCashRequest, *problem) {
-	var req virtualCashRequest
-	if p := decodeJSON(contentType, body, &req); p != nil {
-		return req, p
-	}
-	var f fields
-	f.uuid("account_group_id", req.AccountGroupID)
-	f.amount("amount", req.Amount)
-	f.currency("currency", req.Currency)
-	return req, f.problem()
+func (r *virtualCashRequest) check(f *fields) {
+	f.uuid("account_group_id", r.AccountGroupID)
+	f.amount("amount", r.Amount)
+	f.currency("currency", r.Currency)
 }
 
 // topupRequest is the body of POST /payments/topups.
@@ -176,16 +188,10 @@ type topupRequest struct {
 	Currency       *string `json:"currency"`
 }
 
-func decodeTopup(contentType string, body []byte) (topupRequest, *problem) {
-	var req topupRequest
-	if p := decodeJSON(contentType, body, &req); p != nil {
-		return req, p
-	}
-	var f fields
-	f.uuid("account_group_id", req.AccountGroupID)
-	f.amount("cash_amount", req.CashAmount)
-	f.currency("currency", req.Currency)
-	return req, f.problem()
+func (r *topupRequest) check(f *fields) {
+	f.uuid("account_group_id", r.AccountGroupID)
+	f.amount("cash_amount", r.CashAmount)
+	f.currency("currency", r.Currency)
 }
 
 // directDebitRequest is the body of POST /payments/direct_debits.
@@ -197,18 +203,12 @@ type directDebitRequest struct {
 	RemittanceInformation *string `json:"remittance_information"`
 }
 
-func decodeDirectDebit(contentType string, body []byte) (directDebitRequest, *problem) {
-	var req directDebitRequest
-	if p := decodeJSON(contentType, body, &req); p != nil {
-		return req, p
-	}
-	var f fields
-	f.uuid("user_id", req.UserID)
-	f.uuid("account_group_id", req.AccountGroupID)
-	f.uuid("mandate_id", req.MandateID)
-	f.amount("cash_amount", req.CashAmount)
-	f.remittance("remittance_information", req.RemittanceInformation)
-	return req, f.problem()
+func (r *directDebitRequest) check(f *fields) {
+	f.uuid("user_id", r.UserID)
+	f.uuid("account_group_id", r.AccountGroupID)
+	f.uuid("mandate_id", r.MandateID)
+	f.amount("cash_amount", r.CashAmount)
+	f.remittance("remittance_information", r.RemittanceInformation)
 }
 
 // withdrawalRequest is the body of POST /payments/withdrawals.
@@ -220,16 +220,10 @@ type withdrawalRequest struct {
 	RemittanceInformation *string `json:"remittance_information"`
 }
 
-func decodeWithdrawal(contentType string, body []byte) (withdrawalRequest, *problem) {
-	var req withdrawalRequest
-	if p := decodeJSON(contentType, body, &req); p != nil {
-		return req, p
-	}
-	var f fields
-	f.uuid("reference_account_id", req.ReferenceAccountID)
-	f.uuid("account_group_id", req.AccountGroupID)
-	f.uuid("user_id", req.UserID)
-	f.amount("amount", req.Amount)
-	f.remittance("remittance_information", req.RemittanceInformation)
-	return req, f.problem()
+func (r *withdrawalRequest) check(f *fields) {
+	f.uuid("reference_account_id", r.ReferenceAccountID)
+	f.uuid("account_group_id", r.AccountGroupID)
+	f.uuid("user_id", r.UserID)
+	f.amount("amount", r.Amount)
+	f.remittance("remittance_information", r.RemittanceInformation)
 }

@@ -54,7 +54,7 @@ func (d *directDebit) step(s *Sim) (final bool) {
 
 // createDirectDebit is POST /payments/direct_debits.
 func (s *Sim) createDirectDebit(c *call) (*reply, error) {
-	req, p := decodeDirectDebit(c.r.Header.Get("Content-Type"), c.body)
+	req, p := decodeRequest[directDebitRequest](c.r.Header.Get("Content-Type"), c.body)
 	if p != nil {
 		return nil, p
 	}

@@ -28,7 +28,7 @@ func FuzzDecodeBodies(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body string) {
 		const ct = "application/json"
-		if req, p := decodeVirtualCash(ct, []byte(body)); p == nil {
+		if req, p := decodeRequest[virtualCashRequest](ct, []byte(body)); p == nil {
 			checkUUID(t, *req.AccountGroupID)
 			checkAmount(t, *req.Amount)
 			if !isSupportedCurrency(*req.Currency) {
@@ -37,11 +37,11 @@ func FuzzDecodeBodies(f *testing.F) {
 		} else if p.status != http.StatusBadRequest {
 			t.Fatalf("status %d", p.status)
 		}
-		if req, p := decodeTopup(ct, []byte(body)); p == nil {
+		if req, p := decodeRequest[topupRequest](ct, []byte(body)); p == nil {
 			checkUUID(t, *req.AccountGroupID)
 			checkAmount(t, *req.CashAmount)
 		}
-		if req, p := decodeDirectDebit(ct, []byte(body)); p == nil {
+		if req, p := decodeRequest[directDebitRequest](ct, []byte(body)); p == nil {
 			checkUUID(t, *req.UserID)
 			checkUUID(t, *req.MandateID)
 			checkAmount(t, *req.CashAmount)
@@ -49,16 +49,16 @@ func FuzzDecodeBodies(f *testing.F) {
 				t.Fatalf("accepted remittance %q", r)
 			}
 		}
-		if req, p := decodeWithdrawal(ct, []byte(body)); p == nil {
+		if req, p := decodeRequest[withdrawalRequest](ct, []byte(body)); p == nil {
 			checkUUID(t, *req.ReferenceAccountID)
 			checkAmount(t, *req.Amount)
 		}
-		if req, p := decodeWebhookCreate(ct, []byte(body)); p == nil {
+		if req, p := decodeRequest[webhookCreate](ct, []byte(body)); p == nil {
 			if req.Title == nil || req.URL == nil || checkWebhookURL(*req.URL) != nil {
 				t.Fatalf("accepted webhook %+v", req)
 			}
 		}
-		if req, p := decodeWebhookUpdate(ct, []byte(body)); p == nil {
+		if req, p := decodeRequest[webhookRequest](ct, []byte(body)); p == nil {
 			for _, c := range req.Type {
 				if !slices.Contains(webhookCategories, c) {
 					t.Fatalf("accepted category %q", c)

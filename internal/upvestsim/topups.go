@@ -55,7 +55,7 @@ func (t *topup) step(s *Sim) (final bool) {
 // createTopup is POST /payments/topups. A top-up is created CONFIRMED and is
 // tradable at once, but pending settlement.
 func (s *Sim) createTopup(c *call) (*reply, error) {
-	req, p := decodeTopup(c.r.Header.Get("Content-Type"), c.body)
+	req, p := decodeRequest[topupRequest](c.r.Header.Get("Content-Type"), c.body)
 	if p != nil {
 		return nil, p
 	}

@@ -82,7 +82,7 @@ func (s *Sim) createVirtualCashDecrease(c *call) (*reply, error) {
 // createVirtualCash is POST /virtual_cash_balances/{increases,decreases}.
 // It answers 202: the change is only ISSUED, and applied on a later step.
 func (s *Sim) createVirtualCash(c *call, increase bool) (*reply, error) {
-	req, p := decodeVirtualCash(c.r.Header.Get("Content-Type"), c.body)
+	req, p := decodeRequest[virtualCashRequest](c.r.Header.Get("Content-Type"), c.body)
 	if p != nil {
 		return nil, p
 	}

@@ -127,8 +127,7 @@ type webhookConfigRequest struct {
 	MaxPackageSize *int    `json:"max_package_size"`
 }
 
-// webhookRequest is the body of POST /webhooks and PATCH /webhooks/{id}
-// (enabled only in the latter).
+// webhookRequest is the body of PATCH /webhooks/{id}: every field optional.
 type webhookRequest struct {
 	Title   *string               `json:"title"`
 	URL     *string               `json:"url"`
@@ -137,7 +136,8 @@ type webhookRequest struct {
 	Config  *webhookConfigRequest `json:"config"`
 }
 
-// webhookCreate is the POST /webhooks body: the same fields minus enabled.
+// webhookCreate is the body of POST /webhooks: title and url required, no
+// enabled (new subscriptions start as the Sim is configured).
 type webhookCreate struct {
 	Title  *string               `json:"title"`
 	URL    *string               `json:"url"`
@@ -145,27 +145,15 @@ type webhookCreate struct {
 	Config *webhookConfigRequest `json:"config"`
 }
 
-func decodeWebhookCreate(contentType string, body []byte) (webhookRequest, *problem) {
-	var req webhookCreate
-	if p := decodeJSON(contentType, body, &req); p != nil {
-		return webhookRequest{}, p
-	}
-	full := webhookRequest{Title: req.Title, URL: req.URL, Type: req.Type, Config: req.Config}
-	var f fields
-	f.present("title", req.Title, true)
-	f.present("url", req.URL, true)
-	full.check(&f)
-	return full, f.problem()
+func (req *webhookCreate) update() webhookRequest {
+	return webhookRequest{Title: req.Title, URL: req.URL, Type: req.Type, Config: req.Config}
 }
 
-func decodeWebhookUpdate(contentType string, body []byte) (webhookRequest, *problem) {
-	var req webhookRequest
-	if p := decodeJSON(contentType, body, &req); p != nil {
-		return req, p
-	}
-	var f fields
-	req.check(&f)
-	return req, f.problem()
+func (req *webhookCreate) check(f *fields) {
+	f.present("title", req.Title, true)
+	f.present("url", req.URL, true)
+	u := req.update()
+	u.check(f)
 }
 
 // check validates the fields that are present.
@@ -225,12 +213,13 @@ func (req *webhookRequest) apply(w *webhookJSON) {
 // createWebhook is POST /webhooks. New subscriptions start disabled unless
 // Config.EnableNewWebhooks, as upstream may create them.
 func (s *Sim) createWebhook(c *call) (*reply, error) {
-	req, p := decodeWebhookCreate(c.r.Header.Get("Content-Type"), c.body)
+	req, p := decodeRequest[webhookCreate](c.r.Header.Get("Content-Type"), c.body)
 	if p != nil {
 		return nil, p
 	}
 	w := webhookJSON{Enabled: s.cfg.EnableNewWebhooks, Type: []string{categoryAll}, Config: defaultWebhookConfig()}
-	req.apply(&w)
+	u := req.update()
+	u.apply(&w)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sub := s.addSubscription(w)
@@ -278,7 +267,7 @@ func (s *Sim) getWebhook(c *call) (*reply, error) {
 // updateWebhook is PATCH /webhooks/{webhook_id}. Enabling a subscription
 // resumes its deliveries; events emitted while it was disabled are not sent.
 func (s *Sim) updateWebhook(c *call) (*reply, error) {
-	req, p := decodeWebhookUpdate(c.r.Header.Get("Content-Type"), c.body)
+	req, p := decodeRequest[webhookRequest](c.r.Header.Get("Content-Type"), c.body)
 	if p != nil {
 		return nil, p
 	}

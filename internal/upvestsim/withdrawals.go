@@ -55,7 +55,7 @@ func (w *withdrawal) step(s *Sim) (final bool) {
 // available for withdrawal (else 422) and is reserved at once, so two
 // withdrawals cannot spend the same money.
 func (s *Sim) createWithdrawal(c *call) (*reply, error) {
-	req, p := decodeWithdrawal(c.r.Header.Get("Content-Type"), c.body)
+	req, p := decodeRequest[withdrawalRequest](c.r.Header.Get("Content-Type"), c.body)
 	if p != nil {
 		return nil, p
 	}
