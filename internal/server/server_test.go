@@ -314,11 +314,12 @@ func TestGracefulShutdown(t *testing.T) {
 	g := servertest.Start(t)
 	g.Sim.InjectFault(upvestsim.Fault{Kind: upvestsim.FaultLatency, Method: http.MethodGet, PathPrefix: "/payments/topups/", Count: 2, Delay: 500 * time.Millisecond})
 
+	ctx := ctxT(t)
 	var wg sync.WaitGroup
 	var grpcErr error
 	var restStatus int
 	wg.Go(func() {
-		_, grpcErr = g.Topups().GetTopup(context.Background(), &gatewayv1.GetTopupRequest{TopupId: uuid.NewString()})
+		_, grpcErr = g.Topups().GetTopup(ctx, &gatewayv1.GetTopupRequest{TopupId: uuid.NewString()})
 	})
 	wg.Go(func() {
 		res, err := g.HTTP.Get(g.BaseURL + "/v1/payments/topups/" + uuid.NewString())
@@ -357,8 +358,9 @@ func TestShutdownTimeout(t *testing.T) {
 	g := servertest.Start(t, servertest.WithServerOptions(server.WithShutdownTimeout(200*time.Millisecond)))
 	g.Sim.InjectFault(upvestsim.Fault{Kind: upvestsim.FaultLatency, Method: http.MethodGet, PathPrefix: "/payments/topups/", Delay: 10 * time.Second})
 	errc := make(chan error, 1)
+	ctx := ctxT(t)
 	go func() {
-		_, err := g.Topups().GetTopup(context.Background(), &gatewayv1.GetTopupRequest{TopupId: uuid.NewString()})
+		_, err := g.Topups().GetTopup(ctx, &gatewayv1.GetTopupRequest{TopupId: uuid.NewString()})
 		errc <- err
 	}()
 	waitUntil(t, func() bool { return g.Sim.TokenRequests() > 0 })

@@ -34,7 +34,7 @@ func create[B, T any](ctx context.Context, c *core, requestID string, check func
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	return invoke(ctx, key, func(ctx context.Context, o ...upstream.CallOption) (*T, error) {
+	return invoke(ctx, c, key, func(ctx context.Context, o ...upstream.CallOption) (*T, error) {
 		return fn(ctx, body, o...)
 	})
 }
@@ -48,7 +48,7 @@ func get[T any](ctx context.Context, c *core, field, id string,
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	return invoke(ctx, "", func(ctx context.Context, o ...upstream.CallOption) (*T, error) {
+	return invoke(ctx, c, "", func(ctx context.Context, o ...upstream.CallOption) (*T, error) {
 		return fn(ctx, id, o...)
 	})
 }
@@ -62,7 +62,7 @@ func cancel(ctx context.Context, c *core, field, id string,
 	if err := v.err(); err != nil {
 		return err
 	}
-	_, err := invoke(ctx, "", func(ctx context.Context, o ...upstream.CallOption) (struct{}, error) {
+	_, err := invoke(ctx, c, "", func(ctx context.Context, o ...upstream.CallOption) (struct{}, error) {
 		return struct{}{}, fn(ctx, id, o...)
 	})
 	return err
@@ -78,7 +78,7 @@ func list[T, P any](ctx context.Context, c *core, req listRequest,
 	if err := v.err(); err != nil {
 		return page[P]{}, err
 	}
-	l, err := invoke(ctx, "", func(ctx context.Context, o ...upstream.CallOption) (*upstream.List[T], error) {
+	l, err := invoke(ctx, c, "", func(ctx context.Context, o ...upstream.CallOption) (*upstream.List[T], error) {
 		return fn(ctx, req.GetAccountGroupId(), params, o...)
 	})
 	if err != nil {
@@ -87,12 +87,14 @@ func list[T, P any](ctx context.Context, c *core, req listRequest,
 	return nextPage(l, params.Offset, scope, conv), nil
 }
 
-// invoke makes the upstream call with key (if any) as its idempotency key,
-// returns the key and the upvest-request-id in the response header metadata
-// whatever the outcome, and translates a failure into a gRPC status.
-func invoke[T any](ctx context.Context, key string, fn func(context.Context, ...upstream.CallOption) (T, error)) (T, error) {
+// invoke makes the upstream call with the RPC's configured call options and
+// key (if any) as its idempotency key, returns the key and the
+// upvest-request-id in the response header metadata whatever the outcome, and
+// translates a failure into a gRPC status.
+func invoke[T any](ctx context.Context, c *core, key string, fn func(context.Context, ...upstream.CallOption) (T, error)) (T, error) {
 	var info upstream.ResponseInfo
-	opts := []upstream.CallOption{upstream.WithResponseInfo(&info)}
+	method, _ := grpc.Method(ctx)
+	opts := append(c.opts.callOptions(method), upstream.WithResponseInfo(&info))
 	if key != "" {
 		opts = append(opts, upstream.WithIdempotencyKey(key))
 	}

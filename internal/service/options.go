@@ -1,6 +1,10 @@
 package service
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/upvest-gateway/gateway/internal/upstream"
+)
 
 // DefaultCurrencies are the currencies accepted when no WithCurrencies option
 // is given. Upvest's current API knows only EUR; later versions add more, so
@@ -13,6 +17,9 @@ type Option func(*options)
 type options struct {
 	currencies   map[string]bool
 	currencyList string // for messages: "EUR, GBP"
+	// callOpts holds per-method upstream call options by full gRPC method
+	// name; "" applies to every method.
+	callOpts map[string][]upstream.CallOption
 }
 
 func newOptions(opts []Option) options {
@@ -44,4 +51,27 @@ func WithCurrencies(codes ...string) Option {
 		}
 		o.currencyList = strings.Join(list, ", ")
 	}
+}
+
+// WithCallOptions adds upstream call options (e.g. upstream.WithCallRetry)
+// to the upstream calls of one RPC, named by its full method name such as
+// gatewayv1.TopupService_CreateTopup_FullMethodName, or of every RPC when
+// method is "". Options for every RPC come first, so a method's own win.
+// The idempotency key and the response info are the handlers' own and are
+// applied last.
+func WithCallOptions(method string, opts ...upstream.CallOption) Option {
+	return func(o *options) {
+		if o.callOpts == nil {
+			o.callOpts = map[string][]upstream.CallOption{}
+		}
+		o.callOpts[method] = append(o.callOpts[method], opts...)
+	}
+}
+
+// callOptions are the configured options for method.
+func (o *options) callOptions(method string) []upstream.CallOption {
+	if len(o.callOpts) == 0 {
+		return nil
+	}
+	return append(append([]upstream.CallOption(nil), o.callOpts[""]...), o.callOpts[method]...)
 }

@@ -168,7 +168,9 @@ func TestUpstreamErrors(t *testing.T) {
 				var wg sync.WaitGroup
 				defer wg.Wait()
 				wg.Go(func() {
-					_, err := g.Topups().CreateTopup(context.Background(), req)
+					ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+					defer cancel()
+					_, err := g.Topups().CreateTopup(ctx, req)
 					if err != nil {
 						t.Errorf("the first call failed: %v", err)
 					}
@@ -282,5 +284,32 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("timed out waiting")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestPerMethodCallOptions: call options configured for one RPC apply to
+// its upstream calls only.
+func TestPerMethodCallOptions(t *testing.T) {
+	g := servertest.Start(t, servertest.WithServerOptions(server.WithServiceOptions(
+		service.WithCallOptions(gatewayv1.TopupService_GetTopup_FullMethodName, upstream.WithCallRetry(upstream.RetryPolicy{MaxAttempts: 1})))))
+	id, ag := uuid.NewString(), uuid.NewString()
+
+	g.Sim.InjectFault(upvestsim.Fault{Kind: upvestsim.Fault503, Method: http.MethodGet, PathPrefix: "/payments/topups/"})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := g.Topups().GetTopup(ctx, &gatewayv1.GetTopupRequest{TopupId: id})
+	if status.Code(err) != codes.Unavailable {
+		t.Errorf("GetTopup without retries: %v, want Unavailable", err)
+	}
+	if n := len(simRequests(g, http.MethodGet, "/payments/topups/"+id)); n != 1 {
+		t.Errorf("GetTopup made %d attempts, want 1", n)
+	}
+
+	g.Sim.InjectFault(upvestsim.Fault{Kind: upvestsim.Fault503, Method: http.MethodGet, PathPrefix: "/account_groups/"})
+	if _, err := g.Topups().ListTopups(ctx, &gatewayv1.ListTopupsRequest{AccountGroupId: ag}); err != nil {
+		t.Errorf("ListTopups, which keeps the default retries: %v", err)
+	}
+	if n := len(simRequests(g, http.MethodGet, "/account_groups/"+ag+"/payments/topups")); n != 2 {
+		t.Errorf("ListTopups made %d attempts, want 2", n)
 	}
 }

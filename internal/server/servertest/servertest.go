@@ -174,6 +174,9 @@ func Start(t testing.TB, opts ...Option) *Gateway {
 	g.Sim, g.SimURL = sim, simSrv.URL
 	t.Cleanup(func() {
 		sim.Close()
+		// Close waits for requests in progress; a test may leave one
+		// stuck in an injected delay.
+		simSrv.CloseClientConnections()
 		simSrv.Close()
 	})
 
