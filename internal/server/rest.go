@@ -47,7 +47,9 @@ func newRESTMux(conn *grpc.ClientConn) (*runtime.ServeMux, error) {
 		runtime.WithDisableHTTPMethodOverride(),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{
 			Marshaler: &runtime.JSONPb{
-				MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
+				// Upvest's own field names (account_group_id, cash_amount), so the
+				// REST face reads like the API it fronts; either spelling is accepted.
+				MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true, UseProtoNames: true},
 				UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 			},
 		}),
