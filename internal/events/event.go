@@ -31,8 +31,9 @@ var knownFamilies = map[string]bool{
 	FamilyCashBalance:         true,
 }
 
-// maxStatusLen bounds the status part of a type; upstream's longest is 9.
-const maxStatusLen = 64
+// maxWordLen bounds each part of a type; upstream's longest is 26
+// (INTRADAY_ACCOUNT_VALUATION).
+const maxWordLen = 64
 
 // Event is one upstream webhook event.
 type Event struct {
@@ -111,7 +112,7 @@ func (e *DeliveryError) Error() string {
 }
 
 // ParseDelivery parses a webhook body {"payload": [event, ...]} and validates
-// every event: id a UUID, type FAMILY.STATUS of a known family, created_at
+// every event: id a UUID, type FAMILY.STATUS (upper-case words), created_at
 // RFC 3339, object a JSON object whose account_group_id, when present, is a
 // UUID. One bad event fails the whole delivery (a *DeliveryError), so that a
 // delivery is stored entirely or not at all. Unknown fields are ignored, as
@@ -218,25 +219,29 @@ func parseEvent(data []byte) (Event, error) {
 	return e, nil
 }
 
-// validType checks FAMILY.STATUS with a known family. Statuses are only
-// checked for shape: a status upstream adds later must not make every
-// delivery fail (Upvest would retry it forever and hold back all others).
+// validType checks the shape FAMILY.STATUS. Neither part is checked
+// against the known ones: a status or a whole category Upvest adds later must
+// not make the delivery fail, since Upvest would retry it forever and hold
+// back every later one. An event of an unknown family is stored under its own
+// family's subject, where no Watch RPC looks, until the gateway learns it.
 func validType(t string) string {
 	fam, status, ok := strings.Cut(t, ".")
 	if !ok {
 		return "not of the form FAMILY.STATUS"
 	}
-	if !knownFamilies[fam] {
-		return "unknown event family"
+	if !validWord(fam) {
+		return "family is not an upper-case word"
 	}
-	if !validStatus(status) {
+	if !validWord(status) {
 		return "status is not an upper-case word"
 	}
 	return ""
 }
 
-func validStatus(s string) bool {
-	if s == "" || len(s) > maxStatusLen || s[0] < 'A' || s[0] > 'Z' {
+// validWord is an upper-case word of letters, digits and underscores, which
+// is also a safe subject token once lower-cased.
+func validWord(s string) bool {
+	if s == "" || len(s) > maxWordLen || s[0] < 'A' || s[0] > 'Z' {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

@@ -57,6 +57,39 @@ func TestReceiverStores(t *testing.T) {
 	})
 }
 
+// A delivery holding an event of a category the gateway does not know is
+// stored, not refused: a refusal would make Upvest retry it forever and
+// hold back every later delivery. The event lands under its own family's
+// subject, where no family filter sees it.
+func TestReceiverUnknownFamily(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		l := be.open(t)
+		signer := newTestSigner(t, "kid-v6", httpsig.Version6)
+		url := newTestReceiver(t, l, newKeySource(signer))
+		ag := uuid.NewString()
+		all := startWatch(t, l, Filter{}, "")
+		topups := startWatch(t, l, Filter{Families: []string{FamilyTopup}}, "")
+
+		unknown, known := rawEvent("PORTFOLIO_ORDER.FILLED", ag), rawEvent("TOPUP.SETTLED", ag)
+		if code, body := post(t, url, signer, deliveryBody(t, unknown, known)); code != http.StatusOK {
+			t.Fatalf("delivery = %d %s", code, body)
+		}
+		got := all.events(t, 2)
+		equalIDs(t, msgIDs(got), []string{unknown["id"].(string), known["id"].(string)})
+		if got[0].Event.Type != "PORTFOLIO_ORDER.FILLED" || got[0].Event.Family() != "PORTFOLIO_ORDER" {
+			t.Errorf("stored as %q", got[0].Event.Type)
+		}
+		equalIDs(t, msgIDs(topups.events(t, 1)), []string{known["id"].(string)})
+		topups.quiet(t, 200*time.Millisecond)
+
+		// Subscribers still name only the families the gateway knows.
+		err := l.Watch(context.Background(), Filter{Types: []string{"PORTFOLIO_ORDER.FILLED"}}, "", func(Message) error { return nil })
+		if !errors.Is(err, ErrInvalidFilter) {
+			t.Errorf("Watch with an unknown family's type = %v, want ErrInvalidFilter", err)
+		}
+	})
+}
+
 func TestReceiverRejects(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, be backend) {
 		l := be.open(t)

@@ -68,6 +68,9 @@ func (f Filter) Subjects(prefix string) ([]string, error) {
 			return nil, fmt.Errorf("%w: event type %q: %s", ErrInvalidFilter, truncate(t, 80), reason)
 		}
 		fam, status, _ := strings.Cut(t, ".")
+		if !knownFamilies[fam] {
+			return nil, fmt.Errorf("%w: event type %q: unknown event family", ErrInvalidFilter, truncate(t, 80))
+		}
 		if families[fam] {
 			continue // JetStream refuses overlapping filters
 		}
