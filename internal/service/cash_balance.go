@@ -2,8 +2,13 @@ package service
 
 import (
 	"context"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gatewayv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/v1"
+	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/upstream"
 )
 
@@ -26,4 +31,66 @@ func (s *CashBalanceService) GetCashBalance(ctx context.Context, req *gatewayv1.
 		return nil, err
 	}
 	return &gatewayv1.GetCashBalanceResponse{CashBalance: cashBalanceToProto(b)}, nil
+}
+
+// WatchCashBalance streams an account group's cash balance: without a
+// resume token first a snapshot read from Upvest, then every
+// CASH_BALANCE.UPDATED event newer than the newest balance already sent.
+//
+// The subscription starts before the snapshot is read, so no update can fall
+// between the two. The snapshot's read_at is when the read started: an update
+// created after that may or may not be in the snapshot, so it is sent; one
+// created before is in it, so it is not. Upvest delivers updates in no order
+// across deliveries: an update whose created_at is not after the newest
+// balance sent is replaced by a heartbeat with its token, so the stream never
+// goes back in time and a resume does not bring the stale update back. The
+// newest balance is known per stream only: a resumed stream starts afresh.
+func (s *CashBalanceService) WatchCashBalance(req *gatewayv1.WatchCashBalanceRequest, stream grpc.ServerStreamingServer[gatewayv1.WatchCashBalanceResponse]) error {
+	ctx := stream.Context()
+	if err := s.watchAvailable(ctx); err != nil {
+		return err
+	}
+	ag, token := req.GetAccountGroupId(), req.GetResumeToken()
+	v := s.validator()
+	v.id("account_group_id", ag)
+	v.resumeToken("resume_token", token)
+	if err := v.err(); err != nil {
+		return err
+	}
+
+	needSnapshot := token == ""
+	var newest time.Time // created_at (read_at) of the newest balance sent
+	f := events.Filter{Families: []string{events.FamilyCashBalance}, AccountGroupID: ag}
+	return s.watch(ctx, f, token, func(m events.Message) error {
+		resp := &gatewayv1.WatchCashBalanceResponse{ResumeToken: m.Token}
+		switch {
+		case needSnapshot:
+			// The subscription's first message, a heartbeat (Log.Watch
+			// guarantees it), becomes the snapshot with its token.
+			needSnapshot = false
+			readAt := time.Now()
+			b, err := invoke(ctx, &s.core, "", func(ctx context.Context, o ...upstream.CallOption) (*upstream.CashBalance, error) {
+				return s.client.GetCashBalance(ctx, ag, o...)
+			})
+			if err != nil {
+				return err
+			}
+			newest = readAt
+			resp.Kind = &gatewayv1.WatchCashBalanceResponse_Snapshot{Snapshot: &gatewayv1.CashBalanceSnapshot{
+				ReadAt:      timestamppb.New(readAt),
+				CashBalance: cashBalanceToProto(b),
+			}}
+		case m.Event == nil, !m.Event.CreatedAt.After(newest):
+			resp.Kind = &gatewayv1.WatchCashBalanceResponse_Heartbeat{Heartbeat: heartbeat()}
+		default:
+			newest = m.Event.CreatedAt
+			resp.Kind = &gatewayv1.WatchCashBalanceResponse_Update{Update: &gatewayv1.CashBalanceUpdate{
+				Id:          m.Event.ID,
+				CreatedAt:   timestamp(m.Event.CreatedAt),
+				WebhookId:   m.Event.WebhookID,
+				CashBalance: decodeObject(&s.core, m.Event, cashBalanceToProto),
+			}}
+		}
+		return stream.Send(resp)
+	})
 }

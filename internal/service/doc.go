@@ -10,6 +10,8 @@
 // create/get/list/cancel helpers), errors.go (upstream errors as gRPC
 // statuses) and mapping.go (upstream resources as protobuf messages).
 //
-// The Watch* streaming RPCs live in watch.go; they answer UNIMPLEMENTED until
-// the event log is wired in through an Option.
+// The Watch* streaming RPCs stream the webhook events of the event log
+// (internal/events) given with WithEvents; each lives in its service's file,
+// and watch.go holds their shared steps (filters, the subscription, error
+// translation). Without WithEvents they answer UNIMPLEMENTED.
 package service

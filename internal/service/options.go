@@ -1,8 +1,10 @@
 package service
 
 import (
+	"log/slog"
 	"strings"
 
+	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/upstream"
 )
 
@@ -20,10 +22,14 @@ type options struct {
 	// callOpts holds per-method upstream call options by full gRPC method
 	// name; "" applies to every method.
 	callOpts map[string][]upstream.CallOption
+	// events feeds the Watch RPCs; nil leaves them UNIMPLEMENTED.
+	events    *events.Log
+	watchOpts []events.WatchOption
+	logger    *slog.Logger
 }
 
 func newOptions(opts []Option) options {
-	var o options
+	o := options{logger: slog.Default()}
 	WithCurrencies(DefaultCurrencies...)(&o)
 	for _, opt := range opts {
 		if opt != nil {
@@ -74,4 +80,29 @@ func (o *options) callOptions(method string) []upstream.CallOption {
 		return nil
 	}
 	return append(append([]upstream.CallOption(nil), o.callOpts[""]...), o.callOpts[method]...)
+}
+
+// WithEvents makes the Watch RPCs stream from log, the event log the webhook
+// receiver appends to. Without it they answer UNIMPLEMENTED.
+func WithEvents(log *events.Log) Option {
+	return func(o *options) { o.events = log }
+}
+
+// WithWatchOptions passes options to every subscription of the Watch RPCs:
+// the heartbeat interval, the per-subscriber buffer and how long it may stay
+// full before the subscriber is ended with RESOURCE_EXHAUSTED (see
+// events.WithHeartbeat, events.WithBuffer, events.WithStallTimeout).
+func WithWatchOptions(opts ...events.WatchOption) Option {
+	return func(o *options) { o.watchOpts = append(o.watchOpts, opts...) }
+}
+
+// WithLogger sets where the services report what a caller does not see,
+// such as an event whose object could not be decoded (default
+// slog.Default()).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.logger = l
+		}
+	}
 }

@@ -3,7 +3,10 @@ package service
 import (
 	"context"
 
+	"google.golang.org/grpc"
+
 	gatewayv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/v1"
+	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/upstream"
 )
 
@@ -105,4 +108,45 @@ func (s *PaymentsService) CancelWithdrawal(ctx context.Context, req *gatewayv1.C
 		return nil, err
 	}
 	return &gatewayv1.CancelWithdrawalResponse{}, nil
+}
+
+// paymentEventTypes are the events of WatchPaymentEvents.
+var paymentEventTypes = newEventTypes("PAYMENT_EVENT_TYPE_UNSPECIFIED", map[gatewayv1.PaymentEventType]string{
+	gatewayv1.PaymentEventType_PAYMENT_EVENT_TYPE_DIRECT_DEBIT_NEW:        "DIRECT_DEBIT.NEW",
+	gatewayv1.PaymentEventType_PAYMENT_EVENT_TYPE_DIRECT_DEBIT_PROCESSING: "DIRECT_DEBIT.PROCESSING",
+	gatewayv1.PaymentEventType_PAYMENT_EVENT_TYPE_DIRECT_DEBIT_CONFIRMED:  "DIRECT_DEBIT.CONFIRMED",
+	gatewayv1.PaymentEventType_PAYMENT_EVENT_TYPE_DIRECT_DEBIT_CANCELLED:  "DIRECT_DEBIT.CANCELLED",
+	gatewayv1.PaymentEventType_PAYMENT_EVENT_TYPE_WITHDRAWAL_NEW:          "WITHDRAWAL.NEW",
+	gatewayv1.PaymentEventType_PAYMENT_EVENT_TYPE_WITHDRAWAL_PROCESSING:   "WITHDRAWAL.PROCESSING",
+	gatewayv1.PaymentEventType_PAYMENT_EVENT_TYPE_WITHDRAWAL_CONFIRMED:    "WITHDRAWAL.CONFIRMED",
+	gatewayv1.PaymentEventType_PAYMENT_EVENT_TYPE_WITHDRAWAL_CANCELLED:    "WITHDRAWAL.CANCELLED",
+})
+
+// WatchPaymentEvents streams direct debit and withdrawal events.
+func (s *PaymentsService) WatchPaymentEvents(req *gatewayv1.WatchPaymentEventsRequest, stream grpc.ServerStreamingServer[gatewayv1.WatchPaymentEventsResponse]) error {
+	return watchEvents(stream.Context(), &s.core, paymentEventTypes, req.GetAccountGroupId(), req.GetEventTypes(), req.GetResumeToken(),
+		func(token string, ev *events.Event) error {
+			resp := &gatewayv1.WatchPaymentEventsResponse{ResumeToken: token}
+			if ev == nil {
+				resp.Kind = &gatewayv1.WatchPaymentEventsResponse_Heartbeat{Heartbeat: heartbeat()}
+			} else {
+				resp.Kind = &gatewayv1.WatchPaymentEventsResponse_Event{Event: s.paymentEvent(ev)}
+			}
+			return stream.Send(resp)
+		})
+}
+
+func (s *PaymentsService) paymentEvent(ev *events.Event) *gatewayv1.PaymentEvent {
+	e := &gatewayv1.PaymentEvent{Id: ev.ID, CreatedAt: timestamp(ev.CreatedAt), Type: paymentEventTypes.of(ev.Type), WebhookId: ev.WebhookID}
+	switch ev.Family() {
+	case events.FamilyDirectDebit:
+		if o := decodeObject(&s.core, ev, directDebitToProto); o != nil {
+			e.Object = &gatewayv1.PaymentEvent_DirectDebit{DirectDebit: o}
+		}
+	case events.FamilyWithdrawal:
+		if o := decodeObject(&s.core, ev, withdrawalToProto); o != nil {
+			e.Object = &gatewayv1.PaymentEvent_Withdrawal{Withdrawal: o}
+		}
+	}
+	return e
 }

@@ -3,7 +3,10 @@ package service
 import (
 	"context"
 
+	"google.golang.org/grpc"
+
 	gatewayv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/v1"
+	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/upstream"
 )
 
@@ -57,4 +60,31 @@ func (s *TopupService) CancelTopup(ctx context.Context, req *gatewayv1.CancelTop
 		return nil, err
 	}
 	return &gatewayv1.CancelTopupResponse{}, nil
+}
+
+// topupEventTypes are the events of WatchTopupEvents.
+var topupEventTypes = newEventTypes("TOPUP_EVENT_TYPE_UNSPECIFIED", map[gatewayv1.TopupEventType]string{
+	gatewayv1.TopupEventType_TOPUP_EVENT_TYPE_CONFIRMED: "TOPUP.CONFIRMED",
+	gatewayv1.TopupEventType_TOPUP_EVENT_TYPE_SETTLED:   "TOPUP.SETTLED",
+	gatewayv1.TopupEventType_TOPUP_EVENT_TYPE_CANCELLED: "TOPUP.CANCELLED",
+})
+
+// WatchTopupEvents streams top-up events.
+func (s *TopupService) WatchTopupEvents(req *gatewayv1.WatchTopupEventsRequest, stream grpc.ServerStreamingServer[gatewayv1.WatchTopupEventsResponse]) error {
+	return watchEvents(stream.Context(), &s.core, topupEventTypes, req.GetAccountGroupId(), req.GetEventTypes(), req.GetResumeToken(),
+		func(token string, ev *events.Event) error {
+			resp := &gatewayv1.WatchTopupEventsResponse{ResumeToken: token}
+			if ev == nil {
+				resp.Kind = &gatewayv1.WatchTopupEventsResponse_Heartbeat{Heartbeat: heartbeat()}
+			} else {
+				resp.Kind = &gatewayv1.WatchTopupEventsResponse_Event{Event: &gatewayv1.TopupEvent{
+					Id:        ev.ID,
+					CreatedAt: timestamp(ev.CreatedAt),
+					Type:      topupEventTypes.of(ev.Type),
+					WebhookId: ev.WebhookID,
+					Topup:     decodeObject(&s.core, ev, topupToProto),
+				}}
+			}
+			return stream.Send(resp)
+		})
 }

@@ -3,7 +3,10 @@ package service
 import (
 	"context"
 
+	"google.golang.org/grpc"
+
 	gatewayv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/v1"
+	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/upstream"
 )
 
@@ -54,4 +57,43 @@ func checkVirtualCash(b upstream.VirtualCashRequest) func(*validator) {
 		v.amount("amount", b.Amount)
 		v.currency("currency", b.Currency)
 	}
+}
+
+// virtualCashEventTypes are the events of WatchVirtualCashEvents.
+var virtualCashEventTypes = newEventTypes("VIRTUAL_CASH_EVENT_TYPE_UNSPECIFIED", map[gatewayv1.VirtualCashEventType]string{
+	gatewayv1.VirtualCashEventType_VIRTUAL_CASH_EVENT_TYPE_INCREASE_ISSUED:    "VIRTUAL_CASH_INCREASE.ISSUED",
+	gatewayv1.VirtualCashEventType_VIRTUAL_CASH_EVENT_TYPE_INCREASE_CONFIRMED: "VIRTUAL_CASH_INCREASE.CONFIRMED",
+	gatewayv1.VirtualCashEventType_VIRTUAL_CASH_EVENT_TYPE_DECREASE_ISSUED:    "VIRTUAL_CASH_DECREASE.ISSUED",
+	gatewayv1.VirtualCashEventType_VIRTUAL_CASH_EVENT_TYPE_DECREASE_CONFIRMED: "VIRTUAL_CASH_DECREASE.CONFIRMED",
+	gatewayv1.VirtualCashEventType_VIRTUAL_CASH_EVENT_TYPE_DECREASE_QUEUED:    "VIRTUAL_CASH_DECREASE.QUEUED",
+	gatewayv1.VirtualCashEventType_VIRTUAL_CASH_EVENT_TYPE_DECREASE_CANCELLED: "VIRTUAL_CASH_DECREASE.CANCELLED",
+})
+
+// WatchVirtualCashEvents streams virtual cash increase and decrease events.
+func (s *VirtualCashService) WatchVirtualCashEvents(req *gatewayv1.WatchVirtualCashEventsRequest, stream grpc.ServerStreamingServer[gatewayv1.WatchVirtualCashEventsResponse]) error {
+	return watchEvents(stream.Context(), &s.core, virtualCashEventTypes, req.GetAccountGroupId(), req.GetEventTypes(), req.GetResumeToken(),
+		func(token string, ev *events.Event) error {
+			resp := &gatewayv1.WatchVirtualCashEventsResponse{ResumeToken: token}
+			if ev == nil {
+				resp.Kind = &gatewayv1.WatchVirtualCashEventsResponse_Heartbeat{Heartbeat: heartbeat()}
+			} else {
+				resp.Kind = &gatewayv1.WatchVirtualCashEventsResponse_Event{Event: s.virtualCashEvent(ev)}
+			}
+			return stream.Send(resp)
+		})
+}
+
+func (s *VirtualCashService) virtualCashEvent(ev *events.Event) *gatewayv1.VirtualCashEvent {
+	e := &gatewayv1.VirtualCashEvent{Id: ev.ID, CreatedAt: timestamp(ev.CreatedAt), Type: virtualCashEventTypes.of(ev.Type), WebhookId: ev.WebhookID}
+	switch ev.Family() {
+	case events.FamilyVirtualCashIncrease:
+		if o := decodeObject(&s.core, ev, virtualCashIncreaseToProto); o != nil {
+			e.Object = &gatewayv1.VirtualCashEvent_VirtualCashIncrease{VirtualCashIncrease: o}
+		}
+	case events.FamilyVirtualCashDecrease:
+		if o := decodeObject(&s.core, ev, virtualCashDecreaseToProto); o != nil {
+			e.Object = &gatewayv1.VirtualCashEvent_VirtualCashDecrease{VirtualCashDecrease: o}
+		}
+	}
+	return e
 }
