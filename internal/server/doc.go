@@ -8,6 +8,8 @@
 // through a connection makes every REST call pass the same interceptors as a
 // gRPC call.
 //
-// The webhook route (POST /webhooks/upvest) belongs to the event log; it is
-// added with WithHTTPHandler.
+// WithEvents wires in the event log (internal/events): the webhook receiver
+// at POST /webhooks/upvest, the Watch RPCs, and a readiness check at
+// /readyz. The REST face of the Watch RPCs streams newline-delimited JSON or,
+// for Accept: text/event-stream, Server-Sent Events (stream.go).
 package server

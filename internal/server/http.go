@@ -25,10 +25,12 @@ const (
 	bodyReadTimeout   = 30 * time.Second
 	idleTimeout       = 2 * time.Minute
 	maxHeaderBytes    = 64 << 10
+	readyCheckTimeout = 2 * time.Second
 )
 
-// httpHandler routes the HTTP listener: the REST face under /v1/, the
-// OpenAPI description, /healthz, and the routes added with WithHTTPHandler.
+// httpHandler routes the HTTP listener: the REST face under /v1/ (its
+// streams in stream.go), the OpenAPI description, /healthz, /readyz, and the
+// routes added with WithHTTPHandler (and WithEvents).
 func (s *Server) httpHandler(rest http.Handler) (h http.Handler, err error) {
 	mux := http.NewServeMux()
 	defer func() {
@@ -38,8 +40,12 @@ func (s *Server) httpHandler(rest http.Handler) (h http.Handler, err error) {
 		}
 	}()
 	mux.Handle("/v1/", limitBody(rest, s.opts.maxBodyBytes))
+	for _, rt := range watchRoutes {
+		mux.Handle("GET "+rt.path, s.watchHandler(rt))
+	}
 	mux.HandleFunc("GET /openapi.json", serveOpenAPI)
 	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
 	for _, r := range s.opts.httpRoutes {
 		if r.handler == nil {
 			return nil, fmt.Errorf("server: WithHTTPHandler(%q): nil handler", r.pattern)
@@ -68,6 +74,28 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = io.WriteString(w, `{"status":"SERVING"}`+"\n")
+}
+
+// readyz is healthz plus the dependencies a replica needs to take traffic:
+// with WithEvents, the event log (a webhook could not be stored without it).
+// healthz stays a liveness check: restarting the gateway does not bring
+// NATS back.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	resp, err := s.health.Check(r.Context(), &healthpb.HealthCheckRequest{})
+	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		writeProblem(w, http.StatusServiceUnavailable, status.New(codes.Unavailable, "not serving"))
+		return
+	}
+	if s.opts.events != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), readyCheckTimeout)
+		defer cancel()
+		if err := s.opts.events.Check(ctx); err != nil {
+			writeProblem(w, http.StatusServiceUnavailable, status.New(codes.Unavailable, "the event log is unavailable"))
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, `{"status":"READY"}`+"\n")
 }
 
 // limitBody caps a request body at limit bytes (413 when a Content-Length

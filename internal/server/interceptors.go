@@ -184,3 +184,32 @@ func (s *capturingStream) SendHeader(md metadata.MD) error {
 	s.hc.record(md)
 	return s.ServerStream.SendHeader(md)
 }
+
+// errShuttingDown ends the streams still open when shutdown begins.
+var errShuttingDown = func() error {
+	st := status.New(codes.Unavailable, "the gateway is shutting down; reconnect and resume with the last resume_token")
+	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: "SHUTTING_DOWN", Domain: service.ErrorDomain}); err == nil {
+		st = d
+	}
+	return st.Err()
+}()
+
+// endOnShutdown ends a stream with UNAVAILABLE once shutdown begins. Event
+// streams run until the client leaves, so the drain would otherwise always
+// wait out its timeout and then cut them off without a word; ended this way,
+// a client knows to resume elsewhere from its last token.
+func (s *Server) endOnShutdown(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	ctx, cancel := context.WithCancelCause(ss.Context())
+	defer cancel(nil)
+	stop := context.AfterFunc(s.draining, func() { cancel(errShuttingDown) })
+	defer stop()
+	return handler(srv, &contextStream{ServerStream: ss, ctx: ctx})
+}
+
+// contextStream is a server stream with its own context.
+type contextStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *contextStream) Context() context.Context { return s.ctx }

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/service"
 )
 
@@ -28,6 +29,9 @@ type options struct {
 	grpcOpts        []grpc.ServerOption
 	unary           []grpc.UnaryServerInterceptor
 	stream          []grpc.StreamServerInterceptor
+	events          *events.Log
+	receiverOpts    []events.ReceiverOption
+	webhookKeys     events.KeySource
 }
 
 type httpRoute struct {
@@ -66,12 +70,32 @@ func WithServiceOptions(opts ...service.Option) Option {
 	return func(o *options) { o.serviceOpts = append(o.serviceOpts, opts...) }
 }
 
+// WithEvents wires in the event log: the webhook receiver at WebhookPath
+// appends Upvest's deliveries to log, the Watch RPCs stream from it, and
+// /readyz checks that it can be reached. opts configure the receiver. The
+// caller owns log and closes it after Serve has returned, so that webhook
+// deliveries in flight are answered first.
+func WithEvents(log *events.Log, opts ...events.ReceiverOption) Option {
+	return func(o *options) {
+		o.events = log
+		o.receiverOpts = append(o.receiverOpts, opts...)
+	}
+}
+
+// WithWebhookKeys replaces where the receiver gets the keys deliveries are
+// verified with (default: Upvest's GET /auth/verify_keys through
+// Config.Upstream).
+func WithWebhookKeys(keys events.KeySource) Option {
+	return func(o *options) { o.webhookKeys = keys }
+}
+
 // WithHTTPHandler serves h for pattern (net/http.ServeMux syntax, e.g.
 // "POST /webhooks/upvest") on the HTTP listener, beside the REST face. This
 // is the seam for routes that are not gRPC methods, such as the webhook
 // receiver of the event log. Such a handler gets no body limit and no REST
 // error format: it owns its request entirely. A pattern that conflicts with
-// the gateway's own routes (/v1/, /openapi.json, /healthz, /) makes New fail.
+// the gateway's own routes (/v1/, /openapi.json, /healthz, /readyz, /, and
+// WebhookPath with WithEvents) makes New fail.
 func WithHTTPHandler(pattern string, h http.Handler) Option {
 	return func(o *options) { o.httpRoutes = append(o.httpRoutes, httpRoute{pattern, h}) }
 }

@@ -88,25 +88,9 @@ func problemRoutingErrorHandler(_ context.Context, _ *runtime.ServeMux, _ runtim
 
 // writeProblem writes st as a problem+json answer with httpStatus.
 func writeProblem(w http.ResponseWriter, httpStatus int, st *status.Status) {
-	p := Problem{
-		Type:   "about:blank",
-		Title:  statusText(httpStatus),
-		Status: httpStatus,
-		Detail: st.Message(),
-		Code:   rpccode.Code(st.Code()).String(),
-	}
-	for _, a := range st.Proto().GetDetails() {
-		if b, err := protojson.Marshal(a); err == nil {
-			p.Details = append(p.Details, b)
-		}
-	}
+	p := newProblem(httpStatus, st)
 	for _, d := range st.Details() {
-		switch d := d.(type) {
-		case *errdetails.BadRequest:
-			for _, fv := range d.GetFieldViolations() {
-				p.FieldViolations = append(p.FieldViolations, FieldViolation{Field: fv.GetField(), Description: fv.GetDescription()})
-			}
-		case *errdetails.RetryInfo:
+		if d, ok := d.(*errdetails.RetryInfo); ok {
 			if secs := math.Ceil(d.GetRetryDelay().AsDuration().Seconds()); secs > 0 {
 				w.Header().Set("Retry-After", strconv.Itoa(int(secs)))
 			}
@@ -125,6 +109,30 @@ func writeProblem(w http.ResponseWriter, httpStatus int, st *status.Status) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(httpStatus)
 	_, _ = w.Write(body)
+}
+
+// newProblem is st as problem details, for an answer with httpStatus.
+func newProblem(httpStatus int, st *status.Status) Problem {
+	p := Problem{
+		Type:   "about:blank",
+		Title:  statusText(httpStatus),
+		Status: httpStatus,
+		Detail: st.Message(),
+		Code:   rpccode.Code(st.Code()).String(),
+	}
+	for _, a := range st.Proto().GetDetails() {
+		if b, err := protojson.Marshal(a); err == nil {
+			p.Details = append(p.Details, b)
+		}
+	}
+	for _, d := range st.Details() {
+		if d, ok := d.(*errdetails.BadRequest); ok {
+			for _, fv := range d.GetFieldViolations() {
+				p.FieldViolations = append(p.FieldViolations, FieldViolation{Field: fv.GetField(), Description: fv.GetDescription()})
+			}
+		}
+	}
+	return p
 }
 
 func statusText(code int) string {

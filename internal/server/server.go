@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -18,6 +20,7 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/service"
 	"github.com/upvest-gateway/gateway/internal/upstream"
 )
@@ -35,6 +38,9 @@ type Config struct {
 	HTTPListener net.Listener
 }
 
+// WebhookPath is where Upvest delivers webhooks, with WithEvents.
+const WebhookPath = "/webhooks/upvest"
+
 // Server is the assembled gateway.
 type Server struct {
 	opts     options
@@ -46,7 +52,11 @@ type Server struct {
 	httpLis  net.Listener
 	memLis   *bufconn.Listener
 	restConn *grpc.ClientConn
+	rest     *runtime.ServeMux
 	served   atomic.Bool
+	// draining is canceled when shutdown begins, ending every stream.
+	draining    context.Context
+	stopStreams context.CancelFunc
 }
 
 // New assembles the gateway. It serves nothing until Serve.
@@ -67,10 +77,21 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		httpLis: cfg.HTTPListener,
 		memLis:  bufconn.Listen(bufconnSize),
 	}
+	s.draining, s.stopStreams = context.WithCancel(context.Background())
+	serviceOpts := append([]service.Option{service.WithLogger(s.log)}, o.serviceOpts...)
+	if o.events != nil {
+		keys := o.webhookKeys
+		if keys == nil {
+			keys = func(ctx context.Context) (map[string]crypto.PublicKey, error) { return cfg.Upstream.GetVerifyKeys(ctx) }
+		}
+		recv := events.NewReceiver(o.events, keys, append([]events.ReceiverOption{events.WithLogger(s.log)}, o.receiverOpts...)...)
+		s.opts.httpRoutes = append(s.opts.httpRoutes, httpRoute{http.MethodPost + " " + WebhookPath, recv})
+		serviceOpts = append(serviceOpts, service.WithEvents(o.events))
+	}
 
 	// Logging outermost, so it sees the code recovery made of a panic.
 	unary := append([]grpc.UnaryServerInterceptor{logUnary(s.log), recoverUnary(s.log)}, o.unary...)
-	stream := append([]grpc.StreamServerInterceptor{logStream(s.log), recoverStream(s.log)}, o.stream...)
+	stream := append([]grpc.StreamServerInterceptor{logStream(s.log), recoverStream(s.log), s.endOnShutdown}, o.stream...)
 	grpcOpts := append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
@@ -80,7 +101,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	}, o.grpcOpts...)
 	s.grpc = grpc.NewServer(grpcOpts...)
 
-	names := service.Register(s.grpc, cfg.Upstream, o.serviceOpts...)
+	names := service.Register(s.grpc, cfg.Upstream, serviceOpts...)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	for _, n := range append(names, "") {
@@ -98,6 +119,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		conn.Close()
 		return nil, err
 	}
+	s.rest = rest
 	h, err := s.httpHandler(rest)
 	if err != nil {
 		conn.Close()
@@ -154,6 +176,8 @@ func wrapServeErr(what string, err error) error {
 // gRPC call in flight), within the shutdown timeout, then cuts off the rest.
 func (s *Server) shutdown() {
 	s.health.Shutdown()
+	// Streams never end by themselves; a Watch resumes from its last token.
+	s.stopStreams()
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.shutdownTimeout)
 	defer cancel()
 	var wg sync.WaitGroup

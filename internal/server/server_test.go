@@ -106,8 +106,9 @@ func TestOpenAPI(t *testing.T) {
 	}
 }
 
+// TestWatchUnimplemented: without an event log the Watch RPCs say so.
 func TestWatchUnimplemented(t *testing.T) {
-	g := servertest.Start(t)
+	g := servertest.Start(t, servertest.WithoutEvents())
 	stream, err := g.Topups().WatchTopupEvents(ctxT(t), &gatewayv1.WatchTopupEventsRequest{})
 	if err == nil {
 		_, err = stream.Recv()
@@ -278,7 +279,7 @@ func TestPanicRecovery(t *testing.T) {
 
 func TestHTTPHandlerSeam(t *testing.T) {
 	hook := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
-	g := servertest.Start(t, servertest.WithServerOptions(server.WithHTTPHandler("POST /webhooks/upvest", hook)))
+	g := servertest.Start(t, servertest.WithoutEvents(), servertest.WithServerOptions(server.WithHTTPHandler("POST /webhooks/upvest", hook)))
 	if res, _ := g.Do(t, http.MethodPost, "/webhooks/upvest", `{"payload":[]}`, nil); res.StatusCode != http.StatusNoContent {
 		t.Errorf("POST /webhooks/upvest = %d, want the added handler's 204", res.StatusCode)
 	}

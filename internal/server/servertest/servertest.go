@@ -1,7 +1,9 @@
 // Package servertest starts a complete gateway against the Upvest simulator
 // for tests: the simulator served on a loopback port, an upstream client
-// with a freshly generated P-256 tenant key registered in it, and the
-// gateway's gRPC and HTTP listeners on port 0.
+// with a freshly generated P-256 tenant key registered in it, the gateway's
+// gRPC and HTTP listeners on port 0, and its event log (embedded, under
+// t.TempDir(); or on an external NATS with WithNATS) fed by the simulator's
+// real, signed webhook deliveries.
 //
 //	g := servertest.Start(t)
 //	resp, err := g.Topups().CreateTopup(ctx, req)   // over gRPC
@@ -35,6 +37,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	gatewayv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/v1"
+	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/upstream"
 	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
@@ -59,6 +62,12 @@ type Gateway struct {
 	Upstream *upstream.Client // the client the gateway calls Upvest with
 	Server   *server.Server
 
+	// The event log (nil WithoutEvents), its configuration, and the
+	// simulator's way to the gateway's webhook receiver.
+	Events    *events.Log
+	LogConfig events.LogConfig
+	Webhooks  *WebhookFront
+
 	Conn    *grpc.ClientConn // a gRPC connection to the gateway
 	BaseURL string           // the gateway's HTTP face, e.g. http://127.0.0.1:41234
 	HTTP    *http.Client     // a plain client for BaseURL
@@ -79,6 +88,7 @@ type config struct {
 	serverOpt   []func(*Gateway) []server.Option
 	webhookPath string
 	logger      *slog.Logger
+	events      eventsConfig
 }
 
 // WithSimConfig adjusts the simulator's configuration before it starts.
@@ -114,7 +124,8 @@ func WithServerOptionsFunc(f func(*Gateway) []server.Option) Option {
 
 // WithWebhookDelivery makes the simulator deliver every event to the
 // gateway's HTTP listener at path (e.g. "/webhooks/upvest"), through a
-// pre-registered, enabled subscription.
+// pre-registered, enabled subscription. With the event log (the default)
+// the simulator delivers to server.WebhookPath, through Gateway.Webhooks.
 func WithWebhookDelivery(path string) Option {
 	return func(c *config) { c.webhookPath = path }
 }
@@ -160,8 +171,12 @@ func Start(t testing.TB, opts ...Option) *Gateway {
 		Logger:             c.logger,
 		WebhookBackoffUnit: 10 * time.Millisecond,
 	}
-	if c.webhookPath != "" {
+	switch {
+	case c.webhookPath != "":
 		simCfg.WebhookURL = g.BaseURL + c.webhookPath
+	case !c.events.disabled:
+		g.Webhooks = newWebhookFront(t, g.BaseURL+server.WebhookPath)
+		simCfg.WebhookURL = g.Webhooks.URL
 	}
 	for _, f := range c.simCfg {
 		f(&simCfg)
@@ -197,6 +212,9 @@ func Start(t testing.TB, opts ...Option) *Gateway {
 	}
 
 	srvOpts := []server.Option{server.WithLogger(c.logger), server.WithShutdownTimeout(5 * time.Second)}
+	if !c.events.disabled {
+		srvOpts = append(srvOpts, c.events.open(t, g, c.logger)...)
+	}
 	for _, f := range c.serverOpt {
 		srvOpts = append(srvOpts, f(g)...)
 	}

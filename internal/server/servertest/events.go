@@ -1,0 +1,217 @@
+package servertest
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"io"
+	"log"
+	"log/slog"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/upvest-gateway/gateway/internal/events"
+	"github.com/upvest-gateway/gateway/internal/server"
+)
+
+// eventsConfig is how Start sets up the event log.
+type eventsConfig struct {
+	disabled     bool
+	natsURL      string
+	logCfg       []func(*events.LogConfig)
+	receiverOpts []events.ReceiverOption
+	extraKeys    map[string]crypto.PublicKey
+}
+
+// WithoutEvents starts the gateway without an event log: no webhook route,
+// and the Watch RPCs answer UNIMPLEMENTED.
+func WithoutEvents() Option {
+	return func(c *config) { c.events.disabled = true }
+}
+
+// WithNATS puts the event log on the NATS server at url instead of an
+// embedded one, in a stream and under a subject prefix of its own that are
+// deleted when the test ends, so that parallel tests and CI runs sharing
+// the server never see each other's events. "" keeps the embedded server.
+func WithNATS(url string) Option {
+	return func(c *config) { c.events.natsURL = url }
+}
+
+// WithLogConfig adjusts the event log's configuration before it is opened
+// (e.g. a short MaxAge).
+func WithLogConfig(f func(*events.LogConfig)) Option {
+	return func(c *config) { c.events.logCfg = append(c.events.logCfg, f) }
+}
+
+// WithReceiverOptions configures the gateway's webhook receiver.
+func WithReceiverOptions(opts ...events.ReceiverOption) Option {
+	return func(c *config) { c.events.receiverOpts = append(c.events.receiverOpts, opts...) }
+}
+
+// WithWebhookKeys makes the receiver accept deliveries signed with keys as
+// well as the simulator's, so a test can sign deliveries of its own making.
+func WithWebhookKeys(keys map[string]crypto.PublicKey) Option {
+	return func(c *config) {
+		if c.events.extraKeys == nil {
+			c.events.extraKeys = map[string]crypto.PublicKey{}
+		}
+		maps.Copy(c.events.extraKeys, keys)
+	}
+}
+
+// open opens the log for g, closed (and on an external NATS deleted) when
+// the test ends, and returns the server options that wire it in.
+func (ec eventsConfig) open(t testing.TB, g *Gateway, logger *slog.Logger) []server.Option {
+	t.Helper()
+	sfx := randomSecret()[:12]
+	cfg := events.LogConfig{NATSURL: ec.natsURL}
+	if cfg.NATSURL == "" {
+		cfg.DataDir = t.TempDir()
+	} else {
+		cfg.Stream = "GATEWAY_TEST_" + sfx
+		cfg.Subject = "gwtest" + sfx + ".events"
+	}
+	for _, f := range ec.logCfg {
+		f(&cfg)
+	}
+	if cfg.NATSURL != "" {
+		// Registered first, so it runs after the log is closed.
+		t.Cleanup(func() { DeleteStream(t, cfg.NATSURL, cfg.Stream) })
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	l, err := events.Open(ctx, cfg, events.WithLogger(logger))
+	if err != nil {
+		t.Fatalf("servertest: event log: %v", err)
+	}
+	t.Cleanup(func() { l.Close() })
+	g.Events, g.LogConfig = l, l.Config()
+
+	opts := []server.Option{server.WithEvents(l, ec.receiverOpts...)}
+	if len(ec.extraKeys) > 0 {
+		extra := maps.Clone(ec.extraKeys)
+		opts = append(opts, server.WithWebhookKeys(func(ctx context.Context) (map[string]crypto.PublicKey, error) {
+			keys, err := g.Upstream.GetVerifyKeys(ctx)
+			if err != nil {
+				return nil, err
+			}
+			maps.Copy(keys, extra)
+			return keys, nil
+		}))
+	}
+	return opts
+}
+
+// DeleteStream deletes a JetStream stream on the NATS server at url, if it
+// exists, reporting failures with t.Logf only.
+func DeleteStream(t testing.TB, url, stream string) {
+	nc, err := nats.Connect(url, nats.Timeout(5*time.Second))
+	if err != nil {
+		t.Logf("servertest: deleting stream %s: %v", stream, err)
+		return
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Logf("servertest: deleting stream %s: %v", stream, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := js.DeleteStream(ctx, stream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Logf("servertest: deleting stream %s: %v", stream, err)
+	}
+}
+
+// WebhookFront stands between the simulator and the gateway's webhook
+// receiver, as the network does, so that a test can make deliveries fail
+// the ways they fail in production.
+type WebhookFront struct {
+	URL string // where the simulator delivers
+
+	proxy *httputil.ReverseProxy
+
+	mu       sync.Mutex
+	reject   int // deliveries to answer 503 without passing them on
+	lose     int // deliveries to pass on, then answer 503
+	received int
+	passed   int
+}
+
+func newWebhookFront(t testing.TB, target string) *WebhookFront {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatalf("servertest: webhook target: %v", err)
+	}
+	f := &WebhookFront{proxy: &httputil.ReverseProxy{
+		// The path and Host stay as the simulator signed them.
+		Rewrite:  func(r *httputil.ProxyRequest) { r.Out.URL.Scheme, r.Out.URL.Host = u.Scheme, u.Host },
+		ErrorLog: log.New(io.Discard, "", 0),
+	}}
+	srv := httptest.NewServer(f)
+	t.Cleanup(func() {
+		srv.CloseClientConnections()
+		srv.Close()
+	})
+	f.URL = srv.URL + u.Path
+	return f
+}
+
+// RejectNext answers the next n deliveries with 503 without passing them
+// on, as a gateway that cannot store them would: the simulator retries each.
+func (f *WebhookFront) RejectNext(n int) {
+	f.mu.Lock()
+	f.reject += n
+	f.mu.Unlock()
+}
+
+// LoseAnswers passes the next n deliveries on and then answers 503 whatever
+// the gateway said, as if its answer were lost on the way: the simulator
+// retries deliveries the gateway has already stored.
+func (f *WebhookFront) LoseAnswers(n int) {
+	f.mu.Lock()
+	f.lose += n
+	f.mu.Unlock()
+}
+
+// Counts returns how many deliveries reached the front and how many of
+// those it passed on to the gateway.
+func (f *WebhookFront) Counts() (received, passed int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.received, f.passed
+}
+
+func (f *WebhookFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	f.received++
+	reject, lose := f.reject > 0, f.reject == 0 && f.lose > 0
+	switch {
+	case reject:
+		f.reject--
+	case lose:
+		f.lose--
+		f.passed++
+	default:
+		f.passed++
+	}
+	f.mu.Unlock()
+	switch {
+	case reject:
+		http.Error(w, "servertest: delivery rejected", http.StatusServiceUnavailable)
+	case lose:
+		f.proxy.ServeHTTP(httptest.NewRecorder(), r)
+		http.Error(w, "servertest: answer lost", http.StatusServiceUnavailable)
+	default:
+		f.proxy.ServeHTTP(w, r)
+	}
+}
