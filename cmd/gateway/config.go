@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/upvest-gateway/gateway/internal/events"
 )
 
 // Config is the gateway's configuration: environment variables, each
@@ -29,8 +33,17 @@ type Config struct {
 	// NATSURL is empty for the embedded event log, else a comma-separated
 	// list of NATS server URLs (a cluster). It may carry credentials, so it
 	// is treated as a secret.
-	NATSURL  string
-	Simulate bool
+	NATSURL string
+	// The event log's stream: its name, subject prefix, retention (age and
+	// size), de-duplication window and, on an external NATS cluster,
+	// replicas. Checked and converted by LogConfig.
+	EventsStream          string
+	EventsSubject         string
+	EventsMaxAge          string
+	EventsMaxBytes        string
+	EventsDuplicateWindow string
+	NATSReplicas          string
+	Simulate              bool
 }
 
 // setting is one configuration value: its variable, its flag and how to
@@ -62,6 +75,18 @@ var settings = []setting{
 		field: func(c *Config) *string { return &c.DataDir }},
 	{env: "GATEWAY_NATS_URL", flag: "nats-url", secret: true, usage: "external NATS server URLs, comma-separated (default: embedded)",
 		field: func(c *Config) *string { return &c.NATSURL }},
+	{env: "GATEWAY_NATS_REPLICAS", flag: "nats-replicas", def: "1", usage: "replicas of the event stream on an external NATS cluster (1 to 5)",
+		field: func(c *Config) *string { return &c.NATSReplicas }},
+	{env: "GATEWAY_EVENTS_STREAM", flag: "events-stream", def: events.DefaultStream, usage: "JetStream stream name of the event log; replicas sharing a log use the same",
+		field: func(c *Config) *string { return &c.EventsStream }},
+	{env: "GATEWAY_EVENTS_SUBJECT", flag: "events-subject", def: events.DefaultSubject, usage: "subject prefix of the event log",
+		field: func(c *Config) *string { return &c.EventsSubject }},
+	{env: "GATEWAY_EVENTS_MAX_AGE", flag: "events-max-age", def: "168h", usage: "how long events are kept, and so how old a resume token may be",
+		field: func(c *Config) *string { return &c.EventsMaxAge }},
+	{env: "GATEWAY_EVENTS_MAX_BYTES", flag: "events-max-bytes", def: "1GiB", usage: "size limit of the event log, in bytes or with a KiB, MiB, GiB or TiB suffix; the oldest events go first",
+		field: func(c *Config) *string { return &c.EventsMaxBytes }},
+	{env: "GATEWAY_EVENTS_DUPLICATE_WINDOW", flag: "events-duplicate-window", def: "24h", usage: "how long an event id is remembered to drop Upvest's repeated deliveries (at most the max age)",
+		field: func(c *Config) *string { return &c.EventsDuplicateWindow }},
 }
 
 func settingOf(env string) setting {
@@ -189,7 +214,81 @@ func (c Config) validate() error {
 	case strings.ContainsRune(c.DataDir, 0):
 		return configErr("GATEWAY_DATA_DIR", "is not a valid path")
 	}
-	return checkNATSURL(c.NATSURL)
+	if err := checkNATSURL(c.NATSURL); err != nil {
+		return err
+	}
+	_, err := c.LogConfig()
+	return err
+}
+
+// LogConfig is the event log's configuration: under DataDir, or on NATSURL.
+// Errors name the setting at fault.
+func (c Config) LogConfig() (events.LogConfig, error) {
+	lc := events.LogConfig{NATSURL: c.NATSURL, DataDir: c.DataDir, Stream: c.EventsStream, Subject: c.EventsSubject}
+	var err error
+	if lc.MaxAge, err = positiveDuration("GATEWAY_EVENTS_MAX_AGE", c.EventsMaxAge); err != nil {
+		return lc, err
+	}
+	if lc.DuplicateWindow, err = positiveDuration("GATEWAY_EVENTS_DUPLICATE_WINDOW", c.EventsDuplicateWindow); err != nil {
+		return lc, err
+	}
+	if lc.MaxBytes, err = parseBytes(c.EventsMaxBytes); err != nil {
+		return lc, err
+	}
+	n, err := strconv.Atoi(c.NATSReplicas)
+	switch {
+	case err != nil || n < 1 || n > 5:
+		return lc, configErr("GATEWAY_NATS_REPLICAS", "%q is not a number from 1 to 5", c.NATSReplicas)
+	case n > 1 && c.NATSURL == "":
+		return lc, configErr("GATEWAY_NATS_REPLICAS", "must be 1 with the embedded event log (GATEWAY_NATS_URL unset)")
+	}
+	lc.Replicas = n
+	switch {
+	case lc.DuplicateWindow > lc.MaxAge:
+		return lc, configErr("GATEWAY_EVENTS_DUPLICATE_WINDOW", "%s is longer than GATEWAY_EVENTS_MAX_AGE %s", lc.DuplicateWindow, lc.MaxAge)
+	case lc.Stream == "" || strings.ContainsAny(lc.Stream, ". *>/\\") || !printable(lc.Stream):
+		return lc, configErr("GATEWAY_EVENTS_STREAM", "%q is not a stream name (no dots, spaces, wildcards or slashes)", lc.Stream)
+	case !subjectPrefix(lc.Subject):
+		return lc, configErr("GATEWAY_EVENTS_SUBJECT", "%q is not a subject prefix such as upvest.events", lc.Subject)
+	}
+	return lc, nil
+}
+
+func positiveDuration(env, v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, configErr(env, "%q is not a positive duration such as 24h or 90m", v)
+	}
+	return d, nil
+}
+
+// parseBytes reads a size such as 1073741824 or 1GiB.
+func parseBytes(v string) (int64, error) {
+	num, unit := v, int64(1)
+	for i, suffix := range []string{"KiB", "MiB", "GiB", "TiB"} {
+		if n, ok := strings.CutSuffix(v, suffix); ok {
+			num, unit = strings.TrimSpace(n), int64(1)<<(10*(i+1))
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > math.MaxInt64/unit {
+		return 0, configErr("GATEWAY_EVENTS_MAX_BYTES", "%q is not a positive size such as 1073741824 or 1GiB", v)
+	}
+	return n * unit, nil
+}
+
+// subjectPrefix accepts dot-separated literal NATS subject tokens.
+func subjectPrefix(p string) bool {
+	if p == "" || !printable(p) {
+		return false
+	}
+	for tok := range strings.SplitSeq(p, ".") {
+		if tok == "" || strings.ContainsAny(tok, "*> ") {
+			return false
+		}
+	}
+	return true
 }
 
 func checkBaseURL(raw string) error {

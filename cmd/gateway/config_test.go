@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/upvest-gateway/gateway/internal/events"
 )
 
 const (
@@ -48,6 +51,8 @@ func TestParseConfigDefaults(t *testing.T) {
 		BaseURL: "https://sandbox.upvest.co", ClientID: "c5a1e1f4-6a8e-4a43-9d0a-1f2e3d4c5b6a", ClientSecret: testSecret,
 		SigningKeyFile: "/etc/upvest/key.pem", SigningKeyID: "key-1", SigningKeyPassphrase: testPass,
 		GRPCAddr: "127.0.0.1:9090", HTTPAddr: "127.0.0.1:8080", DataDir: "./data",
+		EventsStream: "UPVEST_EVENTS", EventsSubject: "upvest.events", EventsMaxAge: "168h", EventsMaxBytes: "1GiB",
+		EventsDuplicateWindow: "24h", NATSReplicas: "1",
 	}
 	if cfg != want {
 		t.Errorf("ParseConfig = %+v, want %+v", cfg, want)
@@ -106,6 +111,17 @@ func TestParseConfigErrors(t *testing.T) {
 		{"nats scheme", with(validEnv(), "GATEWAY_NATS_URL", "http://u:"+marker+"@nats:4222"), nil, "GATEWAY_NATS_URL entry 1: the scheme must be…"},
 		{"nats no host", with(validEnv(), "GATEWAY_NATS_URL", "nats://a:4222,nats4222"), nil, "GATEWAY_NATS_URL entry 2 is not a URL…"},
 		{"nats port", with(validEnv(), "GATEWAY_NATS_URL", "nats://:"+marker+"@n:99999"), nil, "GATEWAY_NATS_URL entry 1: the port must be…"},
+		{"max age", with(validEnv(), "GATEWAY_EVENTS_MAX_AGE", "7d"), nil, `GATEWAY_EVENTS_MAX_AGE "7d" is not a positive duration such as 24h or 90m (or --events-max-age)`},
+		{"max age negative", validEnv(), []string{"--events-max-age=-1h"}, `GATEWAY_EVENTS_MAX_AGE "-1h" is not a positive duration…`},
+		{"duplicate window", with(validEnv(), "GATEWAY_EVENTS_DUPLICATE_WINDOW", "0s"), nil, `GATEWAY_EVENTS_DUPLICATE_WINDOW "0s" is not a positive duration…`},
+		{"duplicate window longer than max age", with(validEnv(), "GATEWAY_EVENTS_MAX_AGE", "1h"), nil, "GATEWAY_EVENTS_DUPLICATE_WINDOW 24h0m0s is longer than GATEWAY_EVENTS_MAX_AGE 1h0m0s (or --events-duplicate-window)"},
+		{"max bytes", with(validEnv(), "GATEWAY_EVENTS_MAX_BYTES", "1GB"), nil, `GATEWAY_EVENTS_MAX_BYTES "1GB" is not a positive size such as 1073741824 or 1GiB (or --events-max-bytes)`},
+		{"max bytes overflow", with(validEnv(), "GATEWAY_EVENTS_MAX_BYTES", "9999999999TiB"), nil, `GATEWAY_EVENTS_MAX_BYTES "9999999999TiB" is not…`},
+		{"replicas", with(validEnv(), "GATEWAY_NATS_REPLICAS", "7", "GATEWAY_NATS_URL", "nats://n:4222"), nil, `GATEWAY_NATS_REPLICAS "7" is not a number from 1 to 5 (or --nats-replicas)`},
+		{"replicas embedded", with(validEnv(), "GATEWAY_NATS_REPLICAS", "3"), nil, "GATEWAY_NATS_REPLICAS must be 1 with the embedded event log (GATEWAY_NATS_URL unset) (or --nats-replicas)"},
+		{"stream name", with(validEnv(), "GATEWAY_EVENTS_STREAM", "a.b"), nil, `GATEWAY_EVENTS_STREAM "a.b" is not a stream name…`},
+		{"subject wildcard", with(validEnv(), "GATEWAY_EVENTS_SUBJECT", "upvest.*"), nil, `GATEWAY_EVENTS_SUBJECT "upvest.*" is not a subject prefix…`},
+		{"subject empty token", with(validEnv(), "GATEWAY_EVENTS_SUBJECT", "upvest..events"), nil, `GATEWAY_EVENTS_SUBJECT "upvest..events" is not…`},
 		{"unknown flag", validEnv(), []string{"--upvest-client-secrt=" + testSecret}, "flag provided but not defined: --upvest-client-secrt"},
 		{"positional argument", validEnv(), []string{"--simulate", testSecret}, "unexpected argument #2…"},
 		{"bad bool", validEnv(), []string{"--simulate=maybe"}, "invalid boolean value…"},
@@ -135,12 +151,35 @@ func TestParseConfigErrors(t *testing.T) {
 	}
 }
 
+func TestLogConfig(t *testing.T) {
+	cfg, err := ParseConfig(with(validEnv(), "GATEWAY_NATS_URL", "nats://a:4222,nats://b:4222", "GATEWAY_NATS_REPLICAS", "3",
+		"GATEWAY_EVENTS_MAX_AGE", "72h", "GATEWAY_EVENTS_MAX_BYTES", "512MiB", "GATEWAY_EVENTS_DUPLICATE_WINDOW", "2h",
+		"GATEWAY_EVENTS_STREAM", "GW_EVENTS", "GATEWAY_EVENTS_SUBJECT", "gw.events"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc, err := cfg.LogConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := events.LogConfig{NATSURL: "nats://a:4222,nats://b:4222", DataDir: "./data", Stream: "GW_EVENTS", Subject: "gw.events",
+		MaxAge: 72 * time.Hour, MaxBytes: 512 << 20, DuplicateWindow: 2 * time.Hour, Replicas: 3}
+	if lc != want {
+		t.Errorf("LogConfig = %+v, want %+v", lc, want)
+	}
+	cfg, _ = ParseConfig(validEnv(), []string{"--events-max-bytes", "1073741824"})
+	if lc, _ := cfg.LogConfig(); lc.MaxBytes != events.DefaultMaxBytes || lc.MaxAge != events.DefaultMaxAge ||
+		lc.DuplicateWindow != events.DefaultDuplicateWindow || lc.Stream != events.DefaultStream || lc.Replicas != 1 {
+		t.Errorf("defaults: %+v", lc)
+	}
+}
+
 func TestParseConfigSimulateNeedsNoCredentials(t *testing.T) {
 	cfg, err := ParseConfig(map[string]string{"UPVEST_BASE_URL": "not even a URL"}, []string{"--simulate"})
 	if err != nil || !cfg.Simulate {
 		t.Fatalf("--simulate without UPVEST_*: %+v, %v", cfg, err)
 	}
-	if s := cfg.String(); strings.Contains(s, "UPVEST_") {
+	if s := cfg.String(); strings.Contains(s, " UPVEST_") { // a setting's name, not the stream name's value
 		t.Errorf("the simulate config shows unused UPVEST_* values: %s", s)
 	}
 }

@@ -107,10 +107,36 @@ func TestRunStartupErrors(t *testing.T) {
 func TestRunStartsAndStops(t *testing.T) {
 	// A real configuration (no I/O to Upvest happens before the first
 	// call), stopped by the cancelled context right after start-up.
-	env := with(validEnv(), "UPVEST_SIGNING_KEY_FILE", writeKey(t), "GATEWAY_GRPC_ADDR", "127.0.0.1:0", "GATEWAY_HTTP_ADDR", "127.0.0.1:0")
+	dataDir := t.TempDir()
+	env := with(validEnv(), "UPVEST_SIGNING_KEY_FILE", writeKey(t), "GATEWAY_GRPC_ADDR", "127.0.0.1:0", "GATEWAY_HTTP_ADDR", "127.0.0.1:0",
+		"GATEWAY_DATA_DIR", dataDir)
 	code, stdout, stderr := runOnce(t, env)
 	if code != exitOK || !strings.Contains(stdout, "gateway: listening grpc=127.0.0.1:") {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if strings.Contains(stdout+stderr, marker) {
+		t.Errorf("a secret was printed:\n%s\n%s", stdout, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "jetstream")); err != nil {
+		t.Errorf("the embedded event log is not under GATEWAY_DATA_DIR: %v", err)
+	}
+}
+
+// TestRunEventLogUnavailable: a NATS that cannot be reached stops start-up
+// with one line and exit status 1 (not a setting's fault: NATS may come
+// up), without the URL's credentials.
+func TestRunEventLogUnavailable(t *testing.T) {
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := closed.Addr().String()
+	closed.Close()
+	env := with(validEnv(), "UPVEST_SIGNING_KEY_FILE", writeKey(t), "GATEWAY_GRPC_ADDR", "127.0.0.1:0", "GATEWAY_HTTP_ADDR", "127.0.0.1:0",
+		"GATEWAY_NATS_URL", "nats://user:"+marker+"@"+addr)
+	code, stdout, stderr := runOnce(t, env)
+	if code != exitFailure || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "gateway: event log: ") {
+		t.Errorf("exit %d, stderr %q, want 1 and one line about the event log", code, stderr)
 	}
 	if strings.Contains(stdout+stderr, marker) {
 		t.Errorf("a secret was printed:\n%s\n%s", stdout, stderr)
@@ -133,7 +159,7 @@ func TestSimulateSubprocess(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "--simulate", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+	cmd := exec.CommandContext(ctx, os.Args[0], "--simulate", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir())
 	// No UPVEST_* at all: --simulate needs none.
 	cmd.Env = []string{"GATEWAY_TEST_RUN_MAIN=1", "PATH=" + os.Getenv("PATH")}
 	var stderr bytes.Buffer
@@ -171,6 +197,40 @@ func TestSimulateSubprocess(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), ag) || res.Header.Get("Upvest-Request-Id") == "" {
 		t.Errorf("GET cash_balance = %d %s", res.StatusCode, body)
+	}
+
+	// The simulator delivers its webhooks to this gateway: a top-up created
+	// over REST comes back on the event stream.
+	watchReq, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpAddr+"/v1/payments/topups:watch?account_group_id="+ag, nil)
+	watchReq.Header.Set("Accept", "text/event-stream")
+	watch, err := http.DefaultClient.Do(watchReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Body.Close()
+	events := bufio.NewScanner(watch.Body)
+	nextEvent := func() string {
+		for events.Scan() {
+			if name, ok := strings.CutPrefix(events.Text(), "event: "); ok {
+				return name
+			}
+		}
+		t.Fatalf("the event stream ended: %v\nstderr:\n%s", events.Err(), stderr.String())
+		return ""
+	}
+	if e := nextEvent(); e != "heartbeat" {
+		t.Fatalf("first event %q, want heartbeat", e)
+	}
+	res, err = http.Post("http://"+httpAddr+"/v1/payments/topups", "application/json",
+		strings.NewReader(`{"account_group_id":"`+ag+`","cash_amount":"10.00","currency":"EUR"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("create top-up: %d", res.StatusCode)
+	}
+	for e := nextEvent(); e != "event"; e = nextEvent() {
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

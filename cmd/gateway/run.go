@@ -21,6 +21,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/upstream"
 	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
@@ -53,12 +54,6 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	client, closeUpstream, err := newUpstream(cfg, logger, stdout)
-	if err != nil {
-		return fail(stderr, err)
-	}
-	defer closeUpstream()
-
 	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
 		return fail(stderr, configErr("GATEWAY_GRPC_ADDR", "%q: cannot listen: %v", cfg.GRPCAddr, errors.Unwrap(err)))
@@ -68,11 +63,33 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 		grpcLis.Close()
 		return fail(stderr, configErr("GATEWAY_HTTP_ADDR", "%q: cannot listen: %v", cfg.HTTPAddr, errors.Unwrap(err)))
 	}
-	srv, err := server.New(server.Config{Upstream: client, GRPCListener: grpcLis, HTTPListener: httpLis},
-		server.WithLogger(logger), server.WithShutdownTimeout(drainTimeout))
-	if err != nil {
+	closeListeners := func() {
 		grpcLis.Close()
 		httpLis.Close()
+	}
+
+	// The simulator of --simulate delivers its webhooks to this very
+	// gateway, so events stream end to end.
+	client, closeUpstream, err := newUpstream(cfg, logger, stdout, webhookURL(httpLis.Addr()))
+	if err != nil {
+		closeListeners()
+		return fail(stderr, err)
+	}
+	defer closeUpstream()
+
+	log, err := openEventLog(ctx, cfg, logger)
+	if err != nil {
+		closeListeners()
+		return fail(stderr, err)
+	}
+	// Closed after Serve has returned: deliveries in flight are answered
+	// first, and streams were already ended by the shutdown.
+	defer log.Close()
+
+	srv, err := server.New(server.Config{Upstream: client, GRPCListener: grpcLis, HTTPListener: httpLis},
+		server.WithLogger(logger), server.WithShutdownTimeout(drainTimeout), server.WithEvents(log))
+	if err != nil {
+		closeListeners()
 		return fail(stderr, err)
 	}
 	logger.Info("starting", "config", cfg)
@@ -114,14 +131,48 @@ func newLogger(w io.Writer, human bool) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, nil))
 }
 
+// openTimeout bounds connecting to NATS (or starting the embedded server)
+// and creating the stream.
+const openTimeout = 30 * time.Second
+
+// openEventLog opens the event log: embedded under GATEWAY_DATA_DIR, or on
+// GATEWAY_NATS_URL. A failure is not a configuration error (exit 1): NATS
+// may just not be up yet, and the orchestrator restarts the gateway.
+func openEventLog(ctx context.Context, cfg Config, logger *slog.Logger) (*events.Log, error) {
+	lc, err := cfg.LogConfig()
+	if err != nil {
+		return nil, err
+	}
+	// Start-up runs to its end even if a signal comes meanwhile; Serve then
+	// stops at once.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), openTimeout)
+	defer cancel()
+	log, err := events.Open(ctx, lc, events.WithLogger(logger))
+	if err != nil {
+		// The library's errors never quote the NATS URL (it may hold credentials).
+		return nil, fmt.Errorf("event log: %w", err)
+	}
+	return log, nil
+}
+
+// webhookURL is where a simulator in this process delivers webhooks: the
+// HTTP listener, on loopback when it listens on every interface.
+func webhookURL(addr net.Addr) string {
+	host, port, _ := net.SplitHostPort(addr.String())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + server.WebhookPath
+}
+
 // newUpstream makes the Upvest client: against Upvest as configured, or
-// against an in-process simulator with --simulate. The returned func stops
-// what it started.
-func newUpstream(cfg Config, logger *slog.Logger, stdout io.Writer) (*upstream.Client, func(), error) {
+// against an in-process simulator with --simulate, which delivers its
+// webhooks to webhookURL. The returned func stops what it started.
+func newUpstream(cfg Config, logger *slog.Logger, stdout io.Writer, webhookURL string) (*upstream.Client, func(), error) {
 	ucfg := upstream.Config{BaseURL: cfg.BaseURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret}
 	stop := func() {}
 	if cfg.Simulate {
-		sim, err := startSimulator(logger)
+		sim, err := startSimulator(logger, webhookURL)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -179,8 +230,9 @@ type simulator struct {
 }
 
 // startSimulator serves the simulator on a random loopback port, with a
-// fresh P-256 tenant key and random credentials registered in it.
-func startSimulator(logger *slog.Logger) (*simulator, error) {
+// fresh P-256 tenant key and random credentials registered in it, and its
+// webhook deliveries going to webhookURL.
+func startSimulator(logger *slog.Logger, webhookURL string) (*simulator, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("simulator: tenant key: %w", err)
@@ -191,6 +243,7 @@ func startSimulator(logger *slog.Logger) (*simulator, error) {
 		ClientID:     cfg.ClientID,
 		ClientSecret: cfg.ClientSecret,
 		TenantKeys:   map[string]crypto.PublicKey{keyID: key.Public()},
+		WebhookURL:   webhookURL,
 		Step:         2 * time.Second,
 		Logger:       logger.With("component", "upvest-sim"),
 	})
@@ -221,5 +274,6 @@ func printExamples(w io.Writer, grpcAddr, httpAddr string) {
 	fmt.Fprintf(w, `gateway: try
   grpcurl -plaintext -d '{"account_group_id":"%[1]s","cash_amount":"100.00","currency":"EUR"}' %[2]s upvest.gateway.v1.TopupService/CreateTopup
   curl -s http://%[3]s/v1/account_groups/%[1]s/payments/cash_balance
+  curl -sN -H 'Accept: text/event-stream' 'http://%[3]s/v1/payments/topups:watch?account_group_id=%[1]s'
 `, ag, grpcAddr, httpAddr)
 }
