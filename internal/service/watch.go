@@ -30,6 +30,13 @@ import (
 // and logged. Dropping it would leave a silent gap in the stream, and ending
 // the stream would end it again on every resume: the subscriber is better
 // served by the event and a Get call for the resource.
+//
+// A subscriber too slow for its buffer is ended with RESOURCE_EXHAUSTED as
+// soon as its current Send returns (events.WithStallTimeout). A gRPC client
+// that stops reading altogether blocks that Send once HTTP/2 flow control
+// is exhausted, so it holds its stream (and no more than its window and
+// buffer) until it reads again or its connection dies; it never holds up
+// ingest or other subscribers. The REST face bounds each write instead.
 
 // maxResumeTokenLen bounds resume_token before it reaches the log; the
 // tokens the gateway issues are a few dozen characters.
