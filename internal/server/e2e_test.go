@@ -530,19 +530,30 @@ func TestCashBalanceStream(t *testing.T) {
 		}
 		w.quiet(t, 300*time.Millisecond)
 
+		// A stream resumed from the snapshot's token remembers the snapshot's
+		// time: it replays the log after it but still sends only newer and
+		// newest, never the balances older than the snapshot or than newer.
 		// The stale updates were passed with heartbeats: resuming from the
 		// newer update's successor position continues with newest, not older.
 		var afterStale string
+		var resumedUpdates []string
 		r := startWatch(t, cashBalanceWatch(g, &gatewayv1.WatchCashBalanceRequest{AccountGroupId: ag, ResumeToken: w.first.Token}))
 		if r.first.Kind != "heartbeat" {
 			t.Fatalf("a resumed stream starts with a %s, want a heartbeat (no snapshot)", r.first.Kind)
 		}
-		for m := r.next(t); m.ID != newest["id"]; m = r.next(t) {
+		for m := r.next(t); ; m = r.next(t) {
 			if m.Kind == "heartbeat" {
 				afterStale = m.Token
 			}
+			if m.Kind == "update" {
+				resumedUpdates = append(resumedUpdates, m.ID)
+			}
+			if m.ID == newest["id"] {
+				break
+			}
 		}
 		r.stop()
+		equalIDs(t, "updates of the resumed stream", resumedUpdates, []string{newer["id"].(string), newest["id"].(string)})
 		if afterStale == "" {
 			t.Fatal("no heartbeat before the newest update")
 		}

@@ -2,6 +2,8 @@ package service
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -43,26 +45,29 @@ func (s *CashBalanceService) GetCashBalance(ctx context.Context, req *gatewayv1.
 // created before is in it, so it is not. Upvest delivers updates in no order
 // across deliveries: an update whose created_at is not after the newest
 // balance sent is replaced by a heartbeat with its token, so the stream never
-// goes back in time and a resume does not bring the stale update back. The
-// newest balance is known per stream only: a resumed stream starts afresh.
+// goes back in time. The resume tokens of this stream carry that newest
+// time (balanceToken), so a resumed stream does not go back in time either.
 func (s *CashBalanceService) WatchCashBalance(req *gatewayv1.WatchCashBalanceRequest, stream grpc.ServerStreamingServer[gatewayv1.WatchCashBalanceResponse]) error {
 	ctx := stream.Context()
 	if err := s.watchAvailable(ctx); err != nil {
 		return err
 	}
-	ag, token := req.GetAccountGroupId(), req.GetResumeToken()
+	ag := req.GetAccountGroupId()
 	v := s.validator()
 	v.id("account_group_id", ag)
-	v.resumeToken("resume_token", token)
+	v.resumeToken("resume_token", req.GetResumeToken())
+	token, newest, ok := parseBalanceToken(req.GetResumeToken())
+	if !ok {
+		v.add("resume_token", "must be the resume_token of a message of an earlier WatchCashBalance stream")
+	}
 	if err := v.err(); err != nil {
 		return err
 	}
 
 	needSnapshot := token == ""
-	var newest time.Time // created_at (read_at) of the newest balance sent
 	f := events.Filter{Families: []string{events.FamilyCashBalance}, AccountGroupID: ag}
 	return s.watch(ctx, f, token, func(m events.Message) error {
-		resp := &gatewayv1.WatchCashBalanceResponse{ResumeToken: m.Token}
+		resp := &gatewayv1.WatchCashBalanceResponse{}
 		switch {
 		case needSnapshot:
 			// The subscription's first message, a heartbeat (Log.Watch
@@ -91,6 +96,32 @@ func (s *CashBalanceService) WatchCashBalance(req *gatewayv1.WatchCashBalanceReq
 				CashBalance: decodeObject(&s.core, m.Event, cashBalanceToProto),
 			}}
 		}
+		resp.ResumeToken = balanceToken(m.Token, newest)
 		return stream.Send(resp)
 	})
+}
+
+// balanceToken is a WatchCashBalance resume token: the event log's token and
+// the created_at of the newest balance sent so far, so that a resumed stream
+// keeps refusing balances older than one its subscriber already has. The
+// log's tokens are base64url, so "." cannot occur in them.
+func balanceToken(logToken string, newest time.Time) string {
+	if newest.IsZero() {
+		return logToken
+	}
+	return logToken + "." + strconv.FormatInt(newest.UnixNano(), 36)
+}
+
+// parseBalanceToken splits a balanceToken; ok is false when its time part
+// is malformed. The log token is checked by the log.
+func parseBalanceToken(token string) (logToken string, newest time.Time, ok bool) {
+	logToken, t, found := strings.Cut(token, ".")
+	if !found {
+		return logToken, time.Time{}, true
+	}
+	n, err := strconv.ParseInt(t, 36, 64)
+	if err != nil || n <= 0 {
+		return "", time.Time{}, false
+	}
+	return logToken, time.Unix(0, n), true
 }

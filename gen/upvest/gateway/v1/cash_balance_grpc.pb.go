@@ -35,8 +35,8 @@ type CashBalanceServiceClient interface {
 	GetCashBalance(ctx context.Context, in *GetCashBalanceRequest, opts ...grpc.CallOption) (*GetCashBalanceResponse, error)
 	// Streams an account group's cash balance: first the current balance (unless
 	// resuming), then every newer balance. Never sends a balance older than one
-	// it already sent on the stream. Resumable: pass the resume_token of the
-	// last message you processed.
+	// it already sent, on this stream or on the stream it resumes. Resumable:
+	// pass the resume_token of the last message you processed.
 	WatchCashBalance(ctx context.Context, in *WatchCashBalanceRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchCashBalanceResponse], error)
 }
 
@@ -89,8 +89,8 @@ type CashBalanceServiceServer interface {
 	GetCashBalance(context.Context, *GetCashBalanceRequest) (*GetCashBalanceResponse, error)
 	// Streams an account group's cash balance: first the current balance (unless
 	// resuming), then every newer balance. Never sends a balance older than one
-	// it already sent on the stream. Resumable: pass the resume_token of the
-	// last message you processed.
+	// it already sent, on this stream or on the stream it resumes. Resumable:
+	// pass the resume_token of the last message you processed.
 	WatchCashBalance(*WatchCashBalanceRequest, grpc.ServerStreamingServer[WatchCashBalanceResponse]) error
 	mustEmbedUnimplementedCashBalanceServiceServer()
 }
