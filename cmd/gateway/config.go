@@ -27,9 +27,12 @@ type Config struct {
 	SigningKeyFile       string
 	SigningKeyID         string
 	SigningKeyPassphrase string // secret
-	GRPCAddr             string
-	HTTPAddr             string
-	DataDir              string
+	// InsecureHTTP allows a plain http UPVEST_BASE_URL on a host other than
+	// loopback: only for a simulator on a private network (deploy/compose.yaml).
+	InsecureHTTP string
+	GRPCAddr     string
+	HTTPAddr     string
+	DataDir      string
 	// NATSURL is empty for the embedded event log, else a comma-separated
 	// list of NATS server URLs (a cluster). It may carry credentials, so it
 	// is treated as a secret.
@@ -67,6 +70,8 @@ var settings = []setting{
 		field: func(c *Config) *string { return &c.SigningKeyID }},
 	{env: "UPVEST_SIGNING_KEY_PASSPHRASE", flag: "upvest-signing-key-passphrase", secret: true, usage: "passphrase of a protected signing key (prefer the variable)",
 		field: func(c *Config) *string { return &c.SigningKeyPassphrase }},
+	{env: "UPVEST_INSECURE_HTTP", flag: "upvest-insecure-http", def: "false", usage: "allow a plain http UPVEST_BASE_URL on a non-loopback host, e.g. a simulator on a private network (never for Upvest)",
+		field: func(c *Config) *string { return &c.InsecureHTTP }},
 	{env: "GATEWAY_GRPC_ADDR", flag: "grpc-addr", def: "127.0.0.1:9090", usage: "gRPC listen address",
 		field: func(c *Config) *string { return &c.GRPCAddr }},
 	{env: "GATEWAY_HTTP_ADDR", flag: "http-addr", def: "127.0.0.1:8080", usage: "HTTP listen address (REST, /openapi.json, /healthz)",
@@ -174,8 +179,12 @@ func clean(v string, secret bool) string {
 // validate checks every value, in the order of the table, so the first
 // error is the one an operator sees first in the docs too.
 func (c Config) validate() error {
+	insecure, err := c.AllowInsecureHTTP()
+	if err != nil {
+		return err
+	}
 	if !c.Simulate {
-		if err := checkBaseURL(c.BaseURL); err != nil {
+		if err := checkBaseURL(c.BaseURL, insecure); err != nil {
 			return err
 		}
 		switch {
@@ -217,8 +226,17 @@ func (c Config) validate() error {
 	if err := checkNATSURL(c.NATSURL); err != nil {
 		return err
 	}
-	_, err := c.LogConfig()
+	_, err = c.LogConfig()
 	return err
+}
+
+// AllowInsecureHTTP is UPVEST_INSECURE_HTTP as a bool.
+func (c Config) AllowInsecureHTTP() (bool, error) {
+	b, err := strconv.ParseBool(c.InsecureHTTP)
+	if err != nil {
+		return false, configErr("UPVEST_INSECURE_HTTP", "%q is not true or false", c.InsecureHTTP)
+	}
+	return b, nil
 }
 
 // LogConfig is the event log's configuration: under DataDir, or on NATSURL.
@@ -291,7 +309,7 @@ func subjectPrefix(p string) bool {
 	return true
 }
 
-func checkBaseURL(raw string) error {
+func checkBaseURL(raw string, insecure bool) error {
 	u, err := url.Parse(raw)
 	switch {
 	case err != nil:
@@ -303,7 +321,7 @@ func checkBaseURL(raw string) error {
 		return configErr("UPVEST_BASE_URL", "%q is not an absolute https URL", raw)
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
 		return configErr("UPVEST_BASE_URL", "%q must not have a query or fragment", raw)
-	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+	case u.Scheme == "http" && !isLoopback(u.Hostname()) && !insecure:
 		return configErr("UPVEST_BASE_URL", "%q must use https: plain http would expose the client secret", raw)
 	}
 	return nil

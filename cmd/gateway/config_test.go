@@ -52,7 +52,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		SigningKeyFile: "/etc/upvest/key.pem", SigningKeyID: "key-1", SigningKeyPassphrase: testPass,
 		GRPCAddr: "127.0.0.1:9090", HTTPAddr: "127.0.0.1:8080", DataDir: "./data",
 		EventsStream: "UPVEST_EVENTS", EventsSubject: "upvest.events", EventsMaxAge: "168h", EventsMaxBytes: "1GiB",
-		EventsDuplicateWindow: "24h", NATSReplicas: "1",
+		EventsDuplicateWindow: "24h", NATSReplicas: "1", InsecureHTTP: "false",
 	}
 	if cfg != want {
 		t.Errorf("ParseConfig = %+v, want %+v", cfg, want)
@@ -81,6 +81,22 @@ func TestParseConfigOverrides(t *testing.T) {
 	}
 }
 
+// TestParseConfigInsecureHTTP: a plain http base URL on another host is
+// refused unless the operator opts in, as for a simulator on a private network.
+func TestParseConfigInsecureHTTP(t *testing.T) {
+	env := with(validEnv(), "UPVEST_BASE_URL", "http://upvest-sim:8090")
+	if _, err := ParseConfig(env, nil); err == nil || !strings.Contains(err.Error(), "must use https") {
+		t.Fatalf("without UPVEST_INSECURE_HTTP: %v, want a refusal", err)
+	}
+	cfg, err := ParseConfig(with(env, "UPVEST_INSECURE_HTTP", "true"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := cfg.AllowInsecureHTTP(); !ok {
+		t.Error("AllowInsecureHTTP = false, want true")
+	}
+}
+
 func TestParseConfigErrors(t *testing.T) {
 	tests := []struct {
 		name string
@@ -104,6 +120,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"base url ftp", with(validEnv(), "UPVEST_BASE_URL", "ftp://upvest.co"), nil, `UPVEST_BASE_URL "ftp://upvest.co" is not an absolute https URL…`},
 		{"base url relative", with(validEnv(), "UPVEST_BASE_URL", "sandbox.upvest.co"), nil, `UPVEST_BASE_URL "sandbox.upvest.co" is not an absolute https URL…`},
 		{"base url plain http", with(validEnv(), "UPVEST_BASE_URL", "http://sandbox.upvest.co"), nil, `UPVEST_BASE_URL "http://sandbox.upvest.co" must use https…`},
+		{"insecure not a bool", with(validEnv(), "UPVEST_INSECURE_HTTP", "yes please"), nil, `UPVEST_INSECURE_HTTP "yes please" is not true or false (or --upvest-insecure-http)`},
 		{"base url query", with(validEnv(), "UPVEST_BASE_URL", "https://x.io/?a=1"), nil, `UPVEST_BASE_URL "https://x.io/?a=1" must not have a query…`},
 		{"base url credentials", with(validEnv(), "UPVEST_BASE_URL", "https://u:"+marker+"pw@x.io"), nil, "UPVEST_BASE_URL must not contain user info (or --upvest-base-url)"},
 		{"base url unparsable", with(validEnv(), "UPVEST_BASE_URL", "https://x.io/%zz"), nil, "UPVEST_BASE_URL is not a valid URL (or --upvest-base-url)"},

@@ -185,7 +185,11 @@ func newUpstream(cfg Config, logger *slog.Logger, stdout io.Writer, webhookURL s
 		}
 		ucfg.Signer = signer
 	}
-	client, err := upstream.New(ucfg, upstream.WithLogger(logger))
+	opts := []upstream.Option{upstream.WithLogger(logger)}
+	if insecure, _ := cfg.AllowInsecureHTTP(); insecure { // checked by ParseConfig
+		opts = append(opts, upstream.WithInsecureHTTP())
+	}
+	client, err := upstream.New(ucfg, opts...)
 	if err != nil {
 		stop()
 		// Its messages name the field and never the secret.
