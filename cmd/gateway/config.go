@@ -46,6 +46,7 @@ type Config struct {
 	EventsMaxBytes        string
 	EventsDuplicateWindow string
 	NATSReplicas          string
+	EventsSyncAlways      string
 	Simulate              bool
 }
 
@@ -90,6 +91,8 @@ var settings = []setting{
 		field: func(c *Config) *string { return &c.EventsMaxAge }},
 	{env: "GATEWAY_EVENTS_MAX_BYTES", flag: "events-max-bytes", def: "1GiB", usage: "size limit of the event log, in bytes or with a KiB, MiB, GiB or TiB suffix; the oldest events go first",
 		field: func(c *Config) *string { return &c.EventsMaxBytes }},
+	{env: "GATEWAY_EVENTS_SYNC_ALWAYS", flag: "events-sync-always", def: "true", usage: "embedded log: fsync every event before Upvest's delivery is acknowledged, so acknowledged events survive a power loss",
+		field: func(c *Config) *string { return &c.EventsSyncAlways }},
 	{env: "GATEWAY_EVENTS_DUPLICATE_WINDOW", flag: "events-duplicate-window", def: "24h", usage: "how long an event id is remembered to drop Upvest's repeated deliveries (at most the max age)",
 		field: func(c *Config) *string { return &c.EventsDuplicateWindow }},
 }
@@ -261,6 +264,9 @@ func (c Config) LogConfig() (events.LogConfig, error) {
 		return lc, configErr("GATEWAY_NATS_REPLICAS", "must be 1 with the embedded event log (GATEWAY_NATS_URL unset)")
 	}
 	lc.Replicas = n
+	if lc.SyncAlways, err = strconv.ParseBool(c.EventsSyncAlways); err != nil {
+		return lc, configErr("GATEWAY_EVENTS_SYNC_ALWAYS", "%q is not true or false", c.EventsSyncAlways)
+	}
 	switch {
 	case lc.DuplicateWindow > lc.MaxAge:
 		return lc, configErr("GATEWAY_EVENTS_DUPLICATE_WINDOW", "%s is longer than GATEWAY_EVENTS_MAX_AGE %s", lc.DuplicateWindow, lc.MaxAge)

@@ -52,7 +52,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		SigningKeyFile: "/etc/upvest/key.pem", SigningKeyID: "key-1", SigningKeyPassphrase: testPass,
 		GRPCAddr: "127.0.0.1:9090", HTTPAddr: "127.0.0.1:8080", DataDir: "./data",
 		EventsStream: "UPVEST_EVENTS", EventsSubject: "upvest.events", EventsMaxAge: "168h", EventsMaxBytes: "1GiB",
-		EventsDuplicateWindow: "24h", NATSReplicas: "1", InsecureHTTP: "false",
+		EventsDuplicateWindow: "24h", NATSReplicas: "1", InsecureHTTP: "false", EventsSyncAlways: "true",
 	}
 	if cfg != want {
 		t.Errorf("ParseConfig = %+v, want %+v", cfg, want)
@@ -136,6 +136,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"max bytes overflow", with(validEnv(), "GATEWAY_EVENTS_MAX_BYTES", "9999999999TiB"), nil, `GATEWAY_EVENTS_MAX_BYTES "9999999999TiB" is not…`},
 		{"replicas", with(validEnv(), "GATEWAY_NATS_REPLICAS", "7", "GATEWAY_NATS_URL", "nats://n:4222"), nil, `GATEWAY_NATS_REPLICAS "7" is not a number from 1 to 5 (or --nats-replicas)`},
 		{"replicas embedded", with(validEnv(), "GATEWAY_NATS_REPLICAS", "3"), nil, "GATEWAY_NATS_REPLICAS must be 1 with the embedded event log (GATEWAY_NATS_URL unset) (or --nats-replicas)"},
+		{"sync always", with(validEnv(), "GATEWAY_EVENTS_SYNC_ALWAYS", "sometimes"), nil, `GATEWAY_EVENTS_SYNC_ALWAYS "sometimes" is not true or false (or --events-sync-always)`},
 		{"stream name", with(validEnv(), "GATEWAY_EVENTS_STREAM", "a.b"), nil, `GATEWAY_EVENTS_STREAM "a.b" is not a stream name…`},
 		{"subject wildcard", with(validEnv(), "GATEWAY_EVENTS_SUBJECT", "upvest.*"), nil, `GATEWAY_EVENTS_SUBJECT "upvest.*" is not a subject prefix…`},
 		{"subject empty token", with(validEnv(), "GATEWAY_EVENTS_SUBJECT", "upvest..events"), nil, `GATEWAY_EVENTS_SUBJECT "upvest..events" is not…`},
@@ -171,7 +172,7 @@ func TestParseConfigErrors(t *testing.T) {
 func TestLogConfig(t *testing.T) {
 	cfg, err := ParseConfig(with(validEnv(), "GATEWAY_NATS_URL", "nats://a:4222,nats://b:4222", "GATEWAY_NATS_REPLICAS", "3",
 		"GATEWAY_EVENTS_MAX_AGE", "72h", "GATEWAY_EVENTS_MAX_BYTES", "512MiB", "GATEWAY_EVENTS_DUPLICATE_WINDOW", "2h",
-		"GATEWAY_EVENTS_STREAM", "GW_EVENTS", "GATEWAY_EVENTS_SUBJECT", "gw.events"), nil)
+		"GATEWAY_EVENTS_STREAM", "GW_EVENTS", "GATEWAY_EVENTS_SUBJECT", "gw.events", "GATEWAY_EVENTS_SYNC_ALWAYS", "false"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +187,7 @@ func TestLogConfig(t *testing.T) {
 	}
 	cfg, _ = ParseConfig(validEnv(), []string{"--events-max-bytes", "1073741824"})
 	if lc, _ := cfg.LogConfig(); lc.MaxBytes != events.DefaultMaxBytes || lc.MaxAge != events.DefaultMaxAge ||
-		lc.DuplicateWindow != events.DefaultDuplicateWindow || lc.Stream != events.DefaultStream || lc.Replicas != 1 {
+		lc.DuplicateWindow != events.DefaultDuplicateWindow || lc.Stream != events.DefaultStream || lc.Replicas != 1 || !lc.SyncAlways {
 		t.Errorf("defaults: %+v", lc)
 	}
 }
