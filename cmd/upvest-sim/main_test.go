@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/upvest-gateway/gateway/internal/logtest"
 	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
 	"github.com/upvest-gateway/gateway/internal/upvestsim/simtest"
 )
@@ -57,24 +58,6 @@ func binary(t *testing.T) string {
 	return binPath
 }
 
-// lockedBuffer collects a process's stderr while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func writePublicKey(t *testing.T, alg string) (string, *httpsig.Signer) {
 	t.Helper()
 	key := simtest.GenerateKey(t, alg)
@@ -97,7 +80,7 @@ func TestServeSignedCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr lockedBuffer
+	var stderr logtest.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/upvest-gateway/gateway/internal/events/eventstest"
 	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
 )
 
@@ -38,7 +39,7 @@ func BenchmarkAppend(b *testing.B) {
 // (P-521, v6) and the embedded log.
 func BenchmarkReceiver(b *testing.B) {
 	l := openLog(b, LogConfig{DataDir: b.TempDir()})
-	s := newTestSigner(b, "kid-1", httpsig.Version6)
+	s := eventstest.NewWebhookSigner(b, "kid-1", httpsig.Version6)
 	srv := httptest.NewServer(NewReceiver(l, newKeySource(s).fetch))
 	defer srv.Close()
 	const batch = 10
@@ -48,13 +49,13 @@ func BenchmarkReceiver(b *testing.B) {
 		for j := range raws {
 			raws[j] = rawEvent("TOPUP.SETTLED", "2a761567-251b-450e-8615-025d61dcc95e")
 		}
-		bodies[i] = deliveryBody(b, raws...)
+		bodies[i] = eventstest.DeliveryBody(b, raws...)
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		req, _ := http.NewRequest(http.MethodPost, srv.URL, bytes.NewReader(bodies[i]))
 		req.Header.Set("Content-Type", "application/json")
-		if err := s.signer.Sign(req, bodies[i]); err != nil {
+		if err := s.Sign(req, bodies[i]); err != nil {
 			b.Fatal(err)
 		}
 		resp, err := http.DefaultClient.Do(req)

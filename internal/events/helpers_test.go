@@ -4,15 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,34 +17,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
+	"github.com/upvest-gateway/gateway/internal/events/eventstest"
 )
-
-// backend is where a test's log lives: the embedded server always, and the
-// external NATS named by GATEWAY_NATS_URL when it is set (as in CI).
-type backend struct {
-	name string
-	url  string
-}
-
-func backends() []backend {
-	bs := []backend{{name: "embedded"}}
-	if u := os.Getenv("GATEWAY_NATS_URL"); u != "" {
-		bs = append(bs, backend{name: "external", url: u})
-	}
-	return bs
-}
-
-// forEachBackend runs fn once per backend, as parallel subtests.
-func forEachBackend(t *testing.T, fn func(t *testing.T, be backend)) {
-	t.Helper()
-	for _, be := range backends() {
-		t.Run(be.name, func(t *testing.T) {
-			t.Parallel()
-			fn(t, be)
-		})
-	}
-}
 
 func randomSuffix() string {
 	b := make([]byte, 6)
@@ -56,21 +26,21 @@ func randomSuffix() string {
 	return hex.EncodeToString(b)
 }
 
-// config returns a fresh log configuration: its own data directory, and on
-// the external server its own stream and subject prefix, so that parallel
-// tests and parallel CI runs never see each other's events.
-func (be backend) config(t *testing.T) LogConfig {
+// backendConfig returns a fresh log configuration on be: its own data
+// directory, and on the external server its own stream and subject prefix,
+// so that parallel tests and parallel CI runs never see each other's events.
+func backendConfig(t *testing.T, be eventstest.Backend) LogConfig {
 	t.Helper()
 	sfx := randomSuffix()
 	cfg := LogConfig{
-		NATSURL: be.url,
+		NATSURL: be.URL,
 		Stream:  "EVENTS_TEST_" + sfx,
 		Subject: "test" + sfx + ".events",
 	}
-	if be.url == "" {
+	if be.URL == "" {
 		cfg.DataDir = t.TempDir()
 	} else {
-		t.Cleanup(func() { deleteStream(t, be.url, cfg.Stream) })
+		t.Cleanup(func() { deleteStream(t, be.URL, cfg.Stream) })
 	}
 	return cfg
 }
@@ -90,9 +60,11 @@ func deleteStream(t *testing.T, url, stream string) {
 	}
 }
 
-func (be backend) open(t *testing.T, mutate ...func(*LogConfig)) *Log {
+// openBackend opens a log with a fresh configuration on be, as mutate
+// changes it.
+func openBackend(t *testing.T, be eventstest.Backend, mutate ...func(*LogConfig)) *Log {
 	t.Helper()
-	cfg := be.config(t)
+	cfg := backendConfig(t, be)
 	for _, m := range mutate {
 		m(&cfg)
 	}
@@ -138,22 +110,7 @@ func rawEvent(typ, accountGroup string) map[string]any {
 	if accountGroup != "" {
 		obj["account_group_id"] = accountGroup
 	}
-	return map[string]any{
-		"id":         uuid.NewString(),
-		"created_at": time.Now().UTC().Format(time.RFC3339Nano),
-		"type":       typ,
-		"object":     obj,
-		"webhook_id": "9df39835-be87-4243-9018-f2500b39cee6",
-	}
-}
-
-func deliveryBody(t testing.TB, events ...map[string]any) []byte {
-	t.Helper()
-	b, err := json.Marshal(map[string]any{"payload": events})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return eventstest.RawEvent(typ, time.Now(), obj)
 }
 
 // makeEvents returns n parsed events of the given type and account group.
@@ -163,7 +120,7 @@ func makeEvents(t testing.TB, n int, typ, ag string) []Event {
 	for i := range raws {
 		raws[i] = rawEvent(typ, ag)
 	}
-	evs, err := ParseDelivery(deliveryBody(t, raws...))
+	evs, err := ParseDelivery(eventstest.DeliveryBody(t, raws...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,27 +284,6 @@ func equalIDs(t *testing.T, got, want []string) {
 	}
 }
 
-// testSigner signs deliveries as Upvest does.
-type testSigner struct {
-	kid    string
-	signer *httpsig.Signer
-	pub    crypto.PublicKey
-	key    crypto.Signer
-}
-
-func newTestSigner(t testing.TB, kid string, version int) *testSigner {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := httpsig.NewSigner(key, kid, httpsig.WithVersion(version))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testSigner{kid: kid, signer: s, pub: key.Public(), key: key}
-}
-
 // keySource serves fixed keys and counts fetches.
 type keySource struct {
 	keys  atomic.Pointer[map[string]crypto.PublicKey]
@@ -355,11 +291,11 @@ type keySource struct {
 	fail  atomic.Bool
 }
 
-func newKeySource(signers ...*testSigner) *keySource {
+func newKeySource(signers ...*eventstest.WebhookSigner) *keySource {
 	ks := &keySource{}
 	m := map[string]crypto.PublicKey{}
 	for _, s := range signers {
-		m[s.kid] = s.pub
+		m[s.KID] = s.Key.Public()
 	}
 	ks.keys.Store(&m)
 	return ks
@@ -374,19 +310,9 @@ func (ks *keySource) fetch(ctx context.Context) (map[string]crypto.PublicKey, er
 }
 
 // post sends body to url, signed by s (nil: unsigned).
-func post(t *testing.T, url string, s *testSigner, body []byte) (int, string) {
+func post(t *testing.T, url string, s *eventstest.WebhookSigner, body []byte) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if s != nil {
-		if err := s.signer.Sign(req, body); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return do(t, req)
+	return do(t, eventstest.NewDelivery(t, url, s, body))
 }
 
 func do(t *testing.T, req *http.Request) (int, string) {

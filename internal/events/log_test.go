@@ -11,13 +11,15 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/upvest-gateway/gateway/internal/events/eventstest"
 )
 
 // Every appended event reaches a subscriber exactly once, in log order, even
 // when deliveries repeat and overlap.
 func TestAppendWatchExactlyOnce(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend) {
-		l := be.open(t)
+	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
+		l := openBackend(t, be)
 		s := startWatch(t, l, Filter{}, "")
 		evs := makeEvents(t, 30, "TOPUP.SETTLED", uuid.NewString())
 
@@ -43,8 +45,8 @@ func TestAppendWatchExactlyOnce(t *testing.T) {
 }
 
 func TestWatchFilters(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend) {
-		l := be.open(t)
+	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
+		l := openBackend(t, be)
 		agA, agB := uuid.NewString(), uuid.NewString()
 		filters := map[string]Filter{
 			"all":        {},
@@ -97,8 +99,8 @@ func matchesFilter(f Filter, e Event) bool {
 }
 
 func TestResume(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend) {
-		l := be.open(t)
+	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
+		l := openBackend(t, be)
 		ag := uuid.NewString()
 		f := Filter{Families: []string{FamilyTopup, FamilyCashBalance}, AccountGroupID: ag}
 		s := startWatch(t, l, f, "")
@@ -142,7 +144,7 @@ func TestResume(t *testing.T) {
 // it moves past events the filter skips, so a quiet subscriber's token does
 // not age out of retention.
 func TestHeartbeatTokens(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend) {
+	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
 		t.Run("one subject", func(t *testing.T) {
 			ag := uuid.NewString()
 			testHeartbeatTokens(t, be, Filter{Types: []string{"CASH_BALANCE.UPDATED"}, AccountGroupID: ag}, ag)
@@ -154,8 +156,8 @@ func TestHeartbeatTokens(t *testing.T) {
 	})
 }
 
-func testHeartbeatTokens(t *testing.T, be backend, f Filter, ag string) {
-	l := be.open(t)
+func testHeartbeatTokens(t *testing.T, be eventstest.Backend, f Filter, ag string) {
+	l := openBackend(t, be)
 	mustAppend(t, l, makeEvents(t, 3, "TOPUP.SETTLED", ag))
 
 	// waitHeartbeatAt waits for a heartbeat whose token is the end of the log.
@@ -232,8 +234,8 @@ func TestHeartbeatPosition(t *testing.T) {
 // Heartbeats sent between events never point past an unsent matching event:
 // resuming from any heartbeat gets every later event.
 func TestHeartbeatTokensUnderLoad(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend) {
-		l := be.open(t)
+	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
+		l := openBackend(t, be)
 		ag := uuid.NewString()
 		f := Filter{AccountGroupID: ag}
 		s := startWatch(t, l, f, "", WithHeartbeat(20*time.Millisecond))
@@ -286,9 +288,9 @@ func TestHeartbeatTokensUnderLoad(t *testing.T) {
 }
 
 func TestTokenExpired(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend) {
+	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
 		t.Run("purged", func(t *testing.T) {
-			l := be.open(t)
+			l := openBackend(t, be)
 			s := startWatch(t, l, Filter{}, "")
 			mustAppend(t, l, makeEvents(t, 5, "TOPUP.SETTLED", ""))
 			got := s.events(t, 5)
@@ -310,7 +312,7 @@ func TestTokenExpired(t *testing.T) {
 			r.quiet(t, 200*time.Millisecond)
 		})
 		t.Run("max age", func(t *testing.T) {
-			l := be.open(t, func(c *LogConfig) { c.MaxAge = time.Second })
+			l := openBackend(t, be, func(c *LogConfig) { c.MaxAge = time.Second })
 			s := startWatch(t, l, Filter{}, "")
 			mustAppend(t, l, makeEvents(t, 3, "TOPUP.SETTLED", ""))
 			got := s.events(t, 3)
@@ -331,9 +333,9 @@ func TestTokenExpired(t *testing.T) {
 }
 
 func TestBadToken(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend) {
-		l := be.open(t)
-		other := be.open(t)
+	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
+		l := openBackend(t, be)
+		other := openBackend(t, be)
 		s := startWatch(t, other, Filter{}, "")
 		mustAppend(t, other, makeEvents(t, 1, "TOPUP.SETTLED", ""))
 		foreign := s.events(t, 1)[0].Token
@@ -367,8 +369,8 @@ func TestBadToken(t *testing.T) {
 // Tokens survive a restart of the gateway; a log that was deleted and
 // re-created under the same name turns old tokens into ErrTokenExpired.
 func TestTokenAcrossRestart(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend) {
-		cfg := be.config(t)
+	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
+		cfg := backendConfig(t, be)
 		l := openLog(t, cfg)
 		s := startWatch(t, l, Filter{}, "")
 		evs := makeEvents(t, 4, "WITHDRAWAL.NEW", "")
@@ -402,8 +404,8 @@ func TestTokenAcrossRestart(t *testing.T) {
 // A subscriber whose send blocks is ended with ErrSlowSubscriber; a fast
 // one gets everything and Append is never held up.
 func TestSlowSubscriber(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend) {
-		l := be.open(t)
+	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
+		l := openBackend(t, be)
 		fast := startWatch(t, l, Filter{}, "")
 
 		release := make(chan struct{})
@@ -463,8 +465,8 @@ func TestSlowSubscriber(t *testing.T) {
 // A backlog far larger than the buffer is replayed in full to a subscriber
 // that reads steadily but slower than NATS delivers: it is paced, not cut.
 func TestBacklogPaced(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend) {
-		l := be.open(t)
+	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
+		l := openBackend(t, be)
 		first := startWatch(t, l, Filter{}, "")
 		start := first.heartbeat(t).Token
 		first.stop(t)
@@ -495,8 +497,8 @@ func TestBacklogPaced(t *testing.T) {
 }
 
 func TestWatchEnds(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend) {
-		l := be.open(t)
+	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
+		l := openBackend(t, be)
 		s := startWatch(t, l, Filter{}, "")
 		sendErr := errors.New("client gone")
 		var calls atomic.Int32
@@ -535,8 +537,8 @@ func TestReplicasShareLog(t *testing.T) {
 	if url == "" {
 		t.Skip("GATEWAY_NATS_URL not set")
 	}
-	be := backend{name: "external", url: url}
-	cfg := be.config(t)
+	be := eventstest.Backend{Name: "external", URL: url}
+	cfg := backendConfig(t, be)
 	a, b := openLog(t, cfg), openLog(t, cfg)
 	ag := uuid.NewString()
 	s := startWatch(t, b, Filter{Families: []string{FamilyDirectDebit, FamilyWithdrawal}, AccountGroupID: ag}, "")

@@ -17,6 +17,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/upvest-gateway/gateway/internal/events/eventstest"
+	"github.com/upvest-gateway/gateway/internal/logtest"
 	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
 )
 
@@ -29,9 +31,9 @@ func newTestReceiver(t *testing.T, app Appender, ks *keySource, opts ...Receiver
 }
 
 func TestReceiverStores(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend) {
-		l := be.open(t)
-		v6, v15 := newTestSigner(t, "kid-v6", httpsig.Version6), newTestSigner(t, "kid-v15", httpsig.Version15)
+	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
+		l := openBackend(t, be)
+		v6, v15 := eventstest.NewWebhookSigner(t, "kid-v6", httpsig.Version6), eventstest.NewWebhookSigner(t, "kid-v15", httpsig.Version15)
 		url := newTestReceiver(t, l, newKeySource(v6, v15))
 		s := startWatch(t, l, Filter{}, "")
 
@@ -39,12 +41,12 @@ func TestReceiverStores(t *testing.T) {
 		first := []map[string]any{rawEvent("TOPUP.CONFIRMED", ag), rawEvent("CASH_BALANCE.UPDATED", ag), rawEvent("TOPUP.SETTLED", ag)}
 		second := []map[string]any{first[2], rawEvent("WITHDRAWAL.NEW", ag)} // overlaps the first
 		for _, d := range []struct {
-			s    *testSigner
+			s    *eventstest.WebhookSigner
 			body []byte
 		}{
-			{v6, deliveryBody(t, first...)},
-			{v6, deliveryBody(t, first...)}, // Upvest retrying
-			{v15, deliveryBody(t, second...)},
+			{v6, eventstest.DeliveryBody(t, first...)},
+			{v6, eventstest.DeliveryBody(t, first...)}, // Upvest retrying
+			{v15, eventstest.DeliveryBody(t, second...)},
 		} {
 			if code, body := post(t, url, d.s, d.body); code != http.StatusOK {
 				t.Fatalf("delivery = %d %s", code, body)
@@ -62,16 +64,16 @@ func TestReceiverStores(t *testing.T) {
 // hold back every later delivery. The event lands under its own family's
 // subject, where no family filter sees it.
 func TestReceiverUnknownFamily(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend) {
-		l := be.open(t)
-		signer := newTestSigner(t, "kid-v6", httpsig.Version6)
+	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
+		l := openBackend(t, be)
+		signer := eventstest.NewWebhookSigner(t, "kid-v6", httpsig.Version6)
 		url := newTestReceiver(t, l, newKeySource(signer))
 		ag := uuid.NewString()
 		all := startWatch(t, l, Filter{}, "")
 		topups := startWatch(t, l, Filter{Families: []string{FamilyTopup}}, "")
 
 		unknown, known := rawEvent("PORTFOLIO_ORDER.FILLED", ag), rawEvent("TOPUP.SETTLED", ag)
-		if code, body := post(t, url, signer, deliveryBody(t, unknown, known)); code != http.StatusOK {
+		if code, body := post(t, url, signer, eventstest.DeliveryBody(t, unknown, known)); code != http.StatusOK {
 			t.Fatalf("delivery = %d %s", code, body)
 		}
 		got := all.events(t, 2)
@@ -91,17 +93,17 @@ func TestReceiverUnknownFamily(t *testing.T) {
 }
 
 func TestReceiverRejects(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend) {
-		l := be.open(t)
-		good := newTestSigner(t, "kid-1", httpsig.Version6)
-		forger := newTestSigner(t, "kid-1", httpsig.Version6) // same kid, another key
+	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
+		l := openBackend(t, be)
+		good := eventstest.NewWebhookSigner(t, "kid-1", httpsig.Version6)
+		forger := eventstest.NewWebhookSigner(t, "kid-1", httpsig.Version6) // same kid, another key
 		url := newTestReceiver(t, l, newKeySource(good), WithMaxBody(4096))
 		ag := uuid.NewString()
-		valid := deliveryBody(t, rawEvent("TOPUP.SETTLED", ag), rawEvent("TOPUP.CANCELLED", ag))
+		valid := eventstest.DeliveryBody(t, rawEvent("TOPUP.SETTLED", ag), rawEvent("TOPUP.CANCELLED", ag))
 		bad := rawEvent("TOPUP.SETTLED", ag)
 		bad["created_at"] = "not a time"
 		var big []map[string]any
-		for len(deliveryBody(t, big...)) <= 4096 {
+		for len(eventstest.DeliveryBody(t, big...)) <= 4096 {
 			big = append(big, rawEvent("TOPUP.SETTLED", ag))
 		}
 
@@ -111,33 +113,33 @@ func TestReceiverRejects(t *testing.T) {
 			status int
 			detail string
 		}{
-			{"unsigned", func() *http.Request { return newReq(t, url, nil, valid) }, 401, "missing_signature"},
-			{"forged", func() *http.Request { return newReq(t, url, forger, valid) }, 401, "bad_signature"},
+			{"unsigned", func() *http.Request { return eventstest.NewDelivery(t, url, nil, valid) }, 401, "missing_signature"},
+			{"forged", func() *http.Request { return eventstest.NewDelivery(t, url, forger, valid) }, 401, "bad_signature"},
 			{"tampered body", func() *http.Request {
-				r := newReq(t, url, good, valid)
+				r := eventstest.NewDelivery(t, url, good, valid)
 				tampered := bytes.Replace(valid, []byte("TOPUP.CANCELLED"), []byte("TOPUP.CONFIRMED"), 1)
 				r.Body = io.NopCloser(bytes.NewReader(tampered))
 				return r
 			}, 401, "digest_mismatch"},
 			{"tampered method", func() *http.Request {
-				r := newReq(t, url, good, valid)
+				r := eventstest.NewDelivery(t, url, good, valid)
 				r.Method = http.MethodPut
 				return r
 			}, 405, ""},
 			{"expired signature", func() *http.Request {
 				s := newTestSignerAt(t, good, time.Now().Add(-time.Hour))
-				return newReq(t, url, s, valid)
+				return eventstest.NewDelivery(t, url, s, valid)
 			}, 401, "expired"},
-			{"malformed json", func() *http.Request { return newReq(t, url, good, []byte(`{"payload":[{`)) }, 400, ""},
+			{"malformed json", func() *http.Request { return eventstest.NewDelivery(t, url, good, []byte(`{"payload":[{`)) }, 400, ""},
 			{"one bad event", func() *http.Request {
-				return newReq(t, url, good, deliveryBody(t, rawEvent("TOPUP.SETTLED", ag), bad, rawEvent("TOPUP.SETTLED", ag)))
+				return eventstest.NewDelivery(t, url, good, eventstest.DeliveryBody(t, rawEvent("TOPUP.SETTLED", ag), bad, rawEvent("TOPUP.SETTLED", ag)))
 			}, 400, "payload[1].created_at"},
-			{"empty body", func() *http.Request { return newReq(t, url, good, nil) }, 400, ""},
-			{"oversize", func() *http.Request { return newReq(t, url, good, deliveryBody(t, big...)) }, 413, ""},
+			{"empty body", func() *http.Request { return eventstest.NewDelivery(t, url, good, nil) }, 400, ""},
+			{"oversize", func() *http.Request { return eventstest.NewDelivery(t, url, good, eventstest.DeliveryBody(t, big...)) }, 413, ""},
 			{"oversize chunked", func() *http.Request {
-				r := newReq(t, url, nil, deliveryBody(t, big...))
+				r := eventstest.NewDelivery(t, url, nil, eventstest.DeliveryBody(t, big...))
 				r.ContentLength = -1
-				r.Body = io.NopCloser(bytes.NewReader(deliveryBody(t, big...)))
+				r.Body = io.NopCloser(bytes.NewReader(eventstest.DeliveryBody(t, big...)))
 				return r
 			}, 413, ""},
 			{"get", func() *http.Request {
@@ -168,43 +170,28 @@ func TestReceiverRejects(t *testing.T) {
 	})
 }
 
-func newReq(t *testing.T, url string, s *testSigner, body []byte) *http.Request {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if s != nil {
-		if err := s.signer.Sign(req, body); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return req
-}
-
 // newTestSignerAt signs with s's key as if at time at.
-func newTestSignerAt(t *testing.T, s *testSigner, at time.Time) *testSigner {
+func newTestSignerAt(t *testing.T, s *eventstest.WebhookSigner, at time.Time) *eventstest.WebhookSigner {
 	t.Helper()
-	signer, err := httpsig.NewSigner(s.key, s.kid, httpsig.WithVersion(s.signer.Version()), httpsig.WithClock(func() time.Time { return at }))
+	signer, err := httpsig.NewSigner(s.Key, s.KID, httpsig.WithVersion(s.Signer.Version()), httpsig.WithClock(func() time.Time { return at }))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testSigner{kid: s.kid, signer: signer, pub: s.pub, key: s.key}
+	return &eventstest.WebhookSigner{KID: s.KID, Key: s.Key, Signer: signer}
 }
 
 // An unknown key id makes the receiver fetch the keys again, once; further
 // unknown ids within the refetch interval cost no fetch.
 func TestReceiverUnknownKeyID(t *testing.T) {
-	l := backends()[0].open(t)
-	good := newTestSigner(t, "kid-1", httpsig.Version6)
+	l := openBackend(t, eventstest.Backends()[0])
+	good := eventstest.NewWebhookSigner(t, "kid-1", httpsig.Version6)
 	ks := newKeySource(good)
 	url := newTestReceiver(t, l, ks)
-	stranger := newTestSigner(t, "kid-2", httpsig.Version6)
-	body := deliveryBody(t, rawEvent("TOPUP.SETTLED", ""))
+	stranger := eventstest.NewWebhookSigner(t, "kid-2", httpsig.Version6)
+	body := eventstest.DeliveryBody(t, rawEvent("TOPUP.SETTLED", ""))
 
 	steps := []struct {
-		s     *testSigner
+		s     *eventstest.WebhookSigner
 		code  int
 		calls int32
 	}{
@@ -228,9 +215,9 @@ func TestReceiverUnknownKeyID(t *testing.T) {
 	if code, _ := post(t, url2, good, body); code != 200 {
 		t.Fatal(code)
 	}
-	m := map[string]crypto.PublicKey{good.kid: good.pub, stranger.kid: stranger.pub}
+	m := map[string]crypto.PublicKey{good.KID: good.Key.Public(), stranger.KID: stranger.Key.Public()}
 	ks2.keys.Store(&m)
-	if code, resp := post(t, url2, stranger, deliveryBody(t, rawEvent("TOPUP.SETTLED", ""))); code != 200 {
+	if code, resp := post(t, url2, stranger, eventstest.DeliveryBody(t, rawEvent("TOPUP.SETTLED", ""))); code != 200 {
 		t.Fatalf("rotated key: %d %s", code, resp)
 	}
 	if c := ks2.calls.Load(); c != 2 {
@@ -240,12 +227,12 @@ func TestReceiverUnknownKeyID(t *testing.T) {
 
 // Key fetch failures are ours, not the sender's: 503, so Upvest retries.
 func TestReceiverKeysUnavailable(t *testing.T) {
-	l := backends()[0].open(t)
-	good := newTestSigner(t, "kid-1", httpsig.Version6)
+	l := openBackend(t, eventstest.Backends()[0])
+	good := eventstest.NewWebhookSigner(t, "kid-1", httpsig.Version6)
 	ks := newKeySource(good)
 	ks.fail.Store(true)
 	url := newTestReceiver(t, l, ks)
-	body := deliveryBody(t, rawEvent("TOPUP.SETTLED", ""))
+	body := eventstest.DeliveryBody(t, rawEvent("TOPUP.SETTLED", ""))
 	if code, resp := post(t, url, good, body); code != http.StatusServiceUnavailable {
 		t.Fatalf("status %d %s, want 503", code, resp)
 	}
@@ -313,14 +300,14 @@ func (s *swapLog) Append(ctx context.Context, evs []Event) error { return s.p.Lo
 // While the log is down deliveries get 503 and nothing is stored; once it is
 // back, Upvest's retry of the same delivery is stored.
 func TestReceiverLogDown(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend) {
-		cfg := be.config(t)
+	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
+		cfg := backendConfig(t, be)
 		l := openLog(t, cfg)
 		var sw swapLog
 		sw.p.Store(l)
-		good := newTestSigner(t, "kid-1", httpsig.Version6)
+		good := eventstest.NewWebhookSigner(t, "kid-1", httpsig.Version6)
 		url := newTestReceiver(t, &sw, newKeySource(good), WithAppendTimeout(2*time.Second))
-		body := deliveryBody(t, rawEvent("TOPUP.SETTLED", ""), rawEvent("TOPUP.CANCELLED", ""))
+		body := eventstest.DeliveryBody(t, rawEvent("TOPUP.SETTLED", ""), rawEvent("TOPUP.CANCELLED", ""))
 
 		l.Close()
 		if code, resp := post(t, url, good, body); code != http.StatusServiceUnavailable {
@@ -343,14 +330,14 @@ func TestReceiverLogDown(t *testing.T) {
 // The receiver's clock sets the signature's validity window and the age of
 // the cached keys.
 func TestReceiverClock(t *testing.T) {
-	l := backends()[0].open(t)
-	s := newTestSigner(t, "kid-1", httpsig.Version6)
+	l := openBackend(t, eventstest.Backends()[0])
+	s := eventstest.NewWebhookSigner(t, "kid-1", httpsig.Version6)
 	ks := newKeySource(s)
 	var now atomic.Int64
 	now.Store(time.Now().Unix())
 	clock := func() time.Time { return time.Unix(now.Load(), 0) }
 	url := newTestReceiver(t, l, ks, WithClock(clock), WithKeyRefetch(time.Minute, 10*time.Minute))
-	body := deliveryBody(t, rawEvent("TOPUP.SETTLED", ""))
+	body := eventstest.DeliveryBody(t, rawEvent("TOPUP.SETTLED", ""))
 
 	if code, resp := post(t, url, newTestSignerAt(t, s, clock()), body); code != 200 {
 		t.Fatalf("%d %s", code, resp)
@@ -370,18 +357,18 @@ func TestReceiverClock(t *testing.T) {
 // Each delivery is logged with its verdict, event count and key id, never
 // with its body.
 func TestReceiverLogsNoBody(t *testing.T) {
-	l := backends()[0].open(t)
-	s := newTestSigner(t, "kid-1", httpsig.Version6)
-	var buf lockedBuffer
+	l := openBackend(t, eventstest.Backends()[0])
+	s := eventstest.NewWebhookSigner(t, "kid-1", httpsig.Version6)
+	var buf logtest.Buffer
 	srv := httptest.NewServer(NewReceiver(l, newKeySource(s).fetch, WithLogger(slog.New(slog.NewTextHandler(&buf, nil)))))
 	t.Cleanup(srv.Close)
 	ev := rawEvent("TOPUP.SETTLED", uuid.NewString())
 	bad := rawEvent("TOPUP.SETTLED", "")
 	bad["id"] = "secret-looking-id"
-	for _, body := range [][]byte{deliveryBody(t, ev), deliveryBody(t, ev, bad)} {
+	for _, body := range [][]byte{eventstest.DeliveryBody(t, ev), eventstest.DeliveryBody(t, ev, bad)} {
 		post(t, srv.URL, s, body)
 	}
-	post(t, srv.URL, nil, deliveryBody(t, ev))
+	post(t, srv.URL, nil, eventstest.DeliveryBody(t, ev))
 	out := buf.String()
 	for _, want := range []string{"verdict=stored", "verdict=bad_request", "verdict=unauthorized", "keyid=kid-1", "events=1"} {
 		if !strings.Contains(out, want) {
@@ -393,21 +380,4 @@ func TestReceiverLogsNoBody(t *testing.T) {
 			t.Errorf("log contains %q:\n%s", secret, out)
 		}
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/upvest-gateway/gateway/internal/events/eventstest"
 	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
 	"github.com/upvest-gateway/gateway/internal/upvestsim"
 	"github.com/upvest-gateway/gateway/internal/upvestsim/simtest"
@@ -35,8 +36,8 @@ func (f *flakyLog) Append(ctx context.Context, evs []Event) error {
 // /auth/verify_keys, retried by it after 503s: every event it emits reaches a
 // subscriber exactly once.
 func TestSimulatorDeliveries(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend) {
-		l := be.open(t)
+	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
+		l := openBackend(t, be)
 		flaky := &flakyLog{log: l}
 		flaky.fails.Store(2)
 

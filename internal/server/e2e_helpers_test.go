@@ -1,23 +1,15 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -28,49 +20,22 @@ import (
 
 	gatewayv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/v1"
 	"github.com/upvest-gateway/gateway/internal/events"
+	"github.com/upvest-gateway/gateway/internal/events/eventstest"
 	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/server/servertest"
 	"github.com/upvest-gateway/gateway/internal/service"
-	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
 	"github.com/upvest-gateway/gateway/internal/upvestsim"
 )
-
-// backend is where a test gateway's event log lives: the embedded NATS
-// server always, and the external one named by GATEWAY_NATS_URL when it is
-// set (as in CI).
-type backend struct {
-	name string
-	url  string
-}
-
-func backends() []backend {
-	bs := []backend{{name: "embedded"}}
-	if u := os.Getenv("GATEWAY_NATS_URL"); u != "" {
-		bs = append(bs, backend{name: "external", url: u})
-	}
-	return bs
-}
-
-// forEachBackend runs fn once per backend, as parallel subtests.
-func forEachBackend(t *testing.T, fn func(t *testing.T, be backend)) {
-	t.Helper()
-	for _, be := range backends() {
-		t.Run(be.name, func(t *testing.T) {
-			t.Parallel()
-			fn(t, be)
-		})
-	}
-}
 
 // testHeartbeat is the heartbeat interval of the test gateways' streams.
 const testHeartbeat = 150 * time.Millisecond
 
 // start starts a gateway and simulator pair whose log is on be, with quick
 // heartbeats, small webhook batches and quick webhook retries.
-func start(t *testing.T, be backend, opts ...servertest.Option) *servertest.Gateway {
+func start(t *testing.T, be eventstest.Backend, opts ...servertest.Option) *servertest.Gateway {
 	t.Helper()
 	base := []servertest.Option{
-		servertest.WithNATS(be.url),
+		servertest.WithNATS(be.URL),
 		servertest.WithSimConfig(func(c *upvestsim.Config) {
 			c.WebhookBatchSize = 3
 			c.WebhookBackoffUnit = 5 * time.Millisecond
@@ -306,46 +271,11 @@ func wantStatus(t *testing.T, err error, code codes.Code, reason string) *status
 	return st
 }
 
-// webhookSigner signs deliveries of a test's own making, as Upvest does
-// (version 6, P-521); servertest.WithWebhookKeys(s.keys()) makes the
-// gateway accept them.
-type webhookSigner struct {
-	kid    string
-	key    *ecdsa.PrivateKey
-	signer *httpsig.Signer
-}
-
-func newWebhookSigner(t testing.TB, kid string) *webhookSigner {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := httpsig.NewSigner(key, kid, httpsig.WithVersion(httpsig.Version6))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &webhookSigner{kid: kid, key: key, signer: s}
-}
-
-func (s *webhookSigner) keys() map[string]crypto.PublicKey {
-	return map[string]crypto.PublicKey{s.kid: s.key.Public()}
-}
-
 // deliver posts body to the gateway's webhook receiver, signed by s (nil:
 // unsigned), after tamper (if any) has had its way with the request.
-func deliver(t *testing.T, g *servertest.Gateway, s *webhookSigner, body []byte, tamper func(*http.Request)) (int, []byte) {
+func deliver(t *testing.T, g *servertest.Gateway, s *eventstest.WebhookSigner, body []byte, tamper func(*http.Request)) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, g.BaseURL+server.WebhookPath, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if s != nil {
-		if err := s.signer.Sign(req, body); err != nil {
-			t.Fatal(err)
-		}
-	}
+	req := eventstest.NewDelivery(t, g.BaseURL+server.WebhookPath, s, body)
 	if tamper != nil {
 		tamper(req)
 	}
@@ -358,26 +288,6 @@ func deliver(t *testing.T, g *servertest.Gateway, s *webhookSigner, body []byte,
 	return resp.StatusCode, b
 }
 
-// rawEvent is an upstream event as JSON.
-func rawEvent(typ string, createdAt time.Time, object map[string]any) map[string]any {
-	return map[string]any{
-		"id":         uuid.NewString(),
-		"created_at": createdAt.UTC().Format(time.RFC3339Nano),
-		"type":       typ,
-		"object":     object,
-		"webhook_id": "9df39835-be87-4243-9018-f2500b39cee6",
-	}
-}
-
-func deliveryBody(t testing.TB, events ...map[string]any) []byte {
-	t.Helper()
-	b, err := json.Marshal(map[string]any{"payload": events})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // simObject decodes a simulator event's object.
 func simObject(t *testing.T, e upvestsim.Event) map[string]any {
 	t.Helper()
@@ -386,68 +296,6 @@ func simObject(t *testing.T, e upvestsim.Event) map[string]any {
 		t.Fatal(err)
 	}
 	return o
-}
-
-// tcpProxy is a TCP relay to NATS that a test can cut, as a network
-// partition or a NATS restart would.
-type tcpProxy struct {
-	ln     net.Listener
-	target string
-
-	mu    sync.Mutex
-	down  bool
-	conns []net.Conn
-}
-
-func newTCPProxy(t *testing.T, target string) *tcpProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &tcpProxy{ln: ln, target: target}
-	t.Cleanup(func() { ln.Close(); p.setDown(true) })
-	go p.serve()
-	return p
-}
-
-func (p *tcpProxy) url() string { return "nats://" + p.ln.Addr().String() }
-
-func (p *tcpProxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		if p.down {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		up, err := net.Dial("tcp", p.target)
-		if err != nil {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		p.conns = append(p.conns, c, up)
-		p.mu.Unlock()
-		go func() { io.Copy(up, c); up.Close() }()
-		go func() { io.Copy(c, up); c.Close() }()
-	}
-}
-
-func (p *tcpProxy) setDown(down bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = down
-	if down {
-		for _, c := range p.conns {
-			c.Close()
-		}
-		p.conns = nil
-	}
 }
 
 // natsHostPort is the external NATS of GATEWAY_NATS_URL when set, else a

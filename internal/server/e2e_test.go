@@ -22,9 +22,11 @@ import (
 
 	gatewayv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/v1"
 	"github.com/upvest-gateway/gateway/internal/events"
+	"github.com/upvest-gateway/gateway/internal/events/eventstest"
 	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/server/servertest"
 	"github.com/upvest-gateway/gateway/internal/service"
+	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
 	"github.com/upvest-gateway/gateway/internal/upvestsim"
 )
 
@@ -99,7 +101,7 @@ func checkObject(t *testing.T, m msg, e upvestsim.Event) {
 // although the deliveries come in small batches and are retried after
 // rejected and lost answers (so some arrive twice).
 func TestEventsExactlyOnce(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend) {
+	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
 		g := start(t, be)
 		ctx := ctxT(t)
 		ag1, ag2 := uuid.NewString(), uuid.NewString()
@@ -256,7 +258,7 @@ func simIDs(evs []upvestsim.Event) []string {
 // token of the last message it processed, an event's or a heartbeat's,
 // sees exactly the rest: nothing missed, nothing repeated.
 func TestEventsResume(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend) {
+	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
 		g := start(t, be)
 		ag := uuid.NewString()
 		req := func(token string) *gatewayv1.WatchTopupEventsRequest {
@@ -295,8 +297,8 @@ func TestEventsResume(t *testing.T) {
 // TestEventsBadTokens: tokens that are not a position in this gateway's log
 // are INVALID_ARGUMENT naming resume_token, on gRPC and REST.
 func TestEventsBadTokens(t *testing.T) {
-	g := start(t, backend{name: "embedded"})
-	other := start(t, backend{name: "embedded"}, servertest.WithLogConfig(func(c *events.LogConfig) { c.Stream = "OTHER_EVENTS" }))
+	g := start(t, eventstest.Backend{Name: "embedded"})
+	other := start(t, eventstest.Backend{Name: "embedded"}, servertest.WithLogConfig(func(c *events.LogConfig) { c.Stream = "OTHER_EVENTS" }))
 	foreign := startWatch(t, topupWatch(other, &gatewayv1.WatchTopupEventsRequest{})).first.Token
 	for name, token := range map[string]string{
 		"garbage":       "not-a-token",
@@ -344,7 +346,7 @@ func hasViolation(st *status.Status, field string) bool {
 // TestEventsTokenPastRetention: a token older than the log's retention is
 // OUT_OF_RANGE, telling the caller to re-read the state first.
 func TestEventsTokenPastRetention(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend) {
+	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
 		g := start(t, be, servertest.WithLogConfig(func(c *events.LogConfig) { c.MaxAge = time.Second }))
 		ag := uuid.NewString()
 		w := startWatch(t, topupWatch(g, &gatewayv1.WatchTopupEventsRequest{AccountGroupId: ag}))
@@ -372,25 +374,25 @@ func TestEventsTokenPastRetention(t *testing.T) {
 // TestWebhookRejected: forged, unsigned, tampered and malformed deliveries
 // are refused (401, 400) and store nothing, not even their valid events.
 func TestWebhookRejected(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend) {
-		signer := newWebhookSigner(t, "test-kid")
-		g := start(t, be, servertest.WithWebhookKeys(signer.keys()))
+	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
+		signer := eventstest.NewWebhookSigner(t, "test-kid", httpsig.Version6)
+		g := start(t, be, servertest.WithWebhookKeys(signer.Keys()))
 		topups := startWatch(t, topupWatch(g, &gatewayv1.WatchTopupEventsRequest{}))
 		cash := startWatch(t, cashBalanceWatch(g, &gatewayv1.WatchCashBalanceRequest{AccountGroupId: uuid.NewString()}))
 		from := topups.first.Token
 
 		ag := uuid.NewString()
 		good := func() map[string]any {
-			return rawEvent("TOPUP.SETTLED", time.Now(), map[string]any{"id": uuid.NewString(), "account_group_id": ag, "status": "SETTLED", "cash_amount": "1.00", "currency": "EUR"})
+			return eventstest.RawEvent("TOPUP.SETTLED", time.Now(), map[string]any{"id": uuid.NewString(), "account_group_id": ag, "status": "SETTLED", "cash_amount": "1.00", "currency": "EUR"})
 		}
-		body := deliveryBody(t, good())
-		forger := newWebhookSigner(t, g.Sim.WebhookKeyID()) // the simulator's key id, another key
-		stranger := newWebhookSigner(t, "unknown-kid")
+		body := eventstest.DeliveryBody(t, good())
+		forger := eventstest.NewWebhookSigner(t, g.Sim.WebhookKeyID(), httpsig.Version6) // the simulator's key id, another key
+		stranger := eventstest.NewWebhookSigner(t, "unknown-kid", httpsig.Version6)
 		badEvent := good()
 		badEvent["id"] = "not-a-uuid"
 		for _, tc := range []struct {
 			name   string
-			signer *webhookSigner
+			signer *eventstest.WebhookSigner
 			body   []byte
 			tamper func(*http.Request)
 			want   int
@@ -409,8 +411,8 @@ func TestWebhookRejected(t *testing.T) {
 			{"signature without the body digest", signer, body, func(r *http.Request) { r.Header.Del("Digest") }, http.StatusUnauthorized},
 			{"not JSON", signer, []byte(`{"payload":[`), nil, http.StatusBadRequest},
 			{"no payload", signer, []byte(`{"events":[]}`), nil, http.StatusBadRequest},
-			{"one malformed event among good ones", signer, deliveryBody(t, good(), badEvent, good()), nil, http.StatusBadRequest},
-			{"object not an object", signer, deliveryBody(t, rawEvent("CASH_BALANCE.UPDATED", time.Now(), nil)), nil, http.StatusBadRequest},
+			{"one malformed event among good ones", signer, eventstest.DeliveryBody(t, good(), badEvent, good()), nil, http.StatusBadRequest},
+			{"object not an object", signer, eventstest.DeliveryBody(t, eventstest.RawEvent("CASH_BALANCE.UPDATED", time.Now(), nil)), nil, http.StatusBadRequest},
 		} {
 			code, resp := deliver(t, g, tc.signer, tc.body, tc.tamper)
 			if code != tc.want || !strings.Contains(string(resp), `"status":`) {
@@ -423,7 +425,7 @@ func TestWebhookRejected(t *testing.T) {
 		// Nothing was stored: from the position before the bad deliveries,
 		// the first event is the valid one that follows them.
 		ok := good()
-		if code, resp := deliver(t, g, signer, deliveryBody(t, ok), nil); code != http.StatusOK {
+		if code, resp := deliver(t, g, signer, eventstest.DeliveryBody(t, ok), nil); code != http.StatusOK {
 			t.Fatalf("valid delivery: %d %s", code, resp)
 		}
 		r := startWatch(t, topupWatch(g, &gatewayv1.WatchTopupEventsRequest{ResumeToken: from}))
@@ -436,13 +438,13 @@ func TestWebhookRejected(t *testing.T) {
 // reached gets a 5xx, and the simulator's retry after the log is back
 // stores it; the subscriber connected throughout gets each event once.
 func TestWebhookWhileLogDown(t *testing.T) {
-	p := newTCPProxy(t, natsHostPort(t))
-	g := start(t, backend{name: "proxied", url: p.url()},
+	p := eventstest.NewTCPProxy(t, natsHostPort(t))
+	g := start(t, eventstest.Backend{Name: "proxied", URL: p.URL()},
 		servertest.WithReceiverOptions(events.WithAppendTimeout(500*time.Millisecond)))
 	ag := uuid.NewString()
 	w := startWatch(t, topupWatch(g, &gatewayv1.WatchTopupEventsRequest{AccountGroupId: ag}))
 
-	p.setDown(true)
+	p.SetDown(true)
 	evs := createTopups(t, g, ag, 1)
 	failedFor := func(id string) bool {
 		for _, d := range g.Sim.Deliveries() {
@@ -461,7 +463,7 @@ func TestWebhookWhileLogDown(t *testing.T) {
 	}
 	w.quiet(t, 200*time.Millisecond)
 
-	p.setDown(false)
+	p.SetDown(false)
 	equalIDs(t, "after the outage", ids(w.events(t, 1)), simIDs(evs))
 	waitFor(t, 20*time.Second, "the retried delivery", func() bool {
 		for _, d := range g.Sim.Deliveries() {
@@ -482,9 +484,9 @@ func TestWebhookWhileLogDown(t *testing.T) {
 // one already sent (Upvest delivers without order across deliveries) is
 // never sent, and resuming after it does not bring it back.
 func TestCashBalanceStream(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend) {
-		signer := newWebhookSigner(t, "test-kid")
-		g := start(t, be, servertest.WithWebhookKeys(signer.keys()))
+	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
+		signer := eventstest.NewWebhookSigner(t, "test-kid", httpsig.Version6)
+		g := start(t, be, servertest.WithWebhookKeys(signer.Keys()))
 		ag := uuid.NewString()
 		if err := g.Sim.SetCashBalance(upvestsim.CashBalance{AccountGroupID: ag, Balance: "100", AvailableForTrading: "100"}); err != nil {
 			t.Fatal(err)
@@ -500,12 +502,12 @@ func TestCashBalanceStream(t *testing.T) {
 		readAt := snap.GetReadAt().AsTime()
 
 		balance := func(at time.Time, b string) map[string]any {
-			return rawEvent("CASH_BALANCE.UPDATED", at, map[string]any{"account_group_id": ag, "currency": "EUR", "balance": b,
+			return eventstest.RawEvent("CASH_BALANCE.UPDATED", at, map[string]any{"account_group_id": ag, "currency": "EUR", "balance": b,
 				"locked_for_trading": "0", "pending_settlement": "0", "available_for_withdrawal": "0", "available_for_trading": b})
 		}
 		send := func(evs ...map[string]any) {
 			t.Helper()
-			if code, resp := deliver(t, g, signer, deliveryBody(t, evs...), nil); code != http.StatusOK {
+			if code, resp := deliver(t, g, signer, eventstest.DeliveryBody(t, evs...), nil); code != http.StatusOK {
 				t.Fatalf("delivery: %d %s", code, resp)
 			}
 		}
@@ -576,9 +578,9 @@ func TestCashBalanceStream(t *testing.T) {
 // RESOURCE_EXHAUSTED once its buffer has stayed full, while another
 // subscriber gets every event and every delivery is stored at once.
 func TestSlowSubscriber(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend) {
-		signer := newWebhookSigner(t, "test-kid")
-		g := start(t, be, servertest.WithWebhookKeys(signer.keys()),
+	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
+		signer := eventstest.NewWebhookSigner(t, "test-kid", httpsig.Version6)
+		g := start(t, be, servertest.WithWebhookKeys(signer.Keys()),
 			servertest.WithServerOptions(server.WithServiceOptions(service.WithWatchOptions(
 				events.WithBuffer(4), events.WithStallTimeout(300*time.Millisecond)))))
 		// A client whose flow-control window stays small: once it stops
@@ -606,13 +608,13 @@ func TestSlowSubscriber(t *testing.T) {
 		for range 6 {
 			var batch []map[string]any
 			for range 40 {
-				e := rawEvent("TOPUP.SETTLED", time.Now(), map[string]any{"id": uuid.NewString(), "account_group_id": uuid.NewString(),
+				e := eventstest.RawEvent("TOPUP.SETTLED", time.Now(), map[string]any{"id": uuid.NewString(), "account_group_id": uuid.NewString(),
 					"status": "SETTLED", "cash_amount": "1.00", "currency": "EUR", "settlement_reference": ref})
 				batch = append(batch, e)
 				want = append(want, e["id"].(string))
 			}
 			start := time.Now()
-			if code, resp := deliver(t, g, signer, deliveryBody(t, batch...), nil); code != http.StatusOK {
+			if code, resp := deliver(t, g, signer, eventstest.DeliveryBody(t, batch...), nil); code != http.StatusOK {
 				t.Fatalf("delivery: %d %s", code, resp)
 			}
 			if d := time.Since(start); d > 2*time.Second {

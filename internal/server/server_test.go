@@ -24,6 +24,7 @@ import (
 
 	"github.com/upvest-gateway/gateway/gen/openapiv2"
 	gatewayv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/v1"
+	"github.com/upvest-gateway/gateway/internal/logtest"
 	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/server/servertest"
 	"github.com/upvest-gateway/gateway/internal/service"
@@ -177,29 +178,11 @@ func TestRESTProblems(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestRequestLog: one record per call with method, code, duration and the
 // upvest-request-id; no payload and no credential in any log line, the
 // upstream client's included.
 func TestRequestLog(t *testing.T) {
-	var logs syncBuffer
+	var logs logtest.Buffer
 	l := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	g := servertest.Start(t,
 		servertest.WithServerOptions(server.WithLogger(l)),
@@ -252,7 +235,7 @@ func TestRequestLog(t *testing.T) {
 // faces, and the server keeps serving.
 func TestPanicRecovery(t *testing.T) {
 	const secret = "panic-value-with-secret-7f3a"
-	var logs syncBuffer
+	var logs logtest.Buffer
 	boom := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		if strings.HasSuffix(info.FullMethod, "/GetCashBalance") {
 			panic(fmt.Errorf("%s", secret))

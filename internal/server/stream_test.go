@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/upvest-gateway/gateway/internal/events/eventstest"
 	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/server/servertest"
 )
@@ -148,7 +149,7 @@ func checkStreamHeader(t *testing.T, s *restStream, contentType string) {
 // SSE, one event per message with the resume token as its id; reconnecting
 // with Last-Event-ID continues exactly after that event.
 func TestServerSentEvents(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, be backend) {
+	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
 		g := start(t, be)
 		ag := uuid.NewString()
 		path := "/v1/payments/topups:watch?account_group_id=" + ag
@@ -219,7 +220,7 @@ func TestServerSentEvents(t *testing.T) {
 // TestStreamErrors: an error before the first message is a problem+json
 // answer like any REST error; one after it is the stream's last record.
 func TestStreamErrors(t *testing.T) {
-	g := start(t, backend{name: "embedded"})
+	g := start(t, eventstest.Backend{Name: "embedded"})
 	for _, h := range []http.Header{sseHeader("not-a-token"), {"Accept": {"application/json"}}} {
 		path := "/v1/payments/topups:watch"
 		if h.Get("Last-Event-ID") == "" {

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	gatewayv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/v1"
+	"github.com/upvest-gateway/gateway/internal/logtest"
 	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/server/servertest"
 	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
@@ -108,7 +108,7 @@ func TestWatchUndecodableObject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	g := servertest.Start(t, servertest.WithWebhookKeys(map[string]crypto.PublicKey{"test-kid": key.Public()}),
 		servertest.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -160,21 +160,4 @@ func TestWatchUndecodableObject(t *testing.T) {
 	if !strings.Contains(out, bad["id"].(string)) || !strings.Contains(out, "cash_amount") || strings.Contains(out, "12.5") || strings.Contains(out, "SECRET") {
 		t.Errorf("log: %s", out)
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/upvest-gateway/gateway/internal/logtest"
 	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
 )
 
@@ -109,28 +110,10 @@ func TestSecretsStayOutOfFormatting(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a handler.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestDebugLog(t *testing.T) {
 	f := newFakeUpstream(t)
 	f.setAPI(sequence(`{"id":"x","cash_amount":"123.45"}`, 503))
-	var buf syncBuffer
+	var buf logtest.Buffer
 	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	c := f.client(t, fastRetry, WithLogger(logger))
 	if _, err := c.CreateTopup(testContext(t), CreateTopupRequest{AccountGroupID: agID, CashAmount: "123.45", Currency: "EUR"}); err != nil {
