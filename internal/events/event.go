@@ -190,6 +190,11 @@ func parseEvent(data []byte) (Event, error) {
 	if err != nil {
 		return bad("created_at", "not an RFC 3339 date-time")
 	}
+	if y := ts.UTC().Year(); y < 0 || y > 9999 {
+		// RFC 3339 has four-digit years, and the log stores created_at in
+		// UTC: an offset must not carry it out of 0000..9999.
+		return bad("created_at", "outside the years 0000 to 9999 in UTC")
+	}
 	e.CreatedAt = ts
 	if raw, present := fields["webhook_id"]; present && string(raw) != "null" {
 		if s, ok = str("webhook_id"); !ok {

@@ -86,6 +86,10 @@ func TestParseDeliveryRejects(t *testing.T) {
 		{"type extra dot", `{"payload":[` + with("type", `"TOPUP.SETTLED.X"`) + `]}`, 0, "type"},
 		{"created_at missing", `{"payload":[` + with("created_at", "") + `]}`, 0, "created_at"},
 		{"created_at bad", `{"payload":[` + with("created_at", `"yesterday"`) + `]}`, 0, "created_at"},
+		// Valid RFC 3339, but in UTC outside the four-digit years the log
+		// stores created_at in.
+		{"created_at before year 0 in UTC", `{"payload":[` + good + `,` + with("created_at", `"0000-01-01T00:30:00+01:00"`) + `]}`, 1, "created_at"},
+		{"created_at after year 9999 in UTC", `{"payload":[` + with("created_at", `"9999-12-31T23:30:00-01:00"`) + `]}`, 0, "created_at"},
 		{"object missing", `{"payload":[` + with("object", "") + `]}`, 0, "object"},
 		{"object array", `{"payload":[` + with("object", "[]") + `]}`, 0, "object"},
 		{"object string", `{"payload":[` + with("object", `"{}"`) + `]}`, 0, "object"},

@@ -132,8 +132,14 @@ func (l *Log) Config() LogConfig { return l.cfg }
 // and counts as stored: upstream delivers at least once. The publishes are
 // pipelined, so a batch costs about one round trip.
 //
-// On error some events may be stored and others not; appending the same
-// events again is safe.
+// Every event is encoded before the first is published: an event the log
+// cannot store as it is fails the whole call with a *DeliveryError naming
+// its index, and nothing is stored. That error is final (appending the same
+// events fails the same way), so it is not ErrUnavailable.
+//
+// On any other error (ErrUnavailable, ErrClosed) some events may be stored
+// and others not; appending the same events again is safe, as the stored
+// ones are recognised as duplicates within the duplicate window.
 func (l *Log) Append(ctx context.Context, events []Event) error {
 	if l.isClosed() {
 		return ErrClosed
@@ -141,12 +147,16 @@ func (l *Log) Append(ctx context.Context, events []Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	futures := make([]jetstream.PubAckFuture, 0, len(events))
+	msgs := make([]*nats.Msg, len(events))
 	for i := range events {
-		msg, err := l.message(&events[i])
+		msg, err := l.message(i, &events[i])
 		if err != nil {
 			return err
 		}
+		msgs[i] = msg
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	for _, msg := range msgs {
 		f, err := l.js.PublishMsgAsync(msg, jetstream.WithExpectStream(l.cfg.Stream))
 		if err != nil {
 			return l.unavailable("publishing", err)
@@ -167,16 +177,24 @@ func (l *Log) Append(ctx context.Context, events []Event) error {
 	return nil
 }
 
-// message encodes e as the log stores it, reading it back first so that
-// nothing is stored that a subscriber could not decode.
-func (l *Log) message(e *Event) (*nats.Msg, error) {
+// message encodes e, the event at index i of a delivery, as the log stores
+// it, reading it back first so that nothing is stored that a subscriber
+// could not decode. Its errors are *DeliveryError with Index i.
+func (l *Log) message(i int, e *Event) (*nats.Msg, error) {
 	data, err := e.MarshalJSON()
 	if err != nil {
-		return nil, fmt.Errorf("events: encoding event: %w", err)
+		// The cause may quote the object's bytes: not in the error.
+		return nil, &DeliveryError{Index: i, Reason: "cannot be encoded as JSON"}
 	}
 	stored, err := parseEvent(data)
 	if err != nil {
-		return nil, fmt.Errorf("events: refusing invalid event: %w", err)
+		var de *DeliveryError
+		if errors.As(err, &de) {
+			de.Index = i
+			de.Reason = "cannot be stored: " + de.Reason
+			return nil, de
+		}
+		return nil, &DeliveryError{Index: i, Reason: "cannot be stored"}
 	}
 	msg := nats.NewMsg(eventSubject(l.cfg.Subject, &stored))
 	msg.Header.Set(jetstream.MsgIDHeader, stored.ID)

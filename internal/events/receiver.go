@@ -30,10 +30,14 @@ type Appender interface {
 // Receiver is the http.Handler for POST /webhooks/upvest.
 //
 // It answers 200 only once every event of the delivery is acknowledged by
-// the log. Every other answer (401 bad signature, 400 malformed delivery, 413
-// too large, 503 log or keys unavailable) stores nothing, and Upvest retries
-// the delivery, so nothing is lost and nothing is half-stored. Errors are
-// application/problem+json. Each delivery is logged with its verdict, event
+// the log. A 401 (bad signature), 400 (malformed delivery, or an event the
+// log refuses) or 413 (too large) stores nothing. A 503 (log or keys
+// unavailable) may come after the log stored part of the delivery: a
+// publish can be acknowledged and the next one fail, or the acknowledgements
+// time out after the events were stored. That is safe: Upvest retries the
+// delivery, and the log de-duplicates every event by id within its
+// DuplicateWindow, so the retry stores what is missing and nothing twice.
+// Errors are application/problem+json. Each delivery is logged with its verdict, event
 // count and key id, never its body.
 type Receiver struct {
 	log           Appender
@@ -168,6 +172,12 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	defer cancel()
 	if err := rc.log.Append(ctx, events); err != nil {
 		d.cause = err
+		var de *DeliveryError
+		if errors.As(err, &de) {
+			// Refused before anything was stored; a retry fails the same way.
+			d.reject(w, http.StatusBadRequest, "bad_request", de.Error())
+			return
+		}
 		d.reject(w, http.StatusServiceUnavailable, "log_unavailable", "the events could not be stored; retry later")
 		return
 	}

@@ -134,6 +134,11 @@ func TestReceiverRejects(t *testing.T) {
 			{"one bad event", func() *http.Request {
 				return eventstest.NewDelivery(t, url, good, eventstest.DeliveryBody(t, rawEvent("TOPUP.SETTLED", ag), bad, rawEvent("TOPUP.SETTLED", ag)))
 			}, 400, "payload[1].created_at"},
+			{"created_at out of range in UTC", func() *http.Request {
+				out := rawEvent("TOPUP.SETTLED", ag)
+				out["created_at"] = "0000-01-01T00:30:00+01:00"
+				return eventstest.NewDelivery(t, url, good, eventstest.DeliveryBody(t, rawEvent("TOPUP.SETTLED", ag), out))
+			}, 400, "payload[1].created_at"},
 			{"empty body", func() *http.Request { return eventstest.NewDelivery(t, url, good, nil) }, 400, ""},
 			{"oversize", func() *http.Request { return eventstest.NewDelivery(t, url, good, eventstest.DeliveryBody(t, big...)) }, 413, ""},
 			{"oversize chunked", func() *http.Request {
