@@ -486,7 +486,10 @@ func TestWebhookWhileLogDown(t *testing.T) {
 func TestCashBalanceStream(t *testing.T) {
 	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
 		signer := eventstest.NewWebhookSigner(t, "test-kid", httpsig.Version6)
-		g := start(t, be, servertest.WithWebhookKeys(signer.Keys()))
+		// No clock-skew allowance: this test places updates around read_at
+		// to the millisecond (TestCashBalanceSnapshotSkew covers the allowance).
+		g := start(t, be, servertest.WithWebhookKeys(signer.Keys()),
+			servertest.WithServerOptions(server.WithServiceOptions(service.WithSnapshotSkew(0))))
 		ag := uuid.NewString()
 		if err := g.Sim.SetCashBalance(upvestsim.CashBalance{AccountGroupID: ag, Balance: "100", AvailableForTrading: "100"}); err != nil {
 			t.Fatal(err)
@@ -572,6 +575,31 @@ func TestCashBalanceStream(t *testing.T) {
 			t.Errorf("the simulator's update = %v, want balance 110", u)
 		}
 	})
+}
+
+// TestCashBalanceSnapshotSkew: an update Upvest created just before the
+// gateway read the snapshot, but delivered after it, still reaches the
+// subscriber: clocks differ, and a stale balance is worse than a repeated one.
+func TestCashBalanceSnapshotSkew(t *testing.T) {
+	g := start(t, eventstest.Backend{Name: "embedded"})
+	ag := uuid.NewString()
+	g.Sim.PauseWebhooks(true)
+	if err := g.Sim.SetCashBalance(upvestsim.CashBalance{AccountGroupID: ag, Balance: "100", AvailableForTrading: "100"}); err != nil {
+		t.Fatal(err)
+	}
+	w := startWatch(t, cashBalanceWatch(g, &gatewayv1.WatchCashBalanceRequest{AccountGroupId: ag}))
+	snap := w.first.Raw.(*gatewayv1.WatchCashBalanceResponse).GetSnapshot()
+	if w.first.Kind != "snapshot" || snap.GetCashBalance().GetBalance() != "100" {
+		t.Fatalf("first message %s %v, want a snapshot of balance 100", w.first.Kind, snap)
+	}
+	if got := time.Since(snap.GetReadAt().AsTime()); got < service.DefaultSnapshotSkew {
+		t.Errorf("read_at is %v before now, want at least the skew allowance %v", got, service.DefaultSnapshotSkew)
+	}
+	g.Sim.PauseWebhooks(false) // the update, created before the read, arrives now
+	u := w.events(t, 1)[0].Raw.(*gatewayv1.WatchCashBalanceResponse).GetUpdate()
+	if u.GetCashBalance().GetBalance() != "100" {
+		t.Errorf("update = %v, want the balance of 100 the snapshot also had", u)
+	}
 }
 
 // TestSlowSubscriber: a subscriber that stops reading is ended with

@@ -40,9 +40,10 @@ func (s *CashBalanceService) GetCashBalance(ctx context.Context, req *gatewayv1.
 // CASH_BALANCE.UPDATED event newer than the newest balance already sent.
 //
 // The subscription starts before the snapshot is read, so no update can fall
-// between the two. The snapshot's read_at is when the read started: an update
-// created after that may or may not be in the snapshot, so it is sent; one
-// created before is in it, so it is not. Upvest delivers updates in no order
+// between the two. The snapshot's read_at is when the read started, less the
+// allowed clock skew (WithSnapshotSkew): an update created after that may or
+// may not be in the snapshot, so it is sent; one created before is in it, so
+// it is not. Upvest delivers updates in no order
 // across deliveries: an update whose created_at is not after the newest
 // balance sent is replaced by a heartbeat with its token, so the stream never
 // goes back in time. The resume tokens of this stream carry that newest
@@ -73,7 +74,7 @@ func (s *CashBalanceService) WatchCashBalance(req *gatewayv1.WatchCashBalanceReq
 			// The subscription's first message, a heartbeat (Log.Watch
 			// guarantees it), becomes the snapshot with its token.
 			needSnapshot = false
-			readAt := time.Now()
+			readAt := time.Now().Add(-s.opts.snapshotSkew)
 			b, err := invoke(ctx, &s.core, "", func(ctx context.Context, o ...upstream.CallOption) (*upstream.CashBalance, error) {
 				return s.client.GetCashBalance(ctx, ag, o...)
 			})

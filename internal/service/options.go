@@ -3,6 +3,7 @@ package service
 import (
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/upstream"
@@ -26,10 +27,12 @@ type options struct {
 	events    *events.Log
 	watchOpts []events.WatchOption
 	logger    *slog.Logger
+	// snapshotSkew: see WithSnapshotSkew.
+	snapshotSkew time.Duration
 }
 
 func newOptions(opts []Option) options {
-	o := options{logger: slog.Default()}
+	o := options{logger: slog.Default(), snapshotSkew: DefaultSnapshotSkew}
 	WithCurrencies(DefaultCurrencies...)(&o)
 	for _, opt := range opts {
 		if opt != nil {
@@ -94,6 +97,24 @@ func WithEvents(log *events.Log) Option {
 // events.WithHeartbeat, events.WithBuffer, events.WithStallTimeout).
 func WithWatchOptions(opts ...events.WatchOption) Option {
 	return func(o *options) { o.watchOpts = append(o.watchOpts, opts...) }
+}
+
+// DefaultSnapshotSkew is the clock skew between the gateway and Upvest that
+// WatchCashBalance allows for at its snapshot.
+const DefaultSnapshotSkew = 2 * time.Second
+
+// WithSnapshotSkew sets how far WatchCashBalance moves its snapshot's read_at
+// back to allow for clock skew between the gateway and Upvest, whose clock
+// stamps the updates' created_at (default DefaultSnapshotSkew; 0 trusts both
+// clocks exactly). Updates created after read_at follow the snapshot: an
+// update the snapshot already holds costs the subscriber a repeated balance,
+// while dropping one it lacks would leave a stale balance until the next change.
+func WithSnapshotSkew(d time.Duration) Option {
+	return func(o *options) {
+		if d >= 0 {
+			o.snapshotSkew = d
+		}
+	}
 }
 
 // WithLogger sets where the services report what a caller does not see,

@@ -292,7 +292,10 @@ func (x *CashBalanceUpdate) GetCashBalance() *CashBalance {
 // CashBalanceSnapshot is the balance read from Upvest when a stream starts.
 type CashBalanceSnapshot struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// When the gateway read the balance.
+	// When the gateway read the balance, less a small allowance for clock skew
+	// between the gateway and Upvest. Updates created after read_at follow the
+	// snapshot, even where the snapshot already reflects them: a repeated
+	// balance, never a lost one.
 	ReadAt *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=read_at,json=readAt,proto3" json:"read_at,omitempty"`
 	// The balance.
 	CashBalance   *CashBalance `protobuf:"bytes,2,opt,name=cash_balance,json=cashBalance,proto3" json:"cash_balance,omitempty"`
