@@ -10,8 +10,11 @@ import (
 
 // delivered is an event on its way from NATS to the subscriber.
 type delivered struct {
-	seq   uint64
-	event Event
+	seq     uint64
+	at      time.Time // JetStream's timestamp of the message
+	pending uint64    // matching messages after it, as the consumer saw them
+	size    int       // about what the message takes in the stream
+	event   Event
 }
 
 // subscription is the NATS side of one Watch. The consumer's callback puts
@@ -30,14 +33,20 @@ type subscription struct {
 	stopped  chan struct{} // closed when Watch returns
 	fatal    chan error    // the consumer cannot continue
 
-	mu       sync.Mutex
-	done     bool
-	seen     uint64 // stream sequence of the last message received
-	lastSent uint64 // stream sequence of the last event sent
-	queued   int    // events accepted from NATS, not yet sent
-	consumer string // consumer that delivered the last message ...
-	dseq     uint64 // ... and its delivery sequence there
+	mu         sync.Mutex
+	done       bool
+	seen       uint64    // stream sequence of the last message received
+	seenAt     time.Time // its JetStream timestamp
+	lastSent   uint64    // stream sequence of the last event sent
+	lastSentAt time.Time // its JetStream timestamp
+	queued     int       // events accepted from NATS, not yet sent
+	consumer   string    // consumer that delivered the last message ...
+	dseq       uint64    // ... and its delivery sequence there
 }
+
+// msgOverhead is roughly what JetStream stores per message besides its
+// subject and data (headers with the message id, sequence, timestamp).
+const msgOverhead = 96
 
 func newSubscription(l *Log, subjects []string, buffer int, stall time.Duration) *subscription {
 	return &subscription{
@@ -94,7 +103,7 @@ func (s *subscription) accept(msg jetstream.Msg, md *jetstream.MsgMetadata) (del
 	if s.done || md.Sequence.Stream <= s.seen {
 		return delivered{}, false // ended, or a redelivery: never send an event twice
 	}
-	s.seen = md.Sequence.Stream
+	s.seen, s.seenAt = md.Sequence.Stream, md.Timestamp
 	s.consumer, s.dseq = md.Consumer, md.Sequence.Consumer
 	if !s.matches(msg.Subject()) {
 		return delivered{}, false // only when the server could not apply the exact filter
@@ -106,7 +115,13 @@ func (s *subscription) accept(msg jetstream.Msg, md *jetstream.MsgMetadata) (del
 		return delivered{}, false
 	}
 	s.queued++
-	return delivered{seq: md.Sequence.Stream, event: ev}, true
+	return delivered{
+		seq:     md.Sequence.Stream,
+		at:      md.Timestamp,
+		pending: md.NumPending,
+		size:    len(msg.Subject()) + len(msg.Data()) + msgOverhead,
+		event:   ev,
+	}, true
 }
 
 func (s *subscription) matches(subject string) bool {
@@ -133,23 +148,24 @@ func (s *subscription) fail(err error) {
 	}
 }
 
-// sent records that the event at seq reached the subscriber.
-func (s *subscription) sent(seq uint64) {
+// sent records that the event d reached the subscriber.
+func (s *subscription) sent(d *delivered) {
 	s.mu.Lock()
 	s.queued--
-	s.lastSent = seq
+	s.lastSent, s.lastSentAt = d.seq, d.at
 	s.mu.Unlock()
 }
 
 // passed is how far the subscriber has got: with nothing queued, every
 // message received was sent or filtered out; otherwise the last one sent.
-func (s *subscription) passed() uint64 {
+// It also returns that message's timestamp (zero if none was received).
+func (s *subscription) passed() (uint64, time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.queued == 0 {
-		return s.seen
+		return s.seen, s.seenAt
 	}
-	return s.lastSent
+	return s.lastSent, s.lastSentAt
 }
 
 func (s *subscription) seenSeq() uint64 {

@@ -135,6 +135,7 @@ func (l *Log) Watch(ctx context.Context, f Filter, resumeToken string, send func
 		return cmp.Or(ctx.Err(), err)
 	}
 	w := &watcher{log: l, id: id, sub: sub, cons: cons, send: send, floor: from, hw: from}
+	w.noteInfo(info)
 	defer w.stop(cc)
 
 	// The first check also closes the window between checkPosition and the
@@ -249,6 +250,16 @@ type watcher struct {
 	advance  uint64    // position a heartbeat may jump to ...
 	advAfter uint64    // ... once everything received up to here was passed on
 	lastSend time.Time // of a message or heartbeat
+
+	// For gapFree: a received message at or before hw+1 and its
+	// timestamp (zero: none yet), ...
+	anchorSeq uint64
+	anchorAt  time.Time
+	verified  bool // ... whether a gap was checked with a stream info yet,
+	// and the stream's limits and state at the last stream info.
+	maxAge                        time.Duration
+	maxBytes                      int64
+	infoBytes, infoMsgs, infoLast uint64
 }
 
 func (w *watcher) run(ctx context.Context, interval time.Duration) error {
@@ -272,12 +283,16 @@ func (w *watcher) run(ctx context.Context, interval time.Duration) error {
 		case err := <-w.sub.fatal:
 			return err
 		case d := <-w.sub.buf:
+			if err := w.gapFree(ctx, &d, interval); err != nil {
+				return err
+			}
 			ev := d.event
 			if err := w.send(Message{Token: w.id.token(d.seq), Event: &ev}); err != nil {
 				return err
 			}
-			w.sub.sent(d.seq)
+			w.sub.sent(&d)
 			w.hw = max(w.hw, d.seq)
+			w.setAnchor(d.seq, d.at)
 			w.lastSend = time.Now()
 		case <-ticker.C:
 			if err := w.check(ctx, interval, true); err != nil {
@@ -298,7 +313,7 @@ func (w *watcher) run(ctx context.Context, interval time.Duration) error {
 // up to the end of the log. Advancing keeps a quiet subscriber's token from
 // ageing out of retention while nothing it wants is happening.
 func (w *watcher) heartbeat() error {
-	passed := w.sub.passed()
+	passed, passedAt := w.sub.passed()
 	pos := max(w.hw, passed)
 	if w.advance > pos && passed >= w.advAfter {
 		pos = w.advance
@@ -307,6 +322,7 @@ func (w *watcher) heartbeat() error {
 		return err
 	}
 	w.hw = pos
+	w.setAnchor(passed, passedAt) // passed <= pos
 	w.lastSend = time.Now()
 	return nil
 }
@@ -333,6 +349,7 @@ func (w *watcher) check(ctx context.Context, interval time.Duration, withConsume
 	if w.log.identity(info) != w.id {
 		return fmt.Errorf("%w (the event log was re-created)", ErrTokenExpired)
 	}
+	w.noteInfo(info)
 	// Everything after floor was in the log at the previous check. If
 	// retention has since removed some of it, the consumer may have skipped
 	// events it had not reached yet: the subscriber can no longer be sure
@@ -356,6 +373,101 @@ func (w *watcher) check(ctx context.Context, interval time.Duration, withConsume
 		w.advance, w.advAfter = info.State.LastSeq, last
 	}
 	return nil
+}
+
+// gapFree is called before the event d is sent. Its stream sequence S is
+// normally not P+1, where P is the position the last token handed out
+// stands for (the resume start - 1 before any): the filter skips other
+// events. But the consumer also skips events that retention (MaxAge or
+// MaxBytes) removed before it reached them, going on with the oldest one
+// left; sending d with its token would then lose the removed events for
+// good, also for whoever resumes from that token. So unless S = P+1,
+// gapFree makes sure nothing between P+1 and S-1 was removed, and ends the
+// subscription with ErrTokenExpired otherwise (d is never sent).
+//
+// Retention removes the oldest messages first, so nothing between P+1 and
+// S-1 was removed iff the stream's FirstSeq is still at most P+1 once d was
+// received: one stream info, which the first gap after the start or resume
+// always costs. Later gaps skip it when retention evidently cannot have
+// reached P+1:
+//   - age: a received message at or before P+1 (the anchor) is younger than
+//     MaxAge by more than a margin, and the messages after it are no older;
+//   - size: the stream held less than half of MaxBytes at the last stream
+//     info, still so when the messages appended since (as far as the
+//     consumer tells: up to S and the matching ones pending after it) are
+//     counted at the average message size.
+//
+// Residual assumption of that shortcut: between the last stream info (at
+// most about a heartbeat interval old while the subscriber keeps up, see
+// check) and the consumer reaching d, no more than about MaxBytes/2 was
+// appended beyond the estimate (messages outside the filter after S), and
+// JetStream's timestamps do not go back by more than the margin (e.g. a
+// clock step on a leader change). Should it fail, the periodic check still
+// ends the subscription once it sees FirstSeq past its floor, but tokens
+// handed out before that could skip removed events.
+func (w *watcher) gapFree(ctx context.Context, d *delivered, interval time.Duration) error {
+	p := w.hw
+	if d.seq == p+1 || w.verified && w.retentionFar(d, time.Now()) {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, min(max(interval/2, time.Second), 5*time.Second))
+	defer cancel()
+	info, err := w.log.streamInfo(cctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("%w: the event log no longer exists", ErrUnavailable)
+		}
+		// Unverified, d must not be sent; the subscriber resumes from its
+		// last token.
+		return err
+	}
+	if w.log.identity(info) != w.id {
+		return fmt.Errorf("%w (the event log was re-created)", ErrTokenExpired)
+	}
+	w.noteInfo(info)
+	if info.State.FirstSeq > p+1 {
+		return fmt.Errorf("%w (events the subscription had not reached were removed)", ErrTokenExpired)
+	}
+	w.verified = true
+	return nil
+}
+
+// retentionFar reports whether neither MaxAge nor MaxBytes can have
+// removed the message after the last token's position; see gapFree.
+func (w *watcher) retentionFar(d *delivered, now time.Time) bool {
+	if w.maxAge > 0 {
+		margin := max(time.Minute, w.maxAge/10)
+		if w.anchorAt.IsZero() || now.Sub(w.anchorAt) >= w.maxAge-margin {
+			return false
+		}
+	}
+	if w.maxBytes > 0 {
+		avg := uint64(d.size)
+		if w.infoMsgs > 0 {
+			avg = max(avg, w.infoBytes/w.infoMsgs)
+		}
+		last := max(d.seq+d.pending, w.infoLast)
+		if w.infoBytes+(last-w.infoLast)*avg >= uint64(w.maxBytes)/2 {
+			return false
+		}
+	}
+	return true
+}
+
+// setAnchor records a received message at or before hw+1, for gapFree.
+func (w *watcher) setAnchor(seq uint64, at time.Time) {
+	if !at.IsZero() && seq >= w.anchorSeq {
+		w.anchorSeq, w.anchorAt = seq, at
+	}
+}
+
+// noteInfo keeps what gapFree needs from a stream info.
+func (w *watcher) noteInfo(info *jetstream.StreamInfo) {
+	w.maxAge, w.maxBytes = info.Config.MaxAge, info.Config.MaxBytes
+	w.infoBytes, w.infoMsgs, w.infoLast = info.State.Bytes, info.State.Msgs, info.State.LastSeq
 }
 
 func (w *watcher) stop(cc jetstream.ConsumeContext) {

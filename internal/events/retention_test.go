@@ -1,0 +1,97 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/upvest-gateway/gateway/internal/events/eventstest"
+)
+
+// Retention (here MaxBytes) removes events a blocked subscriber has not
+// reached. Its consumer then goes on with the oldest event left; the
+// subscription must end with ErrTokenExpired rather than send that event with
+// a token, since resuming from it would lose the removed events silently.
+func TestWatchEndsAtRetentionGap(t *testing.T) {
+	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
+		l := openBackend(t, be, func(c *LogConfig) {
+			c.MaxBytes = 16 * 1024
+			c.DuplicateWindow = time.Minute
+		})
+		ag := uuid.NewString()
+		f := Filter{AccountGroupID: ag}
+		release := make(chan struct{})
+		out := make(chan Message, 1000)
+		done := make(chan error, 1)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		first := true
+		go func() {
+			done <- l.Watch(ctx, f, "", func(m Message) error {
+				if m.Event != nil && first {
+					first = false
+					<-release // the subscriber stops reading
+				}
+				out <- m
+				return nil
+			}, WithHeartbeat(3*time.Second), WithBuffer(1), WithStallTimeout(time.Minute))
+		}()
+		select {
+		case <-out: // the first heartbeat: the subscription is in place
+		case err := <-done:
+			t.Fatalf("Watch ended before its first heartbeat: %v", err)
+		}
+		index := map[string]int{}
+		for i := 0; i < 400; i++ {
+			evs := makeEvents(t, 1, "TOPUP.SETTLED", ag)
+			mustAppend(t, l, evs)
+			index[evs[0].ID] = i
+		}
+		if info, err := l.streamInfo(context.Background()); err != nil || info.State.FirstSeq <= 20 {
+			t.Fatalf("retention did not remove the first events: %+v %v", info, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+		close(release)
+
+		last, lastTok := -1, ""
+		var err error
+		timeout := time.After(20 * time.Second)
+	loop:
+		for {
+			select {
+			case m := <-out:
+				if m.Event == nil {
+					continue
+				}
+				i := index[m.Event.ID]
+				if i != last+1 {
+					t.Fatalf("event %d sent after event %d: the events between were lost", i, last)
+				}
+				last, lastTok = i, m.Token
+			case err = <-done:
+				break loop
+			case <-timeout:
+				t.Fatalf("Watch did not end; last event sent %d", last)
+			}
+		}
+		for len(out) > 0 {
+			if m := <-out; m.Event != nil {
+				t.Fatalf("event %d sent after %d", index[m.Event.ID], last)
+			}
+		}
+		if !errors.Is(err, ErrTokenExpired) {
+			t.Fatalf("Watch = %v, want ErrTokenExpired", err)
+		}
+		if last < 0 {
+			t.Fatal("no event was sent")
+		}
+		// The last token handed out is before the gap, so it is expired too.
+		err = l.Watch(context.Background(), f, lastTok, func(Message) error { return nil })
+		if !errors.Is(err, ErrTokenExpired) {
+			t.Fatalf("resuming from the last token: %v, want ErrTokenExpired", err)
+		}
+	})
+}
