@@ -362,7 +362,7 @@ func (w *watcher) check(ctx context.Context, interval time.Duration, withConsume
 		return nil
 	}
 	ci, err := w.cons.Info(ctx)
-	if err != nil || ci.NumPending != 0 {
+	if err != nil || ci.NumPending != 0 || !sameServerView(info, ci) {
 		return nil
 	}
 	// No matching event is pending after the stream's last sequence as read
@@ -468,6 +468,21 @@ func (w *watcher) setAnchor(seq uint64, at time.Time) {
 func (w *watcher) noteInfo(info *jetstream.StreamInfo) {
 	w.maxAge, w.maxBytes = info.Config.MaxAge, info.Config.MaxBytes
 	w.infoBytes, w.infoMsgs, w.infoLast = info.State.Bytes, info.State.Msgs, info.State.LastSeq
+}
+
+// sameServerView reports whether the consumer info ci can be compared with
+// the stream info si. LastSeq comes from the stream's leader, NumPending and
+// Delivered from the server running the consumer, which on a replicated
+// stream may be a follower that has not stored the latest events yet: its
+// "nothing pending" would then not cover LastSeq. Only when the consumer
+// reports no cluster, or the same leader as the stream, do both describe
+// the same copy of the stream; otherwise the heartbeat keeps the position it
+// knows to be safe.
+func sameServerView(si *jetstream.StreamInfo, ci *jetstream.ConsumerInfo) bool {
+	if ci.Cluster == nil {
+		return true
+	}
+	return si.Cluster != nil && ci.Cluster.Leader == si.Cluster.Leader
 }
 
 func (w *watcher) stop(cc jetstream.ConsumeContext) {
