@@ -203,7 +203,7 @@ func testHeartbeatTokens(t *testing.T, be eventstest.Backend, f Filter, ag strin
 func TestHeartbeatPosition(t *testing.T) {
 	id := newStreamIdentity("S", 1)
 	var sentTokens []uint64
-	s := newSubscription(nil, nil, 4, time.Second)
+	s := newSubscription(nil, nil, 0, 4, time.Second)
 	w := &watcher{id: id, sub: s, send: func(m Message) error {
 		p, _ := decodeToken(m.Token)
 		sentTokens = append(sentTokens, p.seq)

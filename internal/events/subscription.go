@@ -48,9 +48,12 @@ type subscription struct {
 // subject and data (headers with the message id, sequence, timestamp).
 const msgOverhead = 96
 
-func newSubscription(l *Log, subjects []string, buffer int, stall time.Duration) *subscription {
+// newSubscription returns the subscription for a consumer starting after
+// the stream sequence from.
+func newSubscription(l *Log, subjects []string, from uint64, buffer int, stall time.Duration) *subscription {
 	return &subscription{
 		log:      l,
+		seen:     from, // nothing up to here is for the subscriber
 		subjects: subjects,
 		stall:    stall,
 		buf:      make(chan delivered, buffer),
@@ -179,7 +182,13 @@ func (s *subscription) seenSeq() uint64 {
 func (s *subscription) receivedAll(ci *jetstream.ConsumerInfo) (uint64, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ok := ci.Delivered.Consumer == 0 || s.consumer == ci.Name && s.dseq >= ci.Delivered.Consumer
+	// A consumer that delivered nothing yet may still have moved its stream
+	// position past what reached us: the client library re-creates an
+	// ordered consumer after the last message it handed on, which may be
+	// one whose handle has not recorded it yet. A fresh consumer's
+	// Delivered.Stream is its start - 1.
+	fresh := ci.Delivered.Consumer == 0 && ci.Delivered.Stream <= s.seen
+	ok := fresh || s.consumer == ci.Name && s.dseq >= ci.Delivered.Consumer
 	return s.seen, ok
 }
 

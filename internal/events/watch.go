@@ -129,7 +129,7 @@ func (l *Log) Watch(ctx context.Context, f Filter, resumeToken string, send func
 		from = tok.seq
 	}
 
-	sub := newSubscription(l, subjects, o.buffer, o.stall)
+	sub := newSubscription(l, subjects, from, o.buffer, o.stall)
 	cons, cc, err := l.consume(ctx, subjects, from+1, sub)
 	if err != nil {
 		return cmp.Or(ctx.Err(), err)
