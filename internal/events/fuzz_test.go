@@ -51,17 +51,18 @@ func FuzzParseDelivery(f *testing.F) {
 // is exactly the encoding of what it decoded to.
 func FuzzToken(f *testing.F) {
 	id := newStreamIdentity("UPVEST_EVENTS", 1_700_000_000_000_000_000)
-	f.Add(id.token(0))
-	f.Add(id.token(12345))
+	f.Add(id.token(0, 0))
+	f.Add(id.token(0xdeadbeef, 12345))
 	f.Add("")
-	f.Add("AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
-	f.Add(strings.Repeat("_", 34))
+	f.Add("AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA") // a version 1 token
+	f.Add("AgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+	f.Add(strings.Repeat("_", 39))
 	f.Fuzz(func(t *testing.T, s string) {
 		p, err := decodeToken(s)
 		if err != nil {
 			return
 		}
-		again := streamIdentity{hash: p.streamHash, created: p.created}.token(p.seq)
+		again := streamIdentity{hash: p.streamHash, created: p.created}.token(p.filter, p.seq)
 		if again != s {
 			t.Fatalf("decode(%q) re-encodes as %q", s, again)
 		}

@@ -340,3 +340,13 @@ func tokenSeq(t *testing.T, tok string) uint64 {
 	}
 	return p.seq
 }
+
+// mustSubjects is f's exact subjects on l.
+func mustSubjects(t *testing.T, l *Log, f Filter) []string {
+	t.Helper()
+	s, err := f.Subjects(l.cfg.Subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

@@ -344,7 +344,7 @@ func TestBadToken(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		beyond := l.identity(info).token(info.State.LastSeq + 5)
+		beyond := l.identity(info).token(filterHash(mustSubjects(t, l, Filter{})), info.State.LastSeq+5)
 		for name, tok := range map[string]string{
 			"garbage":         "not-a-token",
 			"empty-ish":       "====",

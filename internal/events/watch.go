@@ -122,9 +122,15 @@ func (l *Log) Watch(ctx context.Context, f Filter, resumeToken string, send func
 	}
 	id := l.identity(info)
 	from := info.State.LastSeq // no token: only what is appended from now on
+	filter := filterHash(subjects)
 	if resumeToken != "" {
 		if err := checkPosition(tok, id, info.State); err != nil {
 			return err
+		}
+		// After the checks above, so that an expired token is expired
+		// whatever the filter.
+		if tok.filter != filter {
+			return fmt.Errorf("%w: it was issued for another filter", ErrBadToken)
 		}
 		from = tok.seq
 	}
@@ -134,7 +140,7 @@ func (l *Log) Watch(ctx context.Context, f Filter, resumeToken string, send func
 	if err != nil {
 		return cmp.Or(ctx.Err(), err)
 	}
-	w := &watcher{log: l, id: id, sub: sub, cons: cons, send: send, floor: from, hw: from}
+	w := &watcher{log: l, id: id, filter: filter, sub: sub, cons: cons, send: send, floor: from, hw: from}
 	w.noteInfo(info)
 	defer w.stop(cc)
 
@@ -239,11 +245,12 @@ func (l *Log) deleteConsumer(name string) {
 // watcher is the calling goroutine's side of a subscription: it sends,
 // emits heartbeats and checks the position against retention.
 type watcher struct {
-	log  *Log
-	id   streamIdentity
-	sub  *subscription
-	cons jetstream.Consumer
-	send func(Message) error
+	log    *Log
+	id     streamIdentity
+	filter uint32 // filterHash of the subjects, for the tokens
+	sub    *subscription
+	cons   jetstream.Consumer
+	send   func(Message) error
 
 	hw       uint64    // highest position handed to the subscriber; only grows
 	floor    uint64    // every matching event up to here reached us while the log held it
@@ -287,7 +294,7 @@ func (w *watcher) run(ctx context.Context, interval time.Duration) error {
 				return err
 			}
 			ev := d.event
-			if err := w.send(Message{Token: w.id.token(d.seq), Event: &ev}); err != nil {
+			if err := w.send(Message{Token: w.id.token(w.filter, d.seq), Event: &ev}); err != nil {
 				return err
 			}
 			w.sub.sent(&d)
@@ -318,7 +325,7 @@ func (w *watcher) heartbeat() error {
 	if w.advance > pos && passed >= w.advAfter {
 		pos = w.advance
 	}
-	if err := w.send(Message{Token: w.id.token(pos)}); err != nil {
+	if err := w.send(Message{Token: w.id.token(w.filter, pos)}); err != nil {
 		return err
 	}
 	w.hw = pos
