@@ -42,6 +42,7 @@ type subscription struct {
 	queued     int       // events accepted from NATS, not yet sent
 	consumer   string    // consumer that delivered the last message ...
 	dseq       uint64    // ... and its delivery sequence there
+	stopper    func()    // stops consuming; nil until set
 }
 
 // msgOverhead is roughly what JetStream stores per message besides its
@@ -89,11 +90,39 @@ func (s *subscription) handle(msg jetstream.Msg) {
 	case <-s.stopped:
 	case <-t.C:
 		s.mu.Lock()
+		stop := s.stopper
 		if !s.done {
 			s.done = true
 			close(s.slow)
 		}
 		s.mu.Unlock()
+		// The subscription is over, but Watch returns only once the
+		// subscriber's send does: stop pulling messages meanwhile, they
+		// would only be discarded.
+		if stop != nil {
+			go stop()
+		}
+	}
+}
+
+// setStopper gives the subscription the means to stop its consumer when
+// the subscriber turns out too slow (at once if it already did).
+func (s *subscription) setStopper(stop func()) {
+	s.mu.Lock()
+	s.stopper = stop
+	slow := s.isSlow()
+	s.mu.Unlock()
+	if slow {
+		go stop()
+	}
+}
+
+func (s *subscription) isSlow() bool {
+	select {
+	case <-s.slow:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -220,6 +220,7 @@ func (l *Log) consume(ctx context.Context, subjects []string, start uint64, sub 
 		}
 		return nil, nil, fmt.Errorf("%w: consuming: %w", ErrUnavailable, err)
 	}
+	sub.setStopper(cc.Stop)
 	return cons, cc, nil
 }
 
