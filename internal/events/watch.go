@@ -19,7 +19,8 @@ var (
 	// behind retention. OUT_OF_RANGE: re-read the current state, then watch
 	// without a token.
 	ErrTokenExpired = errors.New("events: resume position is past the event log's retention; re-read the current state, then watch again without a resume token")
-	// ErrBadToken: the token is not one this log issued. INVALID_ARGUMENT.
+	// ErrBadToken: the token is not one this log issued, or was issued for
+	// another filter. INVALID_ARGUMENT.
 	ErrBadToken = errors.New("events: invalid resume token")
 	// ErrSlowSubscriber: the subscriber's buffer stayed full for the stall
 	// timeout. RESOURCE_EXHAUSTED; it may resume from its last token.
@@ -88,7 +89,8 @@ func WithStallTimeout(d time.Duration) WatchOption {
 //
 // Without a token Watch starts with events appended from now on; with one it
 // continues exactly after the message that carried it: nothing missed,
-// nothing repeated. The first message is a heartbeat, so that a subscriber
+// nothing repeated. A token resumes only the filter it was issued for. The
+// first message is a heartbeat, so that a subscriber
 // holds a token before any event arrives; further heartbeats follow whenever
 // nothing was sent for the heartbeat interval.
 //
