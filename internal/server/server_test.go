@@ -314,7 +314,7 @@ func TestGracefulShutdown(t *testing.T) {
 			res.Body.Close()
 		}
 	})
-	waitUntil(t, func() bool { return g.Sim.TokenRequests() > 0 })
+	servertest.WaitUntil(t, func() bool { return g.Sim.TokenRequests() > 0 })
 	time.Sleep(150 * time.Millisecond) // both calls are now waiting on the simulator
 
 	start := time.Now()
@@ -349,7 +349,7 @@ func TestShutdownTimeout(t *testing.T) {
 		_, err := g.Topups().GetTopup(ctx, &gatewayv1.GetTopupRequest{TopupId: uuid.NewString()})
 		errc <- err
 	}()
-	waitUntil(t, func() bool { return g.Sim.TokenRequests() > 0 })
+	servertest.WaitUntil(t, func() bool { return g.Sim.TokenRequests() > 0 })
 	time.Sleep(100 * time.Millisecond)
 	start := time.Now()
 	if err := g.Stop(); err != nil {
@@ -375,15 +375,4 @@ func listen(t *testing.T) net.Listener {
 	}
 	t.Cleanup(func() { l.Close() })
 	return l
-}
-
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out waiting")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

@@ -175,7 +175,7 @@ func TestUpstreamErrors(t *testing.T) {
 						t.Errorf("the first call failed: %v", err)
 					}
 				})
-				waitFor(t, func() bool {
+				servertest.WaitUntil(t, func() bool {
 					// The token, then the POST under way: the sim records a
 					// request when it is answered, so look for the token.
 					return g.Sim.TokenRequests() > 0
@@ -274,17 +274,6 @@ func simAnswered(g *servertest.Gateway, requestID string) bool {
 		}
 	}
 	return false
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out waiting")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // TestPerMethodCallOptions: call options configured for one RPC apply to

@@ -322,3 +322,16 @@ func randomSecret() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// WaitUntil polls cond until it holds, failing the test after 5 s: for state
+// the simulator or the gateway reaches asynchronously.
+func WaitUntil(t testing.TB, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
