@@ -100,6 +100,16 @@ func WithStallTimeout(d time.Duration) WatchOption {
 // subscriber is ended with ErrSlowSubscriber as soon as its send returns.
 // Neither ever holds up Append or other subscribers.
 func (l *Log) Watch(ctx context.Context, f Filter, resumeToken string, send func(Message) error, opts ...WatchOption) error {
+	err := l.watch(ctx, f, resumeToken, send, opts)
+	// Close closes the NATS connection too, so a subscription may see the
+	// connection fail before it sees the log closed: that is a close.
+	if errors.Is(err, ErrUnavailable) && l.isClosed() {
+		return ErrClosed
+	}
+	return err
+}
+
+func (l *Log) watch(ctx context.Context, f Filter, resumeToken string, send func(Message) error, opts []WatchOption) error {
 	o := watchOptions{heartbeat: DefaultHeartbeat, buffer: DefaultBuffer, stall: DefaultStallTimeout}
 	for _, opt := range opts {
 		opt(&o)
