@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/upvest-gateway/gateway/internal/broker"
 	"github.com/upvest-gateway/gateway/internal/events"
 )
 
@@ -229,6 +230,9 @@ func (c Config) validate() error {
 	if err := checkNATSURL(c.NATSURL); err != nil {
 		return err
 	}
+	if _, err := c.BrokerConfig(); err != nil {
+		return err
+	}
 	_, err = c.LogConfig()
 	return err
 }
@@ -242,10 +246,20 @@ func (c Config) AllowInsecureHTTP() (bool, error) {
 	return b, nil
 }
 
-// LogConfig is the event log's configuration: under DataDir, or on NATSURL.
-// Errors name the setting at fault.
+// BrokerConfig is where NATS runs: embedded under DataDir, or at NATSURL.
+func (c Config) BrokerConfig() (broker.Config, error) {
+	bc := broker.Config{URL: c.NATSURL, DataDir: c.DataDir}
+	var err error
+	if bc.SyncAlways, err = strconv.ParseBool(c.EventsSyncAlways); err != nil {
+		return bc, configErr("GATEWAY_EVENTS_SYNC_ALWAYS", "%q is not true or false", c.EventsSyncAlways)
+	}
+	return bc, nil
+}
+
+// LogConfig is the event log's configuration. Errors name the setting at
+// fault.
 func (c Config) LogConfig() (events.LogConfig, error) {
-	lc := events.LogConfig{NATSURL: c.NATSURL, DataDir: c.DataDir, Stream: c.EventsStream, Subject: c.EventsSubject}
+	lc := events.LogConfig{Stream: c.EventsStream, Subject: c.EventsSubject}
 	var err error
 	if lc.MaxAge, err = positiveDuration("GATEWAY_EVENTS_MAX_AGE", c.EventsMaxAge); err != nil {
 		return lc, err
@@ -264,9 +278,6 @@ func (c Config) LogConfig() (events.LogConfig, error) {
 		return lc, configErr("GATEWAY_NATS_REPLICAS", "must be 1 with the embedded event log (GATEWAY_NATS_URL unset)")
 	}
 	lc.Replicas = n
-	if lc.SyncAlways, err = strconv.ParseBool(c.EventsSyncAlways); err != nil {
-		return lc, configErr("GATEWAY_EVENTS_SYNC_ALWAYS", "%q is not true or false", c.EventsSyncAlways)
-	}
 	switch {
 	case lc.DuplicateWindow > lc.MaxAge:
 		return lc, configErr("GATEWAY_EVENTS_DUPLICATE_WINDOW", "%s is longer than GATEWAY_EVENTS_MAX_AGE %s", lc.DuplicateWindow, lc.MaxAge)

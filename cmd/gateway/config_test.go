@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/upvest-gateway/gateway/internal/broker"
 	"github.com/upvest-gateway/gateway/internal/events"
 )
 
@@ -180,15 +181,22 @@ func TestLogConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := events.LogConfig{NATSURL: "nats://a:4222,nats://b:4222", DataDir: "./data", Stream: "GW_EVENTS", Subject: "gw.events",
+	want := events.LogConfig{Stream: "GW_EVENTS", Subject: "gw.events",
 		MaxAge: 72 * time.Hour, MaxBytes: 512 << 20, DuplicateWindow: 2 * time.Hour, Replicas: 3}
 	if lc != want {
 		t.Errorf("LogConfig = %+v, want %+v", lc, want)
 	}
+	bc, err := cfg.BrokerConfig()
+	if want := (broker.Config{URL: "nats://a:4222,nats://b:4222", DataDir: "./data"}); err != nil || bc != want {
+		t.Errorf("BrokerConfig = %+v, %v, want %+v", bc, err, want)
+	}
 	cfg, _ = ParseConfig(validEnv(), []string{"--events-max-bytes", "1073741824"})
 	if lc, _ := cfg.LogConfig(); lc.MaxBytes != events.DefaultMaxBytes || lc.MaxAge != events.DefaultMaxAge ||
-		lc.DuplicateWindow != events.DefaultDuplicateWindow || lc.Stream != events.DefaultStream || lc.Replicas != 1 || !lc.SyncAlways {
+		lc.DuplicateWindow != events.DefaultDuplicateWindow || lc.Stream != events.DefaultStream || lc.Replicas != 1 {
 		t.Errorf("defaults: %+v", lc)
+	}
+	if bc, _ := cfg.BrokerConfig(); !bc.SyncAlways {
+		t.Errorf("broker defaults: %+v", bc)
 	}
 }
 

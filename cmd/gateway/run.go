@@ -21,6 +21,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/upvest-gateway/gateway/internal/broker"
 	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/upstream"
@@ -77,13 +78,14 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	}
 	defer closeUpstream()
 
-	log, err := openEventLog(ctx, cfg, logger)
+	b, log, err := openEventLog(ctx, cfg, logger)
 	if err != nil {
 		closeListeners()
 		return fail(stderr, err)
 	}
 	// Closed after Serve has returned: deliveries in flight are answered
 	// first, and streams were already ended by the shutdown.
+	defer b.Close()
 	defer log.Close()
 
 	srv, err := server.New(server.Config{Upstream: client, GRPCListener: grpcLis, HTTPListener: httpLis},
@@ -135,24 +137,34 @@ func newLogger(w io.Writer, human bool) *slog.Logger {
 // and creating the stream.
 const openTimeout = 30 * time.Second
 
-// openEventLog opens the event log: embedded under GATEWAY_DATA_DIR, or on
-// GATEWAY_NATS_URL. A failure is not a configuration error (exit 1): NATS
-// may just not be up yet, and the orchestrator restarts the gateway.
-func openEventLog(ctx context.Context, cfg Config, logger *slog.Logger) (*events.Log, error) {
+// openEventLog opens the broker (the embedded NATS server under
+// GATEWAY_DATA_DIR, or GATEWAY_NATS_URL) and the event log on it. A failure
+// is not a configuration error (exit 1): NATS may just not be up yet, and
+// the orchestrator restarts the gateway.
+func openEventLog(ctx context.Context, cfg Config, logger *slog.Logger) (*broker.Broker, *events.Log, error) {
+	bc, err := cfg.BrokerConfig()
+	if err != nil {
+		return nil, nil, err
+	}
 	lc, err := cfg.LogConfig()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// Start-up runs to its end even if a signal comes meanwhile; Serve then
 	// stops at once.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), openTimeout)
 	defer cancel()
-	log, err := events.Open(ctx, lc, events.WithLogger(logger))
+	b, err := broker.Open(ctx, bc, broker.WithLogger(logger))
 	if err != nil {
 		// The library's errors never quote the NATS URL (it may hold credentials).
-		return nil, fmt.Errorf("event log: %w", err)
+		return nil, nil, fmt.Errorf("event log: %w", err)
 	}
-	return log, nil
+	log, err := events.Open(ctx, b, lc, events.WithLogger(logger))
+	if err != nil {
+		b.Close()
+		return nil, nil, fmt.Errorf("event log: %w", err)
+	}
+	return b, log, nil
 }
 
 // webhookURL is where a simulator in this process delivers webhooks: the

@@ -3,7 +3,6 @@ package events
 import (
 	"context"
 	"errors"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +10,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/upvest-gateway/gateway/internal/events/eventstest"
-	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
 )
 
 // An event Append cannot encode must fail the whole call before anything is
@@ -46,28 +44,3 @@ func TestAppendUnencodableEventStoresNothing(t *testing.T) {
 		}
 	})
 }
-
-// A delivery the log refuses is a 400 that stores nothing, not a 503 that
-// Upvest retries forever.
-func TestReceiverAppendRefusalIsBadRequest(t *testing.T) {
-	l := openBackend(t, eventstest.Backend{Name: "embedded"})
-	signer := eventstest.NewWebhookSigner(t, "kid-1", httpsig.Version6)
-	ag := uuid.NewString()
-	bad := makeEvents(t, 2, "TOPUP.SETTLED", ag)
-	bad[1].CreatedAt = time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)
-	// The events ParseDelivery returns are replaced by ones Append refuses,
-	// as a change to ParseDelivery might let through.
-	app := appenderFunc(func(ctx context.Context, _ []Event) error { return l.Append(ctx, bad) })
-	url := newTestReceiver(t, app, newKeySource(signer))
-	code, body := post(t, url, signer, eventstest.DeliveryBody(t, rawEvent("TOPUP.SETTLED", ag), rawEvent("TOPUP.SETTLED", ag)))
-	if code != http.StatusBadRequest || !strings.Contains(body, "payload[1]") {
-		t.Fatalf("delivery = %d %s, want 400 naming payload[1]", code, body)
-	}
-	if n := storedCount(t, l); n != 0 {
-		t.Fatalf("%d events stored from a refused delivery", n)
-	}
-}
-
-type appenderFunc func(ctx context.Context, evs []Event) error
-
-func (f appenderFunc) Append(ctx context.Context, evs []Event) error { return f(ctx, evs) }

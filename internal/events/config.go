@@ -3,12 +3,9 @@ package events
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"time"
-
-	"github.com/nats-io/nats.go"
 )
 
 // Defaults of LogConfig.
@@ -22,16 +19,9 @@ const (
 	DefaultDuplicateWindow = 24 * time.Hour
 )
 
-// LogConfig configures the event log. The zero value (plus DataDir) is an
-// embedded server with the defaults.
+// LogConfig configures the event log's stream. The zero value is the
+// defaults.
 type LogConfig struct {
-	// NATSURL is an external NATS (cluster) with JetStream, e.g.
-	// GATEWAY_NATS_URL; several gateway replicas on one URL share one log.
-	// "" runs an embedded server in the process.
-	NATSURL string
-	// DataDir holds the embedded server's JetStream file store (under
-	// DataDir/jetstream). Required when NATSURL is "".
-	DataDir  string
 	Stream   string // stream name; default DefaultStream
 	Subject  string // subject prefix; default DefaultSubject
 	MaxAge   time.Duration
@@ -41,10 +31,6 @@ type LogConfig struct {
 	DuplicateWindow time.Duration
 	// Replicas of the stream: 1 by default; 3 on a clustered external NATS.
 	Replicas int
-	// SyncAlways makes the embedded server fsync every write before it
-	// acknowledges it, so an acknowledged event survives a power loss, not
-	// just a crash of the process. It costs throughput; see BenchmarkAppend.
-	SyncAlways bool
 }
 
 func (c LogConfig) withDefaults() (LogConfig, error) {
@@ -67,8 +53,6 @@ func (c LogConfig) withDefaults() (LogConfig, error) {
 		c.Replicas = 1
 	}
 	switch {
-	case c.NATSURL == "" && c.DataDir == "":
-		return c, errors.New("events: DataDir is required for the embedded NATS server")
 	case strings.ContainsAny(c.Stream, ". *>\t\r\n/\\"):
 		return c, fmt.Errorf("events: Stream %q is not a valid stream name", c.Stream)
 	case !validPrefix(c.Subject):
@@ -81,8 +65,6 @@ func (c LogConfig) withDefaults() (LogConfig, error) {
 		return c, errors.New("events: DuplicateWindow must be positive and at most MaxAge")
 	case c.Replicas < 1 || c.Replicas > 5:
 		return c, errors.New("events: Replicas must be between 1 and 5")
-	case c.NATSURL == "" && c.Replicas != 1:
-		return c, errors.New("events: the embedded NATS server has one replica")
 	}
 	return c, nil
 }
@@ -99,40 +81,22 @@ func validPrefix(p string) bool {
 	return true
 }
 
-// LogOption configures Open.
+// A LogOption configures Open.
 type LogOption interface{ applyLog(*logOptions) }
 
-// ReceiverOption configures NewReceiver.
-type ReceiverOption interface{ applyReceiver(*Receiver) }
-
-// Option configures both Open and NewReceiver.
-type Option interface {
-	LogOption
-	ReceiverOption
-}
-
 type logOptions struct {
-	logger   *slog.Logger
-	natsOpts []nats.Option
+	logger *slog.Logger
 }
 
-type loggerOption struct{ l *slog.Logger }
+type logOptionFunc func(*logOptions)
 
-func (o loggerOption) applyLog(lo *logOptions)   { lo.logger = o.l }
-func (o loggerOption) applyReceiver(r *Receiver) { r.logger = o.l }
+func (f logOptionFunc) applyLog(o *logOptions) { f(o) }
 
-// WithLogger sets where the log and the receiver report; default: discard.
-func WithLogger(l *slog.Logger) Option {
-	if l == nil {
-		l = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	return loggerOption{l}
+// WithLogger sets where the log reports (default: nowhere).
+func WithLogger(l *slog.Logger) LogOption {
+	return logOptionFunc(func(o *logOptions) {
+		if l != nil {
+			o.logger = l
+		}
+	})
 }
-
-type natsOption []nats.Option
-
-func (o natsOption) applyLog(lo *logOptions) { lo.natsOpts = append(lo.natsOpts, o...) }
-
-// WithNATSOptions adds connection options for an external NATS, such as
-// credentials or TLS (nats.UserCredentials, nats.RootCAs).
-func WithNATSOptions(opts ...nats.Option) LogOption { return natsOption(opts) }

@@ -1,17 +1,10 @@
-// Package events turns Upvest's webhook deliveries into a durable, resumable
-// event log and serves it to subscribers.
+// Package events is the gateway's event log: Upvest's webhook events, stored
+// durably on NATS JetStream (see internal/broker) and served to resumable
+// subscribers.
 //
-// Three parts, one file per concept:
-//
-//   - [Receiver] is the http.Handler for POST /webhooks/upvest: it caps the
-//     body, verifies Upvest's signature (v6, also v15) against keys from
-//     GET /auth/verify_keys, validates the whole delivery and appends every
-//     event before answering 200. Anything else gets a non-2xx answer, so
-//     Upvest retries the delivery and nothing is lost.
-//   - [Log] is the event log: a NATS JetStream stream, on a server embedded
-//     in the process by default or on an external NATS (cluster), so that
-//     several gateway replicas share one log. Events are de-duplicated on
-//     their upstream id (Nats-Msg-Id), because Upvest delivers at least once.
+//   - [Log] is one JetStream stream. Events are de-duplicated on their
+//     upstream id (Nats-Msg-Id), because Upvest delivers at least once.
+//     internal/webhook appends what it receives.
 //   - [Log.Watch] streams events matching a [Filter] to one subscriber, with
 //     an opaque resume token on every message, so that a subscriber can
 //     reconnect and continue exactly where it left off.

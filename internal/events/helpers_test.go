@@ -3,13 +3,10 @@ package events
 import (
 	"bytes"
 	"context"
-	"crypto"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"log/slog"
-	"net/http"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/upvest-gateway/gateway/internal/broker"
 	"github.com/upvest-gateway/gateway/internal/events/eventstest"
 )
 
@@ -26,19 +24,27 @@ func randomSuffix() string {
 	return hex.EncodeToString(b)
 }
 
+// logSetup is where a test's log lives and how it is configured.
+type logSetup struct {
+	broker broker.Config
+	LogConfig
+}
+
 // backendConfig returns a fresh log configuration on be: its own data
 // directory, and on the external server its own stream and subject prefix,
 // so that parallel tests and parallel CI runs never see each other's events.
-func backendConfig(t *testing.T, be eventstest.Backend) LogConfig {
+func backendConfig(t *testing.T, be eventstest.Backend) logSetup {
 	t.Helper()
 	sfx := randomSuffix()
-	cfg := LogConfig{
-		NATSURL: be.URL,
-		Stream:  "EVENTS_TEST_" + sfx,
-		Subject: "test" + sfx + ".events",
+	cfg := logSetup{
+		broker: broker.Config{URL: be.URL},
+		LogConfig: LogConfig{
+			Stream:  "EVENTS_TEST_" + sfx,
+			Subject: "test" + sfx + ".events",
+		},
 	}
 	if be.URL == "" {
-		cfg.DataDir = t.TempDir()
+		cfg.broker.DataDir = t.TempDir()
 	} else {
 		t.Cleanup(func() { deleteStream(t, be.URL, cfg.Stream) })
 	}
@@ -66,21 +72,34 @@ func openBackend(t *testing.T, be eventstest.Backend, mutate ...func(*LogConfig)
 	t.Helper()
 	cfg := backendConfig(t, be)
 	for _, m := range mutate {
-		m(&cfg)
+		m(&cfg.LogConfig)
 	}
 	return openLog(t, cfg)
 }
 
-func openLog(t testing.TB, cfg LogConfig) *Log {
+// openLog opens a broker and a log on it; closeLog (or the test's end)
+// closes both.
+func openLog(t testing.TB, cfg logSetup) *Log {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	l, err := Open(ctx, cfg, WithLogger(testLogger(t)))
+	b, err := broker.Open(ctx, cfg.broker, broker.WithLogger(testLogger(t)))
 	if err != nil {
+		t.Fatalf("broker.Open: %v", err)
+	}
+	l, err := Open(ctx, b, cfg.LogConfig, WithLogger(testLogger(t)))
+	if err != nil {
+		b.Close()
 		t.Fatalf("Open: %v", err)
 	}
-	t.Cleanup(func() { l.Close() })
+	t.Cleanup(func() { closeLog(l) })
 	return l
+}
+
+// closeLog closes l and its broker, as a gateway that stops does.
+func closeLog(l *Log) {
+	l.Close()
+	l.broker.Close()
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -282,54 +301,6 @@ func equalIDs(t *testing.T, got, want []string) {
 			t.Fatalf("event %d = %s, want %s", i, got[i], want[i])
 		}
 	}
-}
-
-// keySource serves fixed keys and counts fetches.
-type keySource struct {
-	keys  atomic.Pointer[map[string]crypto.PublicKey]
-	calls atomic.Int32
-	fail  atomic.Bool
-}
-
-func newKeySource(signers ...*eventstest.WebhookSigner) *keySource {
-	ks := &keySource{}
-	m := map[string]crypto.PublicKey{}
-	for _, s := range signers {
-		m[s.KID] = s.Key.Public()
-	}
-	ks.keys.Store(&m)
-	return ks
-}
-
-func (ks *keySource) fetch(ctx context.Context) (map[string]crypto.PublicKey, error) {
-	ks.calls.Add(1)
-	if ks.fail.Load() {
-		return nil, errors.New("upstream down")
-	}
-	return *ks.keys.Load(), nil
-}
-
-// post sends body to url, signed by s (nil: unsigned).
-func post(t *testing.T, url string, s *eventstest.WebhookSigner, body []byte) (int, string) {
-	t.Helper()
-	return do(t, eventstest.NewDelivery(t, url, s, body))
-}
-
-func do(t *testing.T, req *http.Request) (int, string) {
-	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var b bytes.Buffer
-	b.ReadFrom(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
-			t.Errorf("error answer Content-Type = %q", ct)
-		}
-	}
-	return resp.StatusCode, b.String()
 }
 
 func tokenSeq(t *testing.T, tok string) uint64 {

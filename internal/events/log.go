@@ -4,15 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/upvest-gateway/gateway/internal/broker"
 )
 
 var (
@@ -25,15 +24,11 @@ var (
 	ErrUnavailable = errors.New("events: log unavailable")
 )
 
-// publishTimeout bounds how long an unacknowledged publish is tracked when
-// the caller's context has no deadline.
-const publishTimeout = 30 * time.Second
-
 // Log is the event log: one JetStream stream. It is safe for concurrent use.
 type Log struct {
 	cfg    LogConfig
 	logger *slog.Logger
-	srv    *server.Server // nil with an external NATS
+	broker *broker.Broker
 	nc     *nats.Conn
 	js     jetstream.JetStream
 
@@ -45,51 +40,23 @@ type Log struct {
 	closed    chan struct{}
 }
 
-// Open starts (or connects to) NATS and creates or updates the stream, so
-// the log is ready to take events when Open returns.
-func Open(ctx context.Context, cfg LogConfig, opts ...LogOption) (*Log, error) {
+// Open creates the stream on b, or brings its limits up to date, so the
+// log is ready to take events when Open returns. The caller owns b and
+// closes it after the log.
+func Open(ctx context.Context, b *broker.Broker, cfg LogConfig, opts ...LogOption) (*Log, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	o := logOptions{logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if cfg.Replicas > 1 && b.Embedded() {
+		return nil, errors.New("events: the embedded NATS server has one replica")
+	}
+	o := logOptions{logger: slog.New(slog.DiscardHandler)}
 	for _, opt := range opts {
 		opt.applyLog(&o)
 	}
-	l := &Log{cfg: cfg, logger: o.logger, closed: make(chan struct{})}
-
-	if cfg.NATSURL == "" {
-		l.srv, l.nc, err = startEmbedded(ctx, cfg, o.logger)
-		if err != nil {
-			return nil, err
-		}
-	} else {
-		natsOpts := append([]nats.Option{
-			nats.Name("upvest-gateway"),
-			nats.MaxReconnects(-1), // a NATS outage is temporary: Append answers 503 meanwhile
-			nats.ReconnectWait(time.Second),
-			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-				if err != nil {
-					o.logger.Warn("events: disconnected from NATS", "err", err)
-				}
-			}),
-			nats.ReconnectHandler(func(*nats.Conn) { o.logger.Info("events: reconnected to NATS") }),
-		}, o.natsOpts...)
-		if d, ok := ctx.Deadline(); ok && time.Until(d) > 0 {
-			natsOpts = append(natsOpts, nats.Timeout(time.Until(d)))
-		}
-		l.nc, err = nats.Connect(cfg.NATSURL, natsOpts...)
-		if err != nil {
-			// nats errors do not echo the URL, which may hold credentials.
-			return nil, fmt.Errorf("%w: connecting to NATS: %w", ErrUnavailable, err)
-		}
-	}
-	l.js, err = jetstream.New(l.nc, jetstream.WithPublishAsyncTimeout(publishTimeout))
-	if err == nil {
-		err = l.ensureStream(ctx)
-	}
-	if err != nil {
-		l.Close()
+	l := &Log{cfg: cfg, logger: o.logger, broker: b, nc: b.Conn(), js: b.JetStream(), closed: make(chan struct{})}
+	if err := l.ensureStream(ctx); err != nil {
 		return nil, err
 	}
 	return l, nil
@@ -117,7 +84,7 @@ func (l *Log) ensureStream(ctx context.Context) error {
 	}
 	info := s.CachedInfo()
 	l.logger.Info("events: log ready",
-		"stream", l.cfg.Stream, "subject", l.cfg.Subject+".>", "embedded", l.srv != nil,
+		"stream", l.cfg.Stream, "subject", l.cfg.Subject+".>", "embedded", l.broker.Embedded(),
 		"max_age", l.cfg.MaxAge, "max_bytes", l.cfg.MaxBytes, "duplicate_window", l.cfg.DuplicateWindow,
 		"messages", info.State.Msgs)
 	return nil
@@ -241,22 +208,13 @@ func (l *Log) isClosed() bool {
 	case <-l.closed:
 		return true
 	default:
-		return false
+		return l.broker.IsClosed()
 	}
 }
 
-// Close ends every subscription with ErrClosed, closes the connection and
-// shuts the embedded server down. It is safe to call more than once.
+// Close ends every subscription with ErrClosed. The broker stays open: its
+// owner closes it after the log. It is safe to call more than once.
 func (l *Log) Close() error {
-	l.closeOnce.Do(func() {
-		close(l.closed)
-		if l.nc != nil {
-			l.nc.Close()
-		}
-		if l.srv != nil {
-			l.srv.Shutdown()
-			l.srv.WaitForShutdown()
-		}
-	})
+	l.closeOnce.Do(func() { close(l.closed) })
 	return nil
 }

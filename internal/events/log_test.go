@@ -377,7 +377,7 @@ func TestTokenAcrossRestart(t *testing.T) {
 		mustAppend(t, l, evs)
 		got := s.events(t, 4)
 		s.stop(t)
-		l.Close()
+		closeLog(l)
 
 		l = openLog(t, cfg)
 		r := startWatch(t, l, Filter{}, got[1].Token)
@@ -392,7 +392,7 @@ func TestTokenAcrossRestart(t *testing.T) {
 		if err := l.js.DeleteStream(context.Background(), cfg.Stream); err != nil {
 			t.Fatal(err)
 		}
-		l.Close()
+		closeLog(l)
 		l = openLog(t, cfg)
 		err := l.Watch(context.Background(), Filter{}, got[1].Token, func(Message) error { return nil })
 		if !errors.Is(err, ErrTokenExpired) {
@@ -519,7 +519,7 @@ func TestWatchEnds(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("Watch did not end on a send error")
 		}
-		l.Close()
+		closeLog(l)
 		s.wantEnd(t, ErrClosed)
 		if err := l.Append(context.Background(), makeEvents(t, 1, "TOPUP.SETTLED", "")); !errors.Is(err, ErrClosed) {
 			t.Errorf("Append after Close = %v", err)

@@ -44,8 +44,12 @@ type Message struct {
 	Event *Event
 }
 
-// WatchOption configures Watch.
-type WatchOption func(*watchOptions)
+// A WatchOption configures Watch.
+type WatchOption interface{ applyWatch(*watchOptions) }
+
+type optionFunc func(*watchOptions)
+
+func (f optionFunc) applyWatch(o *watchOptions) { f(o) }
 
 type watchOptions struct {
 	heartbeat time.Duration
@@ -56,30 +60,30 @@ type watchOptions struct {
 // WithHeartbeat sets the idle time after which a heartbeat is sent, and how
 // often the subscription checks its position (default 15 s).
 func WithHeartbeat(d time.Duration) WatchOption {
-	return func(o *watchOptions) {
+	return optionFunc(func(o *watchOptions) {
 		if d > 0 {
 			o.heartbeat = d
 		}
-	}
+	})
 }
 
 // WithBuffer sets how many events may wait for send (default 256).
 func WithBuffer(n int) WatchOption {
-	return func(o *watchOptions) {
+	return optionFunc(func(o *watchOptions) {
 		if n > 0 {
 			o.buffer = n
 		}
-	}
+	})
 }
 
 // WithStallTimeout sets how long the buffer may stay full before the
 // subscriber is ended with ErrSlowSubscriber (default 10 s).
 func WithStallTimeout(d time.Duration) WatchOption {
-	return func(o *watchOptions) {
+	return optionFunc(func(o *watchOptions) {
 		if d > 0 {
 			o.stall = d
 		}
-	}
+	})
 }
 
 // Watch sends the events matching f to send, in log order, until ctx is
@@ -112,7 +116,9 @@ func (l *Log) Watch(ctx context.Context, f Filter, resumeToken string, send func
 func (l *Log) watch(ctx context.Context, f Filter, resumeToken string, send func(Message) error, opts []WatchOption) error {
 	o := watchOptions{heartbeat: DefaultHeartbeat, buffer: DefaultBuffer, stall: DefaultStallTimeout}
 	for _, opt := range opts {
-		opt(&o)
+		if opt != nil {
+			opt.applyWatch(&o)
+		}
 	}
 	subjects, err := f.Subjects(l.cfg.Subject)
 	if err != nil {

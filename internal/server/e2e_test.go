@@ -23,11 +23,13 @@ import (
 	gatewayv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/v1"
 	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/events/eventstest"
+	"github.com/upvest-gateway/gateway/internal/problem"
 	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/server/servertest"
 	"github.com/upvest-gateway/gateway/internal/service"
 	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
 	"github.com/upvest-gateway/gateway/internal/upvestsim"
+	"github.com/upvest-gateway/gateway/internal/webhook"
 )
 
 // End-to-end tests of the event path: the simulator's real, signed webhook
@@ -364,7 +366,7 @@ func TestEventsTokenPastRetention(t *testing.T) {
 			t.Errorf("message %q does not say to re-read the state and watch without a token", st.Message())
 		}
 		res, body := g.Do(t, http.MethodGet, "/v1/payments/topups:watch?resume_token="+got[0].Token, "", nil)
-		var p server.Problem
+		var p problem.Details
 		if err := json.Unmarshal(body, &p); err != nil || res.StatusCode != http.StatusBadRequest || p.Code != "OUT_OF_RANGE" || !strings.Contains(p.Detail, "re-read") {
 			t.Errorf("REST: %d %s", res.StatusCode, body)
 		}
@@ -440,7 +442,7 @@ func TestWebhookRejected(t *testing.T) {
 func TestWebhookWhileLogDown(t *testing.T) {
 	p := eventstest.NewTCPProxy(t, natsHostPort(t))
 	g := start(t, eventstest.Backend{Name: "proxied", URL: p.URL()},
-		servertest.WithReceiverOptions(events.WithAppendTimeout(500*time.Millisecond)))
+		servertest.WithReceiverOptions(webhook.WithAppendTimeout(500*time.Millisecond)))
 	ag := uuid.NewString()
 	w := startWatch(t, topupWatch(g, &gatewayv1.WatchTopupEventsRequest{AccountGroupId: ag}))
 

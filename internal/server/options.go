@@ -9,6 +9,7 @@ import (
 
 	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/service"
+	"github.com/upvest-gateway/gateway/internal/webhook"
 )
 
 // Defaults of the options.
@@ -18,7 +19,11 @@ const (
 )
 
 // An Option configures a Server in New.
-type Option func(*options)
+type Option interface{ applyServer(*options) }
+
+type optionFunc func(*options)
+
+func (f optionFunc) applyServer(o *options) { f(o) }
 
 type options struct {
 	logger          *slog.Logger
@@ -30,8 +35,8 @@ type options struct {
 	unary           []grpc.UnaryServerInterceptor
 	stream          []grpc.StreamServerInterceptor
 	events          *events.Log
-	receiverOpts    []events.ReceiverOption
-	webhookKeys     events.KeySource
+	receiverOpts    []webhook.Option
+	webhookKeys     webhook.KeySource
 }
 
 type httpRoute struct {
@@ -47,7 +52,7 @@ func newOptions(opts []Option) options {
 	}
 	for _, opt := range opts {
 		if opt != nil {
-			opt(&o)
+			opt.applyServer(&o)
 		}
 	}
 	return o
@@ -57,17 +62,17 @@ func newOptions(opts []Option) options {
 // slog.Default()). Records carry method, code, duration and ids, never
 // payloads or credentials.
 func WithLogger(l *slog.Logger) Option {
-	return func(o *options) {
+	return optionFunc(func(o *options) {
 		if l != nil {
 			o.logger = l
 		}
-	}
+	})
 }
 
 // WithServiceOptions passes options to the services (e.g.
 // service.WithCurrencies).
 func WithServiceOptions(opts ...service.Option) Option {
-	return func(o *options) { o.serviceOpts = append(o.serviceOpts, opts...) }
+	return optionFunc(func(o *options) { o.serviceOpts = append(o.serviceOpts, opts...) })
 }
 
 // WithEvents wires in the event log: the webhook receiver at WebhookPath
@@ -75,18 +80,18 @@ func WithServiceOptions(opts ...service.Option) Option {
 // /readyz checks that it can be reached. opts configure the receiver. The
 // caller owns log and closes it after Serve has returned, so that webhook
 // deliveries in flight are answered first.
-func WithEvents(log *events.Log, opts ...events.ReceiverOption) Option {
-	return func(o *options) {
+func WithEvents(log *events.Log, opts ...webhook.Option) Option {
+	return optionFunc(func(o *options) {
 		o.events = log
 		o.receiverOpts = append(o.receiverOpts, opts...)
-	}
+	})
 }
 
 // WithWebhookKeys replaces where the receiver gets the keys deliveries are
 // verified with (default: Upvest's GET /auth/verify_keys through
 // Config.Upstream).
-func WithWebhookKeys(keys events.KeySource) Option {
-	return func(o *options) { o.webhookKeys = keys }
+func WithWebhookKeys(keys webhook.KeySource) Option {
+	return optionFunc(func(o *options) { o.webhookKeys = keys })
 }
 
 // WithHTTPHandler serves h for pattern (net/http.ServeMux syntax, e.g.
@@ -97,43 +102,43 @@ func WithWebhookKeys(keys events.KeySource) Option {
 // the gateway's own routes (/v1/, /openapi.json, /healthz, /readyz, /, and
 // WebhookPath with WithEvents) makes New fail.
 func WithHTTPHandler(pattern string, h http.Handler) Option {
-	return func(o *options) { o.httpRoutes = append(o.httpRoutes, httpRoute{pattern, h}) }
+	return optionFunc(func(o *options) { o.httpRoutes = append(o.httpRoutes, httpRoute{pattern, h}) })
 }
 
 // WithMaxBodyBytes caps REST request bodies (default DefaultMaxBodyBytes);
 // larger ones are refused with 413.
 func WithMaxBodyBytes(n int64) Option {
-	return func(o *options) {
+	return optionFunc(func(o *options) {
 		if n > 0 {
 			o.maxBodyBytes = n
 		}
-	}
+	})
 }
 
 // WithShutdownTimeout bounds the graceful drain once Serve's context is done
 // (default DefaultShutdownTimeout); calls still running then are cut off.
 func WithShutdownTimeout(d time.Duration) Option {
-	return func(o *options) {
+	return optionFunc(func(o *options) {
 		if d > 0 {
 			o.shutdownTimeout = d
 		}
-	}
+	})
 }
 
 // WithGRPCServerOptions adds options to the gRPC server (credentials,
 // limits).
 func WithGRPCServerOptions(opts ...grpc.ServerOption) Option {
-	return func(o *options) { o.grpcOpts = append(o.grpcOpts, opts...) }
+	return optionFunc(func(o *options) { o.grpcOpts = append(o.grpcOpts, opts...) })
 }
 
 // WithUnaryInterceptors adds unary interceptors inside the gateway's own
 // (logging, panic recovery), e.g. authorization or metrics. REST calls pass
 // them too.
 func WithUnaryInterceptors(i ...grpc.UnaryServerInterceptor) Option {
-	return func(o *options) { o.unary = append(o.unary, i...) }
+	return optionFunc(func(o *options) { o.unary = append(o.unary, i...) })
 }
 
 // WithStreamInterceptors adds stream interceptors inside the gateway's own.
 func WithStreamInterceptors(i ...grpc.StreamServerInterceptor) Option {
-	return func(o *options) { o.stream = append(o.stream, i...) }
+	return optionFunc(func(o *options) { o.stream = append(o.stream, i...) })
 }

@@ -20,9 +20,9 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/test/bufconn"
 
-	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/service"
 	"github.com/upvest-gateway/gateway/internal/upstream"
+	"github.com/upvest-gateway/gateway/internal/webhook"
 )
 
 // maxRecvMsgSize caps a gRPC request; the largest legitimate one is a few
@@ -84,7 +84,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		if keys == nil {
 			keys = func(ctx context.Context) (map[string]crypto.PublicKey, error) { return cfg.Upstream.GetVerifyKeys(ctx) }
 		}
-		recv := events.NewReceiver(o.events, keys, append([]events.ReceiverOption{events.WithLogger(s.log)}, o.receiverOpts...)...)
+		recv := webhook.NewReceiver(o.events, keys, append([]webhook.Option{webhook.WithLogger(s.log)}, o.receiverOpts...)...)
 		s.opts.httpRoutes = append(s.opts.httpRoutes, httpRoute{http.MethodPost + " " + WebhookPath, recv})
 		serviceOpts = append(serviceOpts, service.WithEvents(o.events))
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/upvest-gateway/gateway/gen/openapiv2"
 	gatewayv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/v1"
 	"github.com/upvest-gateway/gateway/internal/logtest"
+	"github.com/upvest-gateway/gateway/internal/problem"
 	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/server/servertest"
 	"github.com/upvest-gateway/gateway/internal/service"
@@ -163,7 +164,7 @@ func TestRESTProblems(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer res.Body.Close()
-			var p server.Problem
+			var p problem.Details
 			if err := json.NewDecoder(res.Body).Decode(&p); err != nil {
 				t.Fatalf("body: %v", err)
 			}

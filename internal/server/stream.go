@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"mime"
@@ -22,6 +21,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	gatewayv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/v1"
+	"github.com/upvest-gateway/gateway/internal/problem"
 )
 
 // The REST face of the Watch RPCs (GET …:watch).
@@ -276,9 +276,9 @@ func (s *Server) forwardStream(w http.ResponseWriter, r *http.Request, rt watchR
 	if r.Context().Err() != nil {
 		return // nobody to tell
 	}
-	data, jerr := json.Marshal(newProblem(httpStatus, st))
+	data := problem.FromStatus(httpStatus, st).Marshal()
 	_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-	if jerr == nil && f.problem(w, data) == nil {
+	if f.problem(w, data) == nil {
 		_ = rc.Flush()
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/upvest-gateway/gateway/internal/events/eventstest"
+	"github.com/upvest-gateway/gateway/internal/problem"
 	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/server/servertest"
 )
@@ -235,7 +236,7 @@ func TestStreamErrors(t *testing.T) {
 			path += "?resume_token=not-a-token"
 		}
 		res, body := g.Do(t, http.MethodGet, path, "", h)
-		var p server.Problem
+		var p problem.Details
 		if err := json.Unmarshal(body, &p); err != nil || res.StatusCode != http.StatusBadRequest ||
 			res.Header.Get("Content-Type") != server.ProblemContentType || p.Code != "INVALID_ARGUMENT" {
 			t.Errorf("bad token (Accept %s): %d %s %s", h.Get("Accept"), res.StatusCode, res.Header.Get("Content-Type"), body)
@@ -264,7 +265,7 @@ func TestStreamErrors(t *testing.T) {
 		t.Errorf("shutdown took %v with open streams", d)
 	}
 	e := sse.nextEvent(t)
-	var p server.Problem
+	var p problem.Details
 	if err := json.Unmarshal([]byte(e.data), &p); err != nil || e.event != "error" || p.Code != "UNAVAILABLE" || p.Status != http.StatusServiceUnavailable {
 		t.Errorf("SSE after shutdown: %+v, want an error event with an UNAVAILABLE problem", e)
 	}

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/upvest-gateway/gateway/internal/problem"
 	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/server/servertest"
 	"github.com/upvest-gateway/gateway/internal/upvestsim"
@@ -50,7 +51,7 @@ type outcome struct {
 	idempotencyKey  string // response header
 	upvestRequestID string // response header
 	httpStatus      int    // REST only
-	problem         *server.Problem
+	problem         *problem.Details
 	header          http.Header // REST only
 }
 
@@ -136,7 +137,7 @@ func callREST(t *testing.T, g *servertest.Gateway, r rpc, req, resp proto.Messag
 	if ct := res.Header.Get("Content-Type"); ct != server.ProblemContentType {
 		t.Fatalf("REST %s %s: status %d with content type %q, want %s: %s", r.httpMethod, path, res.StatusCode, ct, server.ProblemContentType, b)
 	}
-	var p server.Problem
+	var p problem.Details
 	if err := json.Unmarshal(b, &p); err != nil {
 		t.Fatalf("REST %s %s: problem %s: %v", r.httpMethod, path, b, err)
 	}

@@ -15,7 +15,11 @@ import (
 var DefaultCurrencies = []string{"EUR"}
 
 // An Option configures the services made by the New* constructors.
-type Option func(*options)
+type Option interface{ applyService(*options) }
+
+type optionFunc func(*options)
+
+func (f optionFunc) applyService(o *options) { f(o) }
 
 type options struct {
 	currencies   map[string]bool
@@ -33,10 +37,10 @@ type options struct {
 
 func newOptions(opts []Option) options {
 	o := options{logger: slog.Default(), snapshotSkew: DefaultSnapshotSkew}
-	WithCurrencies(DefaultCurrencies...)(&o)
+	WithCurrencies(DefaultCurrencies...).applyService(&o)
 	for _, opt := range opts {
 		if opt != nil {
-			opt(&o)
+			opt.applyService(&o)
 		}
 	}
 	return o
@@ -46,7 +50,7 @@ func newOptions(opts []Option) options {
 // field may hold (default DefaultCurrencies). Codes are compared exactly, as
 // Upvest does; an empty list keeps the default.
 func WithCurrencies(codes ...string) Option {
-	return func(o *options) {
+	return optionFunc(func(o *options) {
 		if len(codes) == 0 {
 			return
 		}
@@ -59,7 +63,7 @@ func WithCurrencies(codes ...string) Option {
 			}
 		}
 		o.currencyList = strings.Join(list, ", ")
-	}
+	})
 }
 
 // WithCallOptions adds upstream call options (e.g. upstream.WithCallRetry)
@@ -69,12 +73,12 @@ func WithCurrencies(codes ...string) Option {
 // The idempotency key and the response info are the handlers' own and are
 // applied last.
 func WithCallOptions(method string, opts ...upstream.CallOption) Option {
-	return func(o *options) {
+	return optionFunc(func(o *options) {
 		if o.callOpts == nil {
 			o.callOpts = map[string][]upstream.CallOption{}
 		}
 		o.callOpts[method] = append(o.callOpts[method], opts...)
-	}
+	})
 }
 
 // callOptions are the configured options for method.
@@ -88,7 +92,7 @@ func (o *options) callOptions(method string) []upstream.CallOption {
 // WithEvents makes the Watch RPCs stream from log, the event log the webhook
 // receiver appends to. Without it they answer UNIMPLEMENTED.
 func WithEvents(log *events.Log) Option {
-	return func(o *options) { o.events = log }
+	return optionFunc(func(o *options) { o.events = log })
 }
 
 // WithWatchOptions passes options to every subscription of the Watch RPCs:
@@ -96,7 +100,7 @@ func WithEvents(log *events.Log) Option {
 // full before the subscriber is ended with RESOURCE_EXHAUSTED (see
 // events.WithHeartbeat, events.WithBuffer, events.WithStallTimeout).
 func WithWatchOptions(opts ...events.WatchOption) Option {
-	return func(o *options) { o.watchOpts = append(o.watchOpts, opts...) }
+	return optionFunc(func(o *options) { o.watchOpts = append(o.watchOpts, opts...) })
 }
 
 // DefaultSnapshotSkew is the clock skew between the gateway and Upvest that
@@ -110,20 +114,20 @@ const DefaultSnapshotSkew = 2 * time.Second
 // update the snapshot already holds costs the subscriber a repeated balance,
 // while dropping one it lacks would leave a stale balance until the next change.
 func WithSnapshotSkew(d time.Duration) Option {
-	return func(o *options) {
+	return optionFunc(func(o *options) {
 		if d >= 0 {
 			o.snapshotSkew = d
 		}
-	}
+	})
 }
 
 // WithLogger sets where the services report what a caller does not see,
 // such as an event whose object could not be decoded (default
 // slog.Default()).
 func WithLogger(l *slog.Logger) Option {
-	return func(o *options) {
+	return optionFunc(func(o *options) {
 		if l != nil {
 			o.logger = l
 		}
-	}
+	})
 }

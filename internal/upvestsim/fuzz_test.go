@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	apiproblem "github.com/upvest-gateway/gateway/internal/problem"
 )
 
 // Fuzz tests for every parser of outside input: request bodies, paging
@@ -208,7 +210,7 @@ func FuzzProblem(f *testing.F) {
 	f.Add("detail with \"quotes\" and \x00")
 	f.Fuzz(func(t *testing.T, detail string) {
 		rep := badRequest("%s", detail).reply("id")
-		var p problemJSON
+		var p apiproblem.Details
 		if err := json.Unmarshal(rep.body, &p); err != nil || p.Status != 400 {
 			t.Fatalf("problem body %s: %v", rep.body, err)
 		}

@@ -1,9 +1,10 @@
 package upvestsim
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
+
+	apiproblem "github.com/upvest-gateway/gateway/internal/problem"
 )
 
 // problemTypeBase prefixes every problem type, as upstream does; clients key
@@ -72,22 +73,13 @@ func statusProblem(status int, format string, args ...any) *problem {
 	return newProblem(status, word, format, args...)
 }
 
-// problemJSON is the application/problem+json body.
-type problemJSON struct {
-	Type      string `json:"type"`
-	Status    int    `json:"status"`
-	Title     string `json:"title,omitempty"`
-	Detail    string `json:"detail,omitempty"`
-	RequestID string `json:"request_id,omitempty"`
-}
-
 func (p *problem) reply(requestID string) *reply {
-	body, _ := json.Marshal(problemJSON{
+	body := (&apiproblem.Details{
 		Type:      problemTypeBase + p.word,
 		Status:    p.status,
 		Title:     http.StatusText(p.status),
 		Detail:    p.detail,
 		RequestID: requestID,
-	})
-	return &reply{status: p.status, contentType: "application/problem+json", body: body}
+	}).Marshal()
+	return &reply{status: p.status, contentType: apiproblem.ContentType, body: body}
 }

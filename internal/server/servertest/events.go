@@ -19,8 +19,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/upvest-gateway/gateway/internal/broker"
 	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/server"
+	"github.com/upvest-gateway/gateway/internal/webhook"
 )
 
 // eventsConfig is how Start sets up the event log.
@@ -28,14 +30,14 @@ type eventsConfig struct {
 	disabled     bool
 	natsURL      string
 	logCfg       []func(*events.LogConfig)
-	receiverOpts []events.ReceiverOption
+	receiverOpts []webhook.Option
 	extraKeys    map[string]crypto.PublicKey
 }
 
 // WithoutEvents starts the gateway without an event log: no webhook route,
 // and the Watch RPCs answer UNIMPLEMENTED.
 func WithoutEvents() Option {
-	return func(c *config) { c.events.disabled = true }
+	return optionFunc(func(c *config) { c.events.disabled = true })
 }
 
 // WithNATS puts the event log on the NATS server at url instead of an
@@ -43,29 +45,29 @@ func WithoutEvents() Option {
 // deleted when the test ends, so that parallel tests and CI runs sharing
 // the server never see each other's events. "" keeps the embedded server.
 func WithNATS(url string) Option {
-	return func(c *config) { c.events.natsURL = url }
+	return optionFunc(func(c *config) { c.events.natsURL = url })
 }
 
 // WithLogConfig adjusts the event log's configuration before it is opened
 // (e.g. a short MaxAge).
 func WithLogConfig(f func(*events.LogConfig)) Option {
-	return func(c *config) { c.events.logCfg = append(c.events.logCfg, f) }
+	return optionFunc(func(c *config) { c.events.logCfg = append(c.events.logCfg, f) })
 }
 
 // WithReceiverOptions configures the gateway's webhook receiver.
-func WithReceiverOptions(opts ...events.ReceiverOption) Option {
-	return func(c *config) { c.events.receiverOpts = append(c.events.receiverOpts, opts...) }
+func WithReceiverOptions(opts ...webhook.Option) Option {
+	return optionFunc(func(c *config) { c.events.receiverOpts = append(c.events.receiverOpts, opts...) })
 }
 
 // WithWebhookKeys makes the receiver accept deliveries signed with keys as
 // well as the simulator's, so a test can sign deliveries of its own making.
 func WithWebhookKeys(keys map[string]crypto.PublicKey) Option {
-	return func(c *config) {
+	return optionFunc(func(c *config) {
 		if c.events.extraKeys == nil {
 			c.events.extraKeys = map[string]crypto.PublicKey{}
 		}
 		maps.Copy(c.events.extraKeys, keys)
-	}
+	})
 }
 
 // open opens the log for g, closed (and on an external NATS deleted) when
@@ -73,9 +75,10 @@ func WithWebhookKeys(keys map[string]crypto.PublicKey) Option {
 func (ec eventsConfig) open(t testing.TB, g *Gateway, logger *slog.Logger) []server.Option {
 	t.Helper()
 	sfx := randomSecret()[:12]
-	cfg := events.LogConfig{NATSURL: ec.natsURL}
-	if cfg.NATSURL == "" {
-		cfg.DataDir = t.TempDir()
+	bc := broker.Config{URL: ec.natsURL}
+	var cfg events.LogConfig
+	if bc.URL == "" {
+		bc.DataDir = t.TempDir()
 	} else {
 		cfg.Stream = "GATEWAY_TEST_" + sfx
 		cfg.Subject = "gwtest" + sfx + ".events"
@@ -83,18 +86,23 @@ func (ec eventsConfig) open(t testing.TB, g *Gateway, logger *slog.Logger) []ser
 	for _, f := range ec.logCfg {
 		f(&cfg)
 	}
-	if cfg.NATSURL != "" {
+	if bc.URL != "" {
 		// Registered first, so it runs after the log is closed.
-		t.Cleanup(func() { DeleteStream(t, cfg.NATSURL, cfg.Stream) })
+		t.Cleanup(func() { DeleteStream(t, bc.URL, cfg.Stream) })
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	l, err := events.Open(ctx, cfg, events.WithLogger(logger))
+	b, err := broker.Open(ctx, bc, broker.WithLogger(logger))
+	if err != nil {
+		t.Fatalf("servertest: broker: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	l, err := events.Open(ctx, b, cfg, events.WithLogger(logger))
 	if err != nil {
 		t.Fatalf("servertest: event log: %v", err)
 	}
 	t.Cleanup(func() { l.Close() })
-	g.Events, g.LogConfig = l, l.Config()
+	g.Events, g.Broker, g.LogConfig = l, b, l.Config()
 
 	opts := []server.Option{server.WithEvents(l, ec.receiverOpts...)}
 	if len(ec.extraKeys) > 0 {

@@ -37,6 +37,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	gatewayv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/v1"
+	"github.com/upvest-gateway/gateway/internal/broker"
 	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/upstream"
@@ -62,9 +63,11 @@ type Gateway struct {
 	Upstream *upstream.Client // the client the gateway calls Upvest with
 	Server   *server.Server
 
-	// The event log (nil WithoutEvents), its configuration, and the
-	// simulator's way to the gateway's webhook receiver.
+	// The event log (nil WithoutEvents), the broker under it, its
+	// configuration, and the simulator's way to the gateway's webhook
+	// receiver.
 	Events    *events.Log
+	Broker    *broker.Broker
 	LogConfig events.LogConfig
 	Webhooks  *WebhookFront
 
@@ -79,7 +82,11 @@ type Gateway struct {
 }
 
 // An Option adjusts what Start builds.
-type Option func(*config)
+type Option interface{ applyStart(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) applyStart(c *config) { f(c) }
 
 type config struct {
 	simCfg      []func(*upvestsim.Config)
@@ -93,33 +100,33 @@ type config struct {
 
 // WithSimConfig adjusts the simulator's configuration before it starts.
 func WithSimConfig(f func(*upvestsim.Config)) Option {
-	return func(c *config) { c.simCfg = append(c.simCfg, f) }
+	return optionFunc(func(c *config) { c.simCfg = append(c.simCfg, f) })
 }
 
 // WithUpstreamOptions adds options to the gateway's Upvest client (after
 // the test defaults, so they win).
 func WithUpstreamOptions(opts ...upstream.Option) Option {
-	return func(c *config) { c.upstreamOpt = append(c.upstreamOpt, opts...) }
+	return optionFunc(func(c *config) { c.upstreamOpt = append(c.upstreamOpt, opts...) })
 }
 
 // WithScopes sets the OAuth2 scopes the gateway's client asks for (default
 // upstream.DefaultScopes), e.g. to provoke 403s.
 func WithScopes(scopes ...string) Option {
-	return func(c *config) { c.scopes = scopes }
+	return optionFunc(func(c *config) { c.scopes = scopes })
 }
 
 // WithServerOptions adds options to the gateway server.
 func WithServerOptions(opts ...server.Option) Option {
-	return func(c *config) {
+	return optionFunc(func(c *config) {
 		c.serverOpt = append(c.serverOpt, func(*Gateway) []server.Option { return opts })
-	}
+	})
 }
 
 // WithServerOptionsFunc adds server options built from the pair under
 // construction: Sim, SimURL, the credentials, Upstream and BaseURL are set
 // when f runs (e.g. a webhook handler that needs the Upstream client).
 func WithServerOptionsFunc(f func(*Gateway) []server.Option) Option {
-	return func(c *config) { c.serverOpt = append(c.serverOpt, f) }
+	return optionFunc(func(c *config) { c.serverOpt = append(c.serverOpt, f) })
 }
 
 // WithWebhookDelivery makes the simulator deliver every event to the
@@ -127,13 +134,13 @@ func WithServerOptionsFunc(f func(*Gateway) []server.Option) Option {
 // pre-registered, enabled subscription. With the event log (the default)
 // the simulator delivers to server.WebhookPath, through Gateway.Webhooks.
 func WithWebhookDelivery(path string) Option {
-	return func(c *config) { c.webhookPath = path }
+	return optionFunc(func(c *config) { c.webhookPath = path })
 }
 
 // WithLogger sends the gateway's and the simulator's logs to l (default:
 // discarded).
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) { c.logger = l }
+	return optionFunc(func(c *config) { c.logger = l })
 }
 
 // Start starts the simulator and the gateway and stops both when the test
@@ -142,7 +149,9 @@ func Start(t testing.TB, opts ...Option) *Gateway {
 	t.Helper()
 	var c config
 	for _, o := range opts {
-		o(&c)
+		if o != nil {
+			o.applyStart(&c)
+		}
 	}
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)

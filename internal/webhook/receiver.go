@@ -1,4 +1,4 @@
-package events
+package webhook
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
 )
 
@@ -22,9 +23,9 @@ const (
 	DefaultAppendTimeout = 10 * time.Second
 )
 
-// Appender stores events; *Log is one.
+// Appender stores events; *events.Log is one.
 type Appender interface {
-	Append(ctx context.Context, events []Event) error
+	Append(ctx context.Context, events []events.Event) error
 }
 
 // Receiver is the http.Handler for POST /webhooks/upvest.
@@ -50,10 +51,10 @@ type Receiver struct {
 
 // NewReceiver returns a receiver appending to log and verifying signatures
 // with the keys from keys.
-func NewReceiver(log Appender, keys KeySource, opts ...ReceiverOption) *Receiver {
+func NewReceiver(log Appender, keys KeySource, opts ...Option) *Receiver {
 	r := &Receiver{
 		log:           log,
-		logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+		logger:        slog.New(slog.DiscardHandler),
 		maxBody:       DefaultMaxBody,
 		now:           time.Now,
 		appendTimeout: DefaultAppendTimeout,
@@ -64,18 +65,33 @@ func NewReceiver(log Appender, keys KeySource, opts ...ReceiverOption) *Receiver
 		},
 	}
 	for _, opt := range opts {
-		opt.applyReceiver(r)
+		if opt != nil {
+			opt.applyReceiver(r)
+		}
 	}
 	r.keys.now = r.now
 	return r
 }
 
+// An Option configures NewReceiver.
+type Option interface{ applyReceiver(*Receiver) }
+
 type receiverOption func(*Receiver)
 
 func (o receiverOption) applyReceiver(r *Receiver) { o(r) }
 
+// WithLogger sets where each delivery's verdict is logged (default:
+// nowhere).
+func WithLogger(l *slog.Logger) Option {
+	return receiverOption(func(r *Receiver) {
+		if l != nil {
+			r.logger = l
+		}
+	})
+}
+
 // WithMaxBody caps the delivery body (default 1 MiB); larger ones get 413.
-func WithMaxBody(n int64) ReceiverOption {
+func WithMaxBody(n int64) Option {
 	return receiverOption(func(r *Receiver) {
 		if n > 0 {
 			r.maxBody = n
@@ -85,7 +101,7 @@ func WithMaxBody(n int64) ReceiverOption {
 
 // WithClock replaces time.Now for the signature's validity window and the key
 // cache, for tests.
-func WithClock(now func() time.Time) ReceiverOption {
+func WithClock(now func() time.Time) Option {
 	return receiverOption(func(r *Receiver) {
 		if now != nil {
 			r.now = now
@@ -95,7 +111,7 @@ func WithClock(now func() time.Time) ReceiverOption {
 
 // WithKeyRefetch sets the least time between fetches caused by unknown key
 // ids (default 30 s) and how long fetched keys are used (default 1 h).
-func WithKeyRefetch(interval, maxAge time.Duration) ReceiverOption {
+func WithKeyRefetch(interval, maxAge time.Duration) Option {
 	return receiverOption(func(r *Receiver) {
 		if interval > 0 {
 			r.keys.interval = interval
@@ -107,7 +123,7 @@ func WithKeyRefetch(interval, maxAge time.Duration) ReceiverOption {
 }
 
 // WithAppendTimeout bounds the wait for the log (default 10 s).
-func WithAppendTimeout(d time.Duration) ReceiverOption {
+func WithAppendTimeout(d time.Duration) Option {
 	return receiverOption(func(r *Receiver) {
 		if d > 0 {
 			r.appendTimeout = d
@@ -160,19 +176,19 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	d.keyID, d.version = v.KeyID, v.Version
 
-	events, err := ParseDelivery(body)
+	evs, err := events.ParseDelivery(body)
 	if err != nil {
 		d.cause = err
 		d.reject(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	d.events = len(events)
+	d.events = len(evs)
 
 	ctx, cancel := context.WithTimeout(req.Context(), rc.appendTimeout)
 	defer cancel()
-	if err := rc.log.Append(ctx, events); err != nil {
+	if err := rc.log.Append(ctx, evs); err != nil {
 		d.cause = err
-		var de *DeliveryError
+		var de *events.DeliveryError
 		if errors.As(err, &de) {
 			// Refused before anything was stored; a retry fails the same way.
 			d.reject(w, http.StatusBadRequest, "bad_request", de.Error())
@@ -223,7 +239,7 @@ func (rc *Receiver) logDelivery(req *http.Request, d *delivery, start time.Time)
 		// Our errors name fields and reasons, never values or secrets.
 		attrs = append(attrs, slog.String("err", d.cause.Error()))
 	}
-	rc.logger.LogAttrs(req.Context(), level, "events: webhook delivery", attrs...)
+	rc.logger.LogAttrs(req.Context(), level, "webhook delivery", attrs...)
 }
 
 // keyIDOf extracts the key id a rejected delivery claims, for the log only.
@@ -234,4 +250,11 @@ func keyIDOf(req *http.Request) string {
 		return ""
 	}
 	return truncate(params[0].KeyID, 64)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

@@ -1,4 +1,4 @@
-package events
+package webhook
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/events/eventstest"
 	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
 	"github.com/upvest-gateway/gateway/internal/upvestsim"
@@ -21,13 +22,13 @@ import (
 
 // flakyLog fails the first n appends, as a log that is briefly unavailable.
 type flakyLog struct {
-	log   *Log
+	log   *testLog
 	fails atomic.Int32
 }
 
-func (f *flakyLog) Append(ctx context.Context, evs []Event) error {
+func (f *flakyLog) Append(ctx context.Context, evs []events.Event) error {
 	if f.fails.Add(-1) >= 0 {
-		return fmt.Errorf("%w: injected", ErrUnavailable)
+		return fmt.Errorf("%w: injected", events.ErrUnavailable)
 	}
 	return f.log.Append(ctx, evs)
 }
@@ -85,7 +86,7 @@ func TestSimulatorDeliveries(t *testing.T) {
 			Signer: simtest.NewSigner(t, tenantKey, "tenant")}
 
 		ag := uuid.NewString()
-		s := startWatch(t, l, Filter{AccountGroupID: ag}, "")
+		s := startWatch(t, l, events.Filter{AccountGroupID: ag})
 		tok := client.MustToken(t, "topups:admin")
 		for i := 0; i < 3; i++ {
 			body := []byte(fmt.Sprintf(`{"account_group_id":%q,"cash_amount":"10.00","currency":"EUR"}`, ag))

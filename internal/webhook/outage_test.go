@@ -1,4 +1,4 @@
-package events
+package webhook
 
 import (
 	"net/http"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/events/eventstest"
 	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
 )
@@ -28,13 +29,13 @@ func TestExternalOutage(t *testing.T) {
 	p := eventstest.NewTCPProxy(t, u.Host)
 	be := eventstest.Backend{Name: "external", URL: raw}
 	cfg := backendConfig(t, be)
-	cfg.NATSURL = p.URL()
+	cfg.broker.URL = p.URL()
 	l := openLog(t, cfg)
 
 	signer := eventstest.NewWebhookSigner(t, "kid-1", httpsig.Version6)
 	endpoint := newTestReceiver(t, l, newKeySource(signer), WithAppendTimeout(time.Second))
 	ag := uuid.NewString()
-	s := startWatch(t, l, Filter{AccountGroupID: ag}, "")
+	s := startWatch(t, l, events.Filter{AccountGroupID: ag})
 
 	d1 := []map[string]any{rawEvent("TOPUP.CONFIRMED", ag), rawEvent("CASH_BALANCE.UPDATED", ag)}
 	d2 := []map[string]any{rawEvent("TOPUP.SETTLED", ag), rawEvent("CASH_BALANCE.UPDATED", ag)}

@@ -1,4 +1,4 @@
-package events
+package webhook
 
 import (
 	"bytes"
@@ -17,14 +17,15 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/events/eventstest"
 	"github.com/upvest-gateway/gateway/internal/logtest"
 	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
 )
 
-func newTestReceiver(t *testing.T, app Appender, ks *keySource, opts ...ReceiverOption) string {
+func newTestReceiver(t *testing.T, app Appender, ks *keySource, opts ...Option) string {
 	t.Helper()
-	opts = append([]ReceiverOption{WithLogger(testLogger(t))}, opts...)
+	opts = append([]Option{WithLogger(testLogger(t))}, opts...)
 	srv := httptest.NewServer(NewReceiver(app, ks.fetch, opts...))
 	t.Cleanup(srv.Close)
 	return srv.URL + "/webhooks/upvest"
@@ -35,7 +36,7 @@ func TestReceiverStores(t *testing.T) {
 		l := openBackend(t, be)
 		v6, v15 := eventstest.NewWebhookSigner(t, "kid-v6", httpsig.Version6), eventstest.NewWebhookSigner(t, "kid-v15", httpsig.Version15)
 		url := newTestReceiver(t, l, newKeySource(v6, v15))
-		s := startWatch(t, l, Filter{}, "")
+		s := startWatch(t, l, events.Filter{})
 
 		ag := uuid.NewString()
 		first := []map[string]any{rawEvent("TOPUP.CONFIRMED", ag), rawEvent("CASH_BALANCE.UPDATED", ag), rawEvent("TOPUP.SETTLED", ag)}
@@ -69,8 +70,8 @@ func TestReceiverUnknownFamily(t *testing.T) {
 		signer := eventstest.NewWebhookSigner(t, "kid-v6", httpsig.Version6)
 		url := newTestReceiver(t, l, newKeySource(signer))
 		ag := uuid.NewString()
-		all := startWatch(t, l, Filter{}, "")
-		topups := startWatch(t, l, Filter{Families: []string{FamilyTopup}}, "")
+		all := startWatch(t, l, events.Filter{})
+		topups := startWatch(t, l, events.Filter{Families: []string{events.FamilyTopup}})
 
 		unknown, known := rawEvent("PORTFOLIO_ORDER.FILLED", ag), rawEvent("TOPUP.SETTLED", ag)
 		if code, body := post(t, url, signer, eventstest.DeliveryBody(t, unknown, known)); code != http.StatusOK {
@@ -85,9 +86,9 @@ func TestReceiverUnknownFamily(t *testing.T) {
 		topups.quiet(t, 200*time.Millisecond)
 
 		// Subscribers still name only the families the gateway knows.
-		err := l.Watch(context.Background(), Filter{Types: []string{"PORTFOLIO_ORDER.FILLED"}}, "", func(Message) error { return nil })
-		if !errors.Is(err, ErrInvalidFilter) {
-			t.Errorf("Watch with an unknown family's type = %v, want ErrInvalidFilter", err)
+		err := l.Watch(context.Background(), events.Filter{Types: []string{"PORTFOLIO_ORDER.FILLED"}}, "", func(events.Message) error { return nil })
+		if !errors.Is(err, events.ErrInvalidFilter) {
+			t.Errorf("Watch with an unknown family's type = %v, want events.ErrInvalidFilter", err)
 		}
 	})
 }
@@ -298,9 +299,11 @@ func TestKeyCacheSingleFlight(t *testing.T) {
 }
 
 // swapLog lets a test replace the log behind a running receiver.
-type swapLog struct{ p atomic.Pointer[Log] }
+type swapLog struct{ p atomic.Pointer[testLog] }
 
-func (s *swapLog) Append(ctx context.Context, evs []Event) error { return s.p.Load().Append(ctx, evs) }
+func (s *swapLog) Append(ctx context.Context, evs []events.Event) error {
+	return s.p.Load().Append(ctx, evs)
+}
 
 // While the log is down deliveries get 503 and nothing is stored; once it is
 // back, Upvest's retry of the same delivery is stored.
@@ -314,7 +317,7 @@ func TestReceiverLogDown(t *testing.T) {
 		url := newTestReceiver(t, &sw, newKeySource(good), WithAppendTimeout(2*time.Second))
 		body := eventstest.DeliveryBody(t, rawEvent("TOPUP.SETTLED", ""), rawEvent("TOPUP.CANCELLED", ""))
 
-		l.Close()
+		l.close()
 		if code, resp := post(t, url, good, body); code != http.StatusServiceUnavailable {
 			t.Fatalf("log down: %d %s, want 503", code, resp)
 		}
@@ -384,5 +387,26 @@ func TestReceiverLogsNoBody(t *testing.T) {
 		if strings.Contains(out, secret) {
 			t.Errorf("log contains %q:\n%s", secret, out)
 		}
+	}
+}
+
+// A delivery the log refuses is a 400 that stores nothing, not a 503 that
+// Upvest retries forever.
+func TestReceiverAppendRefusalIsBadRequest(t *testing.T) {
+	l := openBackend(t, eventstest.Backend{Name: "embedded"})
+	signer := eventstest.NewWebhookSigner(t, "kid-1", httpsig.Version6)
+	ag := uuid.NewString()
+	bad := makeEvents(t, 2, "TOPUP.SETTLED", ag)
+	bad[1].CreatedAt = time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)
+	// The events ParseDelivery returns are replaced by ones Append refuses,
+	// as a change to ParseDelivery might let through.
+	app := appenderFunc(func(ctx context.Context, _ []events.Event) error { return l.Append(ctx, bad) })
+	url := newTestReceiver(t, app, newKeySource(signer))
+	code, body := post(t, url, signer, eventstest.DeliveryBody(t, rawEvent("TOPUP.SETTLED", ag), rawEvent("TOPUP.SETTLED", ag)))
+	if code != http.StatusBadRequest || !strings.Contains(body, "payload[1]") {
+		t.Fatalf("delivery = %d %s, want 400 naming payload[1]", code, body)
+	}
+	if n := storedCount(t, l); n != 0 {
+		t.Fatalf("%d events stored from a refused delivery", n)
 	}
 }

@@ -1,4 +1,4 @@
-package events
+package broker
 
 import (
 	"context"
@@ -14,9 +14,9 @@ import (
 // startEmbedded runs a NATS server with JetStream inside the process, with
 // no network listener: the gateway is its only client, through an in-process
 // pipe, so nothing else can reach or tamper with the log.
-func startEmbedded(ctx context.Context, cfg LogConfig, logger *slog.Logger) (*server.Server, *nats.Conn, error) {
+func startEmbedded(ctx context.Context, cfg Config, logger *slog.Logger) (*server.Server, *nats.Conn, error) {
 	opts := &server.Options{
-		ServerName: "upvest-gateway-events",
+		ServerName: "upvest-gateway",
 		DontListen: true,
 		JetStream:  true,
 		StoreDir:   cfg.DataDir, // the server keeps its files under StoreDir/jetstream
@@ -26,7 +26,7 @@ func startEmbedded(ctx context.Context, cfg LogConfig, logger *slog.Logger) (*se
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
-		return nil, nil, fmt.Errorf("events: embedded NATS server: %w", err)
+		return nil, nil, fmt.Errorf("broker: embedded NATS server: %w", err)
 	}
 	srv.SetLoggerV2(serverLogger{logger}, false, false, false)
 	srv.Start()
@@ -37,7 +37,7 @@ func startEmbedded(ctx context.Context, cfg LogConfig, logger *slog.Logger) (*se
 	if !srv.ReadyForConnections(wait) {
 		srv.Shutdown()
 		srv.WaitForShutdown()
-		return nil, nil, errors.New("events: embedded NATS server did not start")
+		return nil, nil, errors.New("broker: embedded NATS server did not start")
 	}
 	nc, err := nats.Connect("",
 		nats.InProcessServer(srv),
@@ -47,7 +47,7 @@ func startEmbedded(ctx context.Context, cfg LogConfig, logger *slog.Logger) (*se
 	if err != nil {
 		srv.Shutdown()
 		srv.WaitForShutdown()
-		return nil, nil, fmt.Errorf("events: connecting to the embedded NATS server: %w", err)
+		return nil, nil, fmt.Errorf("broker: connecting to the embedded NATS server: %w", err)
 	}
 	return srv, nc, nil
 }
