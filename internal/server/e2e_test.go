@@ -315,7 +315,7 @@ func TestEventsBadTokens(t *testing.T) {
 				t.Errorf("%v: no BadRequest violation of resume_token", err)
 			}
 			res, body := g.Do(t, http.MethodGet, "/v1/payments/topups:watch?resume_token="+url.QueryEscape(token), "", nil)
-			if res.StatusCode != http.StatusBadRequest || res.Header.Get("Content-Type") != server.ProblemContentType || !strings.Contains(string(body), "resume_token") {
+			if res.StatusCode != http.StatusBadRequest || res.Header.Get("Content-Type") != problem.ContentType || !strings.Contains(string(body), "resume_token") {
 				t.Errorf("REST: %d %s %s", res.StatusCode, res.Header.Get("Content-Type"), body)
 			}
 		})

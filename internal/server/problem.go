@@ -12,9 +12,6 @@ import (
 	"github.com/upvest-gateway/gateway/internal/problem"
 )
 
-// ProblemContentType is the media type of every REST error (RFC 9457).
-const ProblemContentType = problem.ContentType
-
 // problemErrorHandler is the REST face's runtime.ErrorHandlerFunc: the gRPC
 // status as problem+json, with the HTTP status grpc-gateway would use.
 func problemErrorHandler(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {

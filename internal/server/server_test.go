@@ -169,7 +169,7 @@ func TestRESTProblems(t *testing.T) {
 				t.Fatalf("body: %v", err)
 			}
 			if res.StatusCode != tc.status || p.Status != tc.status || p.Code != tc.code ||
-				res.Header.Get("Content-Type") != server.ProblemContentType || p.Title == "" || p.Type == "" {
+				res.Header.Get("Content-Type") != problem.ContentType || p.Title == "" || p.Type == "" {
 				t.Errorf("got %d %s %+v, want %d %s problem", res.StatusCode, res.Header.Get("Content-Type"), p, tc.status, tc.code)
 			}
 			if n := len(g.Sim.Requests()); n != before {

@@ -238,12 +238,12 @@ func TestStreamErrors(t *testing.T) {
 		res, body := g.Do(t, http.MethodGet, path, "", h)
 		var p problem.Details
 		if err := json.Unmarshal(body, &p); err != nil || res.StatusCode != http.StatusBadRequest ||
-			res.Header.Get("Content-Type") != server.ProblemContentType || p.Code != "INVALID_ARGUMENT" {
+			res.Header.Get("Content-Type") != problem.ContentType || p.Code != "INVALID_ARGUMENT" {
 			t.Errorf("bad token (Accept %s): %d %s %s", h.Get("Accept"), res.StatusCode, res.Header.Get("Content-Type"), body)
 		}
 	}
 	res, body := g.Do(t, http.MethodGet, "/v1/payments/topups:watch?event_types=NOT_A_TYPE", "", sseHeader(""))
-	if res.StatusCode != http.StatusBadRequest || res.Header.Get("Content-Type") != server.ProblemContentType {
+	if res.StatusCode != http.StatusBadRequest || res.Header.Get("Content-Type") != problem.ContentType {
 		t.Errorf("bad query: %d %s", res.StatusCode, body)
 	}
 	res, body = g.Do(t, http.MethodGet, "/v1/payments/topups:watch?event_types=TOPUP_EVENT_TYPE_UNSPECIFIED", "", nil)

@@ -18,17 +18,17 @@ import (
 // Upvest's cash balance endpoint.
 type CashBalanceService struct {
 	gatewayv1.UnimplementedCashBalanceServiceServer
-	core
+	backend
 }
 
 // NewCashBalanceService returns the service calling Upvest through c.
 func NewCashBalanceService(c *upstream.Client, opts ...Option) *CashBalanceService {
-	return &CashBalanceService{core: newCore(c, opts)}
+	return &CashBalanceService{backend: newBackend(c, opts)}
 }
 
 // GetCashBalance reads an account group's current cash balance.
 func (s *CashBalanceService) GetCashBalance(ctx context.Context, req *gatewayv1.GetCashBalanceRequest) (*gatewayv1.GetCashBalanceResponse, error) {
-	b, err := get(ctx, &s.core, "account_group_id", req.GetAccountGroupId(), s.client.GetCashBalance)
+	b, err := get(ctx, &s.backend, "account_group_id", req.GetAccountGroupId(), s.client.GetCashBalance)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +75,7 @@ func (s *CashBalanceService) WatchCashBalance(req *gatewayv1.WatchCashBalanceReq
 			// guarantees it), becomes the snapshot with its token.
 			needSnapshot = false
 			readAt := time.Now().Add(-s.opts.snapshotSkew)
-			b, err := invoke(ctx, &s.core, "", func(ctx context.Context, o ...upstream.CallOption) (*upstream.CashBalance, error) {
+			b, err := invoke(ctx, &s.backend, "", func(ctx context.Context, o ...upstream.CallOption) (*upstream.CashBalance, error) {
 				return s.client.GetCashBalance(ctx, ag, o...)
 			})
 			if err != nil {
@@ -94,7 +94,7 @@ func (s *CashBalanceService) WatchCashBalance(req *gatewayv1.WatchCashBalanceReq
 				Id:          m.Event.ID,
 				CreatedAt:   timestamp(m.Event.CreatedAt),
 				WebhookId:   m.Event.WebhookID,
-				CashBalance: decodeObject(&s.core, m.Event, cashBalanceToProto),
+				CashBalance: decodeObject(&s.backend, m.Event, cashBalanceToProto),
 			}}
 		}
 		resp.ResumeToken = balanceToken(m.Token, newest)

@@ -20,7 +20,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/upvest-gateway/gateway/internal/problem"
-	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/server/servertest"
 	"github.com/upvest-gateway/gateway/internal/upvestsim"
 )
@@ -134,8 +133,8 @@ func callREST(t *testing.T, g *servertest.Gateway, r rpc, req, resp proto.Messag
 		}
 		return o
 	}
-	if ct := res.Header.Get("Content-Type"); ct != server.ProblemContentType {
-		t.Fatalf("REST %s %s: status %d with content type %q, want %s: %s", r.httpMethod, path, res.StatusCode, ct, server.ProblemContentType, b)
+	if ct := res.Header.Get("Content-Type"); ct != problem.ContentType {
+		t.Fatalf("REST %s %s: status %d with content type %q, want %s: %s", r.httpMethod, path, res.StatusCode, ct, problem.ContentType, b)
 	}
 	var p problem.Details
 	if err := json.Unmarshal(b, &p); err != nil {

@@ -14,12 +14,12 @@ import (
 // /payments/direct_debits and /payments/withdrawals endpoints.
 type PaymentsService struct {
 	gatewayv1.UnimplementedPaymentsServiceServer
-	core
+	backend
 }
 
 // NewPaymentsService returns the service calling Upvest through c.
 func NewPaymentsService(c *upstream.Client, opts ...Option) *PaymentsService {
-	return &PaymentsService{core: newCore(c, opts)}
+	return &PaymentsService{backend: newBackend(c, opts)}
 }
 
 // CreateDirectDebit creates a direct debit under a mandate.
@@ -31,7 +31,7 @@ func (s *PaymentsService) CreateDirectDebit(ctx context.Context, req *gatewayv1.
 		CashAmount:            req.GetCashAmount(),
 		RemittanceInformation: req.GetRemittanceInformation(),
 	}
-	d, err := create(ctx, &s.core, req.GetRequestId(), func(v *validator) {
+	d, err := create(ctx, &s.backend, req.GetRequestId(), func(v *validator) {
 		v.id("user_id", body.UserID)
 		v.id("account_group_id", body.AccountGroupID)
 		v.id("mandate_id", body.MandateID)
@@ -46,7 +46,7 @@ func (s *PaymentsService) CreateDirectDebit(ctx context.Context, req *gatewayv1.
 
 // GetDirectDebit reads one direct debit.
 func (s *PaymentsService) GetDirectDebit(ctx context.Context, req *gatewayv1.GetDirectDebitRequest) (*gatewayv1.GetDirectDebitResponse, error) {
-	d, err := get(ctx, &s.core, "direct_debit_id", req.GetDirectDebitId(), s.client.GetDirectDebit)
+	d, err := get(ctx, &s.backend, "direct_debit_id", req.GetDirectDebitId(), s.client.GetDirectDebit)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +55,7 @@ func (s *PaymentsService) GetDirectDebit(ctx context.Context, req *gatewayv1.Get
 
 // ListDirectDebits lists one page of an account group's direct debits.
 func (s *PaymentsService) ListDirectDebits(ctx context.Context, req *gatewayv1.ListDirectDebitsRequest) (*gatewayv1.ListDirectDebitsResponse, error) {
-	p, err := list(ctx, &s.core, req, s.client.ListDirectDebits, directDebitToProto)
+	p, err := list(ctx, &s.backend, req, s.client.ListDirectDebits, directDebitToProto)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +71,7 @@ func (s *PaymentsService) CreateWithdrawal(ctx context.Context, req *gatewayv1.C
 		Amount:                req.GetAmount(),
 		RemittanceInformation: req.GetRemittanceInformation(),
 	}
-	w, err := create(ctx, &s.core, req.GetRequestId(), func(v *validator) {
+	w, err := create(ctx, &s.backend, req.GetRequestId(), func(v *validator) {
 		v.id("reference_account_id", body.ReferenceAccountID)
 		v.id("account_group_id", body.AccountGroupID)
 		v.id("user_id", body.UserID)
@@ -86,7 +86,7 @@ func (s *PaymentsService) CreateWithdrawal(ctx context.Context, req *gatewayv1.C
 
 // GetWithdrawal reads one withdrawal.
 func (s *PaymentsService) GetWithdrawal(ctx context.Context, req *gatewayv1.GetWithdrawalRequest) (*gatewayv1.GetWithdrawalResponse, error) {
-	w, err := get(ctx, &s.core, "withdrawal_id", req.GetWithdrawalId(), s.client.GetWithdrawal)
+	w, err := get(ctx, &s.backend, "withdrawal_id", req.GetWithdrawalId(), s.client.GetWithdrawal)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +95,7 @@ func (s *PaymentsService) GetWithdrawal(ctx context.Context, req *gatewayv1.GetW
 
 // ListWithdrawals lists one page of an account group's withdrawals.
 func (s *PaymentsService) ListWithdrawals(ctx context.Context, req *gatewayv1.ListWithdrawalsRequest) (*gatewayv1.ListWithdrawalsResponse, error) {
-	p, err := list(ctx, &s.core, req, s.client.ListWithdrawals, withdrawalToProto)
+	p, err := list(ctx, &s.backend, req, s.client.ListWithdrawals, withdrawalToProto)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +104,7 @@ func (s *PaymentsService) ListWithdrawals(ctx context.Context, req *gatewayv1.Li
 
 // CancelWithdrawal cancels a withdrawal while it is NEW.
 func (s *PaymentsService) CancelWithdrawal(ctx context.Context, req *gatewayv1.CancelWithdrawalRequest) (*gatewayv1.CancelWithdrawalResponse, error) {
-	if err := cancel(ctx, &s.core, "withdrawal_id", req.GetWithdrawalId(), s.client.CancelWithdrawal); err != nil {
+	if err := cancel(ctx, &s.backend, "withdrawal_id", req.GetWithdrawalId(), s.client.CancelWithdrawal); err != nil {
 		return nil, err
 	}
 	return &gatewayv1.CancelWithdrawalResponse{}, nil
@@ -124,7 +124,7 @@ var paymentEventTypes = newEventTypes("PAYMENT_EVENT_TYPE_UNSPECIFIED", map[gate
 
 // WatchPaymentEvents streams direct debit and withdrawal events.
 func (s *PaymentsService) WatchPaymentEvents(req *gatewayv1.WatchPaymentEventsRequest, stream grpc.ServerStreamingServer[gatewayv1.WatchPaymentEventsResponse]) error {
-	return watchEvents(stream.Context(), &s.core, paymentEventTypes, req.GetAccountGroupId(), req.GetEventTypes(), req.GetResumeToken(),
+	return watchEvents(stream.Context(), &s.backend, paymentEventTypes, req.GetAccountGroupId(), req.GetEventTypes(), req.GetResumeToken(),
 		func(token string, ev *events.Event) error {
 			resp := &gatewayv1.WatchPaymentEventsResponse{ResumeToken: token}
 			if ev == nil {
@@ -140,11 +140,11 @@ func (s *PaymentsService) paymentEvent(ev *events.Event) *gatewayv1.PaymentEvent
 	e := &gatewayv1.PaymentEvent{Id: ev.ID, CreatedAt: timestamp(ev.CreatedAt), Type: paymentEventTypes.of(ev.Type), WebhookId: ev.WebhookID}
 	switch ev.Family() {
 	case events.FamilyDirectDebit:
-		if o := decodeObject(&s.core, ev, directDebitToProto); o != nil {
+		if o := decodeObject(&s.backend, ev, directDebitToProto); o != nil {
 			e.Object = &gatewayv1.PaymentEvent_DirectDebit{DirectDebit: o}
 		}
 	case events.FamilyWithdrawal:
-		if o := decodeObject(&s.core, ev, withdrawalToProto); o != nil {
+		if o := decodeObject(&s.backend, ev, withdrawalToProto); o != nil {
 			e.Object = &gatewayv1.PaymentEvent_Withdrawal{Withdrawal: o}
 		}
 	}

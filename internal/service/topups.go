@@ -14,18 +14,18 @@ import (
 // /payments/topups endpoints.
 type TopupService struct {
 	gatewayv1.UnimplementedTopupServiceServer
-	core
+	backend
 }
 
 // NewTopupService returns the service calling Upvest through c.
 func NewTopupService(c *upstream.Client, opts ...Option) *TopupService {
-	return &TopupService{core: newCore(c, opts)}
+	return &TopupService{backend: newBackend(c, opts)}
 }
 
 // CreateTopup creates a top-up.
 func (s *TopupService) CreateTopup(ctx context.Context, req *gatewayv1.CreateTopupRequest) (*gatewayv1.CreateTopupResponse, error) {
 	body := upstream.CreateTopupRequest{AccountGroupID: req.GetAccountGroupId(), CashAmount: req.GetCashAmount(), Currency: req.GetCurrency()}
-	t, err := create(ctx, &s.core, req.GetRequestId(), func(v *validator) {
+	t, err := create(ctx, &s.backend, req.GetRequestId(), func(v *validator) {
 		v.id("account_group_id", body.AccountGroupID)
 		v.amount("cash_amount", body.CashAmount)
 		v.currency("currency", body.Currency)
@@ -38,7 +38,7 @@ func (s *TopupService) CreateTopup(ctx context.Context, req *gatewayv1.CreateTop
 
 // GetTopup reads one top-up.
 func (s *TopupService) GetTopup(ctx context.Context, req *gatewayv1.GetTopupRequest) (*gatewayv1.GetTopupResponse, error) {
-	t, err := get(ctx, &s.core, "topup_id", req.GetTopupId(), s.client.GetTopup)
+	t, err := get(ctx, &s.backend, "topup_id", req.GetTopupId(), s.client.GetTopup)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +47,7 @@ func (s *TopupService) GetTopup(ctx context.Context, req *gatewayv1.GetTopupRequ
 
 // ListTopups lists one page of an account group's top-ups.
 func (s *TopupService) ListTopups(ctx context.Context, req *gatewayv1.ListTopupsRequest) (*gatewayv1.ListTopupsResponse, error) {
-	p, err := list(ctx, &s.core, req, s.client.ListTopups, topupToProto)
+	p, err := list(ctx, &s.backend, req, s.client.ListTopups, topupToProto)
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +56,7 @@ func (s *TopupService) ListTopups(ctx context.Context, req *gatewayv1.ListTopups
 
 // CancelTopup cancels a top-up while it is NEW or CONFIRMED.
 func (s *TopupService) CancelTopup(ctx context.Context, req *gatewayv1.CancelTopupRequest) (*gatewayv1.CancelTopupResponse, error) {
-	if err := cancel(ctx, &s.core, "topup_id", req.GetTopupId(), s.client.CancelTopup); err != nil {
+	if err := cancel(ctx, &s.backend, "topup_id", req.GetTopupId(), s.client.CancelTopup); err != nil {
 		return nil, err
 	}
 	return &gatewayv1.CancelTopupResponse{}, nil
@@ -71,7 +71,7 @@ var topupEventTypes = newEventTypes("TOPUP_EVENT_TYPE_UNSPECIFIED", map[gatewayv
 
 // WatchTopupEvents streams top-up events.
 func (s *TopupService) WatchTopupEvents(req *gatewayv1.WatchTopupEventsRequest, stream grpc.ServerStreamingServer[gatewayv1.WatchTopupEventsResponse]) error {
-	return watchEvents(stream.Context(), &s.core, topupEventTypes, req.GetAccountGroupId(), req.GetEventTypes(), req.GetResumeToken(),
+	return watchEvents(stream.Context(), &s.backend, topupEventTypes, req.GetAccountGroupId(), req.GetEventTypes(), req.GetResumeToken(),
 		func(token string, ev *events.Event) error {
 			resp := &gatewayv1.WatchTopupEventsResponse{ResumeToken: token}
 			if ev == nil {
@@ -82,7 +82,7 @@ func (s *TopupService) WatchTopupEvents(req *gatewayv1.WatchTopupEventsRequest, 
 					CreatedAt: timestamp(ev.CreatedAt),
 					Type:      topupEventTypes.of(ev.Type),
 					WebhookId: ev.WebhookID,
-					Topup:     decodeObject(&s.core, ev, topupToProto),
+					Topup:     decodeObject(&s.backend, ev, topupToProto),
 				}}
 			}
 			return stream.Send(resp)

@@ -28,7 +28,7 @@ type validator struct {
 	violations []*errdetails.BadRequest_FieldViolation
 }
 
-func (c *core) validator() *validator { return &validator{opts: &c.opts} }
+func (c *backend) validator() *validator { return &validator{opts: &c.opts} }
 
 // add records a violation of field (a proto field name).
 func (v *validator) add(field, description string) {

@@ -14,18 +14,18 @@ import (
 // Upvest's /virtual_cash_balances endpoints.
 type VirtualCashService struct {
 	gatewayv1.UnimplementedVirtualCashServiceServer
-	core
+	backend
 }
 
 // NewVirtualCashService returns the service calling Upvest through c.
 func NewVirtualCashService(c *upstream.Client, opts ...Option) *VirtualCashService {
-	return &VirtualCashService{core: newCore(c, opts)}
+	return &VirtualCashService{backend: newBackend(c, opts)}
 }
 
 // CreateVirtualCashIncrease credits virtual cash to an account group.
 func (s *VirtualCashService) CreateVirtualCashIncrease(ctx context.Context, req *gatewayv1.CreateVirtualCashIncreaseRequest) (*gatewayv1.CreateVirtualCashIncreaseResponse, error) {
 	body := upstream.VirtualCashRequest{AccountGroupID: req.GetAccountGroupId(), Amount: req.GetAmount(), Currency: req.GetCurrency()}
-	inc, err := create(ctx, &s.core, req.GetRequestId(), checkVirtualCash(body), body, s.client.CreateVirtualCashIncrease)
+	inc, err := create(ctx, &s.backend, req.GetRequestId(), checkVirtualCash(body), body, s.client.CreateVirtualCashIncrease)
 	if err != nil {
 		return nil, err
 	}
@@ -35,7 +35,7 @@ func (s *VirtualCashService) CreateVirtualCashIncrease(ctx context.Context, req 
 // CreateVirtualCashDecrease debits virtual cash from an account group.
 func (s *VirtualCashService) CreateVirtualCashDecrease(ctx context.Context, req *gatewayv1.CreateVirtualCashDecreaseRequest) (*gatewayv1.CreateVirtualCashDecreaseResponse, error) {
 	body := upstream.VirtualCashRequest{AccountGroupID: req.GetAccountGroupId(), Amount: req.GetAmount(), Currency: req.GetCurrency()}
-	dec, err := create(ctx, &s.core, req.GetRequestId(), checkVirtualCash(body), body, s.client.CreateVirtualCashDecrease)
+	dec, err := create(ctx, &s.backend, req.GetRequestId(), checkVirtualCash(body), body, s.client.CreateVirtualCashDecrease)
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +44,7 @@ func (s *VirtualCashService) CreateVirtualCashDecrease(ctx context.Context, req 
 
 // CancelVirtualCashDecrease cancels a decrease while it is ISSUED or QUEUED.
 func (s *VirtualCashService) CancelVirtualCashDecrease(ctx context.Context, req *gatewayv1.CancelVirtualCashDecreaseRequest) (*gatewayv1.CancelVirtualCashDecreaseResponse, error) {
-	if err := cancel(ctx, &s.core, "virtual_cash_decrease_id", req.GetVirtualCashDecreaseId(), s.client.CancelVirtualCashDecrease); err != nil {
+	if err := cancel(ctx, &s.backend, "virtual_cash_decrease_id", req.GetVirtualCashDecreaseId(), s.client.CancelVirtualCashDecrease); err != nil {
 		return nil, err
 	}
 	return &gatewayv1.CancelVirtualCashDecreaseResponse{}, nil
@@ -71,7 +71,7 @@ var virtualCashEventTypes = newEventTypes("VIRTUAL_CASH_EVENT_TYPE_UNSPECIFIED",
 
 // WatchVirtualCashEvents streams virtual cash increase and decrease events.
 func (s *VirtualCashService) WatchVirtualCashEvents(req *gatewayv1.WatchVirtualCashEventsRequest, stream grpc.ServerStreamingServer[gatewayv1.WatchVirtualCashEventsResponse]) error {
-	return watchEvents(stream.Context(), &s.core, virtualCashEventTypes, req.GetAccountGroupId(), req.GetEventTypes(), req.GetResumeToken(),
+	return watchEvents(stream.Context(), &s.backend, virtualCashEventTypes, req.GetAccountGroupId(), req.GetEventTypes(), req.GetResumeToken(),
 		func(token string, ev *events.Event) error {
 			resp := &gatewayv1.WatchVirtualCashEventsResponse{ResumeToken: token}
 			if ev == nil {
@@ -87,11 +87,11 @@ func (s *VirtualCashService) virtualCashEvent(ev *events.Event) *gatewayv1.Virtu
 	e := &gatewayv1.VirtualCashEvent{Id: ev.ID, CreatedAt: timestamp(ev.CreatedAt), Type: virtualCashEventTypes.of(ev.Type), WebhookId: ev.WebhookID}
 	switch ev.Family() {
 	case events.FamilyVirtualCashIncrease:
-		if o := decodeObject(&s.core, ev, virtualCashIncreaseToProto); o != nil {
+		if o := decodeObject(&s.backend, ev, virtualCashIncreaseToProto); o != nil {
 			e.Object = &gatewayv1.VirtualCashEvent_VirtualCashIncrease{VirtualCashIncrease: o}
 		}
 	case events.FamilyVirtualCashDecrease:
-		if o := decodeObject(&s.core, ev, virtualCashDecreaseToProto); o != nil {
+		if o := decodeObject(&s.backend, ev, virtualCashDecreaseToProto); o != nil {
 			e.Object = &gatewayv1.VirtualCashEvent_VirtualCashDecrease{VirtualCashDecrease: o}
 		}
 	}

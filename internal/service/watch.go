@@ -99,7 +99,7 @@ func (v *validator) resumeToken(field, token string) {
 // watchEvents is the whole of an event Watch RPC but its messages: check
 // the filters and the token, then stream; send gets each message's token and
 // event (nil for a heartbeat).
-func watchEvents[E ~int32](ctx context.Context, c *core, t *eventTypes[E], accountGroupID string, types []E, token string,
+func watchEvents[E ~int32](ctx context.Context, c *backend, t *eventTypes[E], accountGroupID string, types []E, token string,
 	send func(token string, ev *events.Event) error,
 ) error {
 	if err := c.watchAvailable(ctx); err != nil {
@@ -115,7 +115,7 @@ func watchEvents[E ~int32](ctx context.Context, c *core, t *eventTypes[E], accou
 }
 
 // watchAvailable is UNIMPLEMENTED when the gateway runs without an event log.
-func (c *core) watchAvailable(ctx context.Context) error {
+func (c *backend) watchAvailable(ctx context.Context) error {
 	if c.opts.events != nil {
 		return nil
 	}
@@ -126,7 +126,7 @@ func (c *core) watchAvailable(ctx context.Context) error {
 // watch subscribes to the event log and calls send with every message until
 // the stream ends, and returns how it ended as a gRPC status. send's own
 // errors (a gRPC status, or a failed Send) end the stream as they are.
-func (c *core) watch(ctx context.Context, f events.Filter, token string, send func(events.Message) error) error {
+func (c *backend) watch(ctx context.Context, f events.Filter, token string, send func(events.Message) error) error {
 	return watchStatus(ctx, c.opts.events.Watch(ctx, f, token, send, c.opts.watchOpts...))
 }
 
@@ -193,7 +193,7 @@ func heartbeat() *gatewayv1.Heartbeat { return &gatewayv1.Heartbeat{Time: timest
 // decodeObject decodes an event's object into the upstream resource T and
 // converts it. When the object does not decode it logs why (never the
 // object's values) and returns the zero P: the event is sent without it.
-func decodeObject[T, P any](c *core, ev *events.Event, conv func(*T) P) P {
+func decodeObject[T, P any](c *backend, ev *events.Event, conv func(*T) P) P {
 	var obj T
 	if err := json.Unmarshal(ev.Object, &obj); err != nil {
 		c.opts.logger.Warn("events: sending an event without its object, which does not decode",

@@ -9,14 +9,15 @@ import (
 	"github.com/upvest-gateway/gateway/internal/upstream"
 )
 
-// core is what every service shares: the Upvest client and the options.
-type core struct {
+// backend is what every service shares: the Upvest client it calls and
+// the options it was built with.
+type backend struct {
 	client *upstream.Client
 	opts   options
 }
 
-func newCore(c *upstream.Client, opts []Option) core {
-	return core{client: c, opts: newOptions(opts)}
+func newBackend(c *upstream.Client, opts []Option) backend {
+	return backend{client: c, opts: newOptions(opts)}
 }
 
 // The generic steps behind the handlers. Each runs validate → call →
@@ -25,7 +26,7 @@ func newCore(c *upstream.Client, opts []Option) core {
 // create runs a creating call: request_id (or the Idempotency-Key header)
 // and the fields checked by check are validated together, then body is sent
 // with the idempotency key.
-func create[B, T any](ctx context.Context, c *core, requestID string, check func(*validator), body B,
+func create[B, T any](ctx context.Context, c *backend, requestID string, check func(*validator), body B,
 	fn func(context.Context, B, ...upstream.CallOption) (*T, error),
 ) (*T, error) {
 	v := c.validator()
@@ -40,7 +41,7 @@ func create[B, T any](ctx context.Context, c *core, requestID string, check func
 }
 
 // get reads one resource by its id, named field in the request.
-func get[T any](ctx context.Context, c *core, field, id string,
+func get[T any](ctx context.Context, c *backend, field, id string,
 	fn func(context.Context, string, ...upstream.CallOption) (*T, error),
 ) (*T, error) {
 	v := c.validator()
@@ -54,7 +55,7 @@ func get[T any](ctx context.Context, c *core, field, id string,
 }
 
 // cancel deletes (cancels) one resource by its id, named field in the request.
-func cancel(ctx context.Context, c *core, field, id string,
+func cancel(ctx context.Context, c *backend, field, id string,
 	fn func(context.Context, string, ...upstream.CallOption) error,
 ) error {
 	v := c.validator()
@@ -69,7 +70,7 @@ func cancel(ctx context.Context, c *core, field, id string,
 }
 
 // list reads one page of an account group's resources and converts it.
-func list[T, P any](ctx context.Context, c *core, req listRequest,
+func list[T, P any](ctx context.Context, c *backend, req listRequest,
 	fn func(context.Context, string, upstream.ListParams, ...upstream.CallOption) (*upstream.List[T], error),
 	conv func(*T) P,
 ) (page[P], error) {
@@ -91,7 +92,7 @@ func list[T, P any](ctx context.Context, c *core, req listRequest,
 // key (if any) as its idempotency key, returns the key and the
 // upvest-request-id in the response header metadata whatever the outcome, and
 // translates a failure into a gRPC status.
-func invoke[T any](ctx context.Context, c *core, key string, fn func(context.Context, ...upstream.CallOption) (T, error)) (T, error) {
+func invoke[T any](ctx context.Context, c *backend, key string, fn func(context.Context, ...upstream.CallOption) (T, error)) (T, error) {
 	var info upstream.ResponseInfo
 	method, _ := grpc.Method(ctx)
 	opts := append(c.opts.callOptions(method), upstream.WithResponseInfo(&info))
