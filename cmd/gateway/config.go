@@ -17,6 +17,7 @@ import (
 
 	"github.com/upvest-gateway/gateway/internal/broker"
 	"github.com/upvest-gateway/gateway/internal/events"
+	"github.com/upvest-gateway/gateway/internal/service"
 )
 
 // Config is the gateway's configuration: environment variables, each
@@ -48,6 +49,9 @@ type Config struct {
 	EventsDuplicateWindow string
 	NATSReplicas          string
 	EventsSyncAlways      string
+	// AllowMissingRequestID lets creating calls without a request_id
+	// through with a key the gateway makes (default false: refused).
+	AllowMissingRequestID string
 	Simulate              bool
 }
 
@@ -96,6 +100,8 @@ var settings = []setting{
 		field: func(c *Config) *string { return &c.EventsSyncAlways }},
 	{env: "GATEWAY_EVENTS_DUPLICATE_WINDOW", flag: "events-duplicate-window", def: "24h", usage: "how long an event id is remembered to drop Upvest's repeated deliveries (at most the max age)",
 		field: func(c *Config) *string { return &c.EventsDuplicateWindow }},
+	{env: "GATEWAY_ALLOW_MISSING_REQUEST_ID", flag: "allow-missing-request-id", def: "false", usage: "let creating calls without a request_id through, with a key the gateway makes per call (a caller's retry of such a call acts twice)",
+		field: func(c *Config) *string { return &c.AllowMissingRequestID }},
 }
 
 func settingOf(env string) setting {
@@ -233,8 +239,24 @@ func (c Config) validate() error {
 	if _, err := c.BrokerConfig(); err != nil {
 		return err
 	}
+	if _, err := c.ServiceOptions(); err != nil {
+		return err
+	}
 	_, err = c.LogConfig()
 	return err
+}
+
+// ServiceOptions are the options of the four services.
+func (c Config) ServiceOptions() ([]service.Option, error) {
+	allow, err := strconv.ParseBool(c.AllowMissingRequestID)
+	if err != nil {
+		return nil, configErr("GATEWAY_ALLOW_MISSING_REQUEST_ID", "%q is not true or false", c.AllowMissingRequestID)
+	}
+	var opts []service.Option
+	if allow {
+		opts = append(opts, service.WithGeneratedRequestIDs())
+	}
+	return opts, nil
 }
 
 // AllowInsecureHTTP is UPVEST_INSECURE_HTTP as a bool.

@@ -53,7 +53,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		SigningKeyFile: "/etc/upvest/key.pem", SigningKeyID: "key-1", SigningKeyPassphrase: testPass,
 		GRPCAddr: "127.0.0.1:9090", HTTPAddr: "127.0.0.1:8080", DataDir: "./data",
 		EventsStream: "UPVEST_EVENTS", EventsSubject: "upvest.events", EventsMaxAge: "168h", EventsMaxBytes: "1GiB",
-		EventsDuplicateWindow: "24h", NATSReplicas: "1", InsecureHTTP: "false", EventsSyncAlways: "true",
+		EventsDuplicateWindow: "24h", NATSReplicas: "1", InsecureHTTP: "false", EventsSyncAlways: "true", AllowMissingRequestID: "false",
 	}
 	if cfg != want {
 		t.Errorf("ParseConfig = %+v, want %+v", cfg, want)

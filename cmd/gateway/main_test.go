@@ -222,7 +222,7 @@ func TestSimulateSubprocess(t *testing.T) {
 		t.Fatalf("first event %q, want heartbeat", e)
 	}
 	res, err = http.Post("http://"+httpAddr+"/v1/payments/topups", "application/json",
-		strings.NewReader(`{"account_group_id":"`+ag+`","cash_amount":"10.00","currency":"EUR"}`))
+		strings.NewReader(`{"request_id":"`+uuid.NewString()+`","account_group_id":"`+ag+`","cash_amount":"10.00","currency":"EUR"}`))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -88,8 +88,10 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	defer b.Close()
 	defer log.Close()
 
+	serviceOpts, _ := cfg.ServiceOptions() // checked by ParseConfig
 	srv, err := server.New(server.Config{Upstream: client, GRPCListener: grpcLis, HTTPListener: httpLis},
-		server.WithLogger(logger), server.WithShutdownTimeout(drainTimeout), server.WithEvents(log))
+		server.WithLogger(logger), server.WithShutdownTimeout(drainTimeout), server.WithEvents(log),
+		server.WithServiceOptions(serviceOpts...))
 	if err != nil {
 		closeListeners()
 		return fail(stderr, err)
@@ -288,8 +290,8 @@ func startSimulator(logger *slog.Logger, webhookURL string) (*simulator, error) 
 func printExamples(w io.Writer, grpcAddr, httpAddr string) {
 	ag := uuid.NewString()
 	fmt.Fprintf(w, `gateway: try
-  grpcurl -plaintext -d '{"account_group_id":"%[1]s","cash_amount":"100.00","currency":"EUR"}' %[2]s upvest.gateway.v1.TopupService/CreateTopup
+  grpcurl -plaintext -d '{"request_id":"%[4]s","account_group_id":"%[1]s","cash_amount":"100.00","currency":"EUR"}' %[2]s upvest.gateway.v1.TopupService/CreateTopup
   curl -s http://%[3]s/v1/account_groups/%[1]s/payments/cash_balance
   curl -sN -H 'Accept: text/event-stream' 'http://%[3]s/v1/payments/topups:watch?account_group_id=%[1]s'
-`, ag, grpcAddr, httpAddr)
+`, ag, grpcAddr, httpAddr, uuid.NewString())
 }

@@ -21,7 +21,7 @@ func BenchmarkCreateTopupGRPC(b *testing.B) {
 	g := servertest.Start(b, servertest.WithoutEvents(), servertest.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	c := g.Topups()
 	ctx := context.Background()
-	req := &gatewayv1.CreateTopupRequest{AccountGroupId: uuid.NewString(), CashAmount: "10.00", Currency: "EUR"}
+	req := &gatewayv1.CreateTopupRequest{RequestId: uuid.NewString(), AccountGroupId: uuid.NewString(), CashAmount: "10.00", Currency: "EUR"}
 	b.ReportAllocs()
 	for b.Loop() {
 		req.RequestId = uuid.NewString()

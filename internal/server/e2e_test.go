@@ -147,21 +147,21 @@ func TestEventsExactlyOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, amount := range []string{"10.00", "20.00"} {
-				if _, err := g.Topups().CreateTopup(ctx, &gatewayv1.CreateTopupRequest{AccountGroupId: ag, CashAmount: amount, Currency: "EUR"}); err != nil {
+				if _, err := g.Topups().CreateTopup(ctx, &gatewayv1.CreateTopupRequest{RequestId: uuid.NewString(), AccountGroupId: ag, CashAmount: amount, Currency: "EUR"}); err != nil {
 					t.Fatal(err)
 				}
 			}
-			if _, err := g.VirtualCash().CreateVirtualCashIncrease(ctx, &gatewayv1.CreateVirtualCashIncreaseRequest{AccountGroupId: ag, Amount: "5.00", Currency: "EUR"}); err != nil {
+			if _, err := g.VirtualCash().CreateVirtualCashIncrease(ctx, &gatewayv1.CreateVirtualCashIncreaseRequest{RequestId: uuid.NewString(), AccountGroupId: ag, Amount: "5.00", Currency: "EUR"}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := g.VirtualCash().CreateVirtualCashDecrease(ctx, &gatewayv1.CreateVirtualCashDecreaseRequest{AccountGroupId: ag, Amount: "1.00", Currency: "EUR"}); err != nil {
+			if _, err := g.VirtualCash().CreateVirtualCashDecrease(ctx, &gatewayv1.CreateVirtualCashDecreaseRequest{RequestId: uuid.NewString(), AccountGroupId: ag, Amount: "1.00", Currency: "EUR"}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := g.Payments().CreateDirectDebit(ctx, &gatewayv1.CreateDirectDebitRequest{UserId: uuid.NewString(), AccountGroupId: ag,
+			if _, err := g.Payments().CreateDirectDebit(ctx, &gatewayv1.CreateDirectDebitRequest{RequestId: uuid.NewString(), UserId: uuid.NewString(), AccountGroupId: ag,
 				MandateId: uuid.NewString(), CashAmount: "7.00", RemittanceInformation: "test"}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := g.Payments().CreateWithdrawal(ctx, &gatewayv1.CreateWithdrawalRequest{ReferenceAccountId: uuid.NewString(), AccountGroupId: ag,
+			if _, err := g.Payments().CreateWithdrawal(ctx, &gatewayv1.CreateWithdrawalRequest{RequestId: uuid.NewString(), ReferenceAccountId: uuid.NewString(), AccountGroupId: ag,
 				UserId: uuid.NewString(), Amount: "3.00", RemittanceInformation: "test"}); err != nil {
 				t.Fatal(err)
 			}
@@ -231,7 +231,7 @@ func TestEventsExactlyOnce(t *testing.T) {
 func createTopups(t *testing.T, g *servertest.Gateway, ag string, n int) []upvestsim.Event {
 	t.Helper()
 	for range n {
-		if _, err := g.Topups().CreateTopup(ctxT(t), &gatewayv1.CreateTopupRequest{AccountGroupId: ag, CashAmount: "10.00", Currency: "EUR"}); err != nil {
+		if _, err := g.Topups().CreateTopup(ctxT(t), &gatewayv1.CreateTopupRequest{RequestId: uuid.NewString(), AccountGroupId: ag, CashAmount: "10.00", Currency: "EUR"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -569,7 +569,7 @@ func TestCashBalanceStream(t *testing.T) {
 
 		// The simulator's own updates follow, newer than all of these.
 		time.Sleep(time.Until(readAt.Add(50 * time.Millisecond)))
-		if _, err := g.Topups().CreateTopup(ctxT(t), &gatewayv1.CreateTopupRequest{AccountGroupId: ag, CashAmount: "10.00", Currency: "EUR"}); err != nil {
+		if _, err := g.Topups().CreateTopup(ctxT(t), &gatewayv1.CreateTopupRequest{RequestId: uuid.NewString(), AccountGroupId: ag, CashAmount: "10.00", Currency: "EUR"}); err != nil {
 			t.Fatal(err)
 		}
 		u := w.events(t, 1)[0].Raw.(*gatewayv1.WatchCashBalanceResponse).GetUpdate()
@@ -676,5 +676,5 @@ func TestSlowSubscriber(t *testing.T) {
 }
 
 func topupRequest(ag string) *gatewayv1.CreateTopupRequest {
-	return &gatewayv1.CreateTopupRequest{AccountGroupId: ag, CashAmount: "10.00", Currency: "EUR"}
+	return &gatewayv1.CreateTopupRequest{RequestId: uuid.NewString(), AccountGroupId: ag, CashAmount: "10.00", Currency: "EUR"}
 }

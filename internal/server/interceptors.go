@@ -188,7 +188,7 @@ func (s *capturingStream) SendHeader(md metadata.MD) error {
 // errShuttingDown ends the streams still open when shutdown begins.
 var errShuttingDown = func() error {
 	st := status.New(codes.Unavailable, "the gateway is shutting down; reconnect and resume with the last resume_token")
-	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: "SHUTTING_DOWN", Domain: service.ErrorDomain}); err == nil {
+	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: "SHUTTING_DOWN", Domain: service.GatewayErrorDomain}); err == nil {
 		st = d
 	}
 	return st.Err()

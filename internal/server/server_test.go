@@ -192,7 +192,7 @@ func TestRequestLog(t *testing.T) {
 	const amount = "31337.42"
 
 	var hdr metadata.MD
-	if _, err := g.Topups().CreateTopup(ctxT(t), &gatewayv1.CreateTopupRequest{AccountGroupId: ag, CashAmount: amount, Currency: "EUR"}, grpc.Header(&hdr)); err != nil {
+	if _, err := g.Topups().CreateTopup(ctxT(t), &gatewayv1.CreateTopupRequest{RequestId: uuid.NewString(), AccountGroupId: ag, CashAmount: amount, Currency: "EUR"}, grpc.Header(&hdr)); err != nil {
 		t.Fatal(err)
 	}
 	res, _ := g.Do(t, http.MethodGet, "/v1/payments/topups/"+uuid.NewString(), "", nil) // a 404, over REST

@@ -18,9 +18,13 @@ import (
 	"github.com/upvest-gateway/gateway/internal/upstream"
 )
 
-// ErrorDomain is the google.rpc.ErrorInfo domain of every error that comes
-// from (or on the way to) Upvest.
-const ErrorDomain = "upvest.co"
+// The google.rpc.ErrorInfo domains: Upvest's for the reasons Upvest gave
+// (its problem types), the gateway's own for every reason the gateway made
+// (validation, timeouts, unknown outcomes, streams).
+const (
+	UpvestErrorDomain  = "upvest.co"
+	GatewayErrorDomain = "upvest-gateway"
+)
 
 // defaultRetryDelay is the RetryInfo of a 429 that named no Retry-After.
 const defaultRetryDelay = time.Second
@@ -37,14 +41,28 @@ func statusFromError(err error, info upstream.ResponseInfo) error {
 		code    codes.Code
 		msg     string
 		reason  string
+		domain  = GatewayErrorDomain
 		meta    = map[string]string{}
 		details []protoadapt.MessageV1
 	)
 	var (
 		ue *upstream.Error
 		te *upstream.TransportError
+		ou *upstream.OutcomeUnknownError
 	)
 	switch {
+	case errors.As(err, &ou):
+		// First: it may also wrap the deadline or an answer, but what the
+		// caller must know is that Upvest may have acted.
+		code, reason = codes.Unavailable, "OUTCOME_UNKNOWN"
+		if ou.IdempotencyKey != "" {
+			meta["idempotency_key"] = ou.IdempotencyKey
+			msg = "Upvest may or may not have acted on this request: retry it with the same request_id (idempotency-key " +
+				ou.IdempotencyKey + "); the retry settles it without acting twice"
+		} else {
+			msg = "Upvest may or may not have acted on this request: retry it; the retry settles it"
+		}
+		details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(defaultRetryDelay)})
 	case errors.Is(err, context.DeadlineExceeded):
 		code, reason = codes.DeadlineExceeded, "DEADLINE_EXCEEDED"
 		msg = "the deadline expired before Upvest answered; a creating call may have taken effect: retry it with the same request_id"
@@ -56,7 +74,7 @@ func statusFromError(err error, info upstream.ResponseInfo) error {
 			requestID = ue.RequestID
 		}
 		code, msg, details = fromUpstream(ue, errors.Is(err, upstream.ErrTokenRequest))
-		reason = upperSnake(ue.ErrorReason())
+		reason, domain = upperSnake(ue.ErrorReason()), UpvestErrorDomain
 		meta["http_status"] = strconv.Itoa(ue.StatusCode)
 		if ue.Type != "" {
 			meta["problem_type"] = ue.Type
@@ -83,7 +101,7 @@ func statusFromError(err error, info upstream.ResponseInfo) error {
 		meta["upvest_request_id"] = requestID
 		msg += " (upvest-request-id " + requestID + ")"
 	}
-	details = append(details, &errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain, Metadata: meta})
+	details = append(details, &errdetails.ErrorInfo{Reason: reason, Domain: domain, Metadata: meta})
 	if requestID != "" {
 		details = append(details, &errdetails.RequestInfo{RequestId: requestID})
 	}
@@ -127,7 +145,7 @@ func fromUpstream(e *upstream.Error, tokenRequest bool) (codes.Code, string, []p
 		return codes.FailedPrecondition, text, []protoadapt.MessageV1{&errdetails.PreconditionFailure{
 			Violations: []*errdetails.PreconditionFailure_Violation{{
 				Type:        upperSnake(e.ErrorReason()),
-				Subject:     ErrorDomain,
+				Subject:     UpvestErrorDomain,
 				Description: problemText(e),
 			}},
 		}}
@@ -183,4 +201,14 @@ func upperSnake(word string) string {
 		s = strings.TrimRight(s[:63], "_")
 	}
 	return strings.TrimRight(s, "_")
+}
+
+// gatewayStatus is a status the gateway makes itself: code and message, and
+// ErrorInfo with reason under GatewayErrorDomain, then details.
+func gatewayStatus(code codes.Code, reason, msg string, details ...protoadapt.MessageV1) error {
+	st := status.New(code, msg)
+	if d, err := st.WithDetails(append([]protoadapt.MessageV1{&errdetails.ErrorInfo{Reason: reason, Domain: GatewayErrorDomain}}, details...)...); err == nil {
+		st = d
+	}
+	return st.Err()
 }

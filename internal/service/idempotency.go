@@ -59,19 +59,25 @@ func (v *validator) idempotencyKey(ctx context.Context, requestID string) string
 		}
 		return k
 	}
-	// No key from the caller: one per call, so at least the client's own
-	// retries of this call cannot act twice.
+	if !v.opts.generateRequestIDs {
+		v.add("request_id", "is required: a UUID of version 1 to 5 that you keep and send again on every retry of this operation "+
+			"(or the Idempotency-Key header); without one no retry is safe, as a retry would act again")
+		return ""
+	}
+	// The operator allows callers without a key: one per call, so at least
+	// the gateway's own retries of this call cannot act twice.
 	return uuid.NewString()
 }
 
 // canonicalKey accepts what the upstream's pattern accepts, if it is a UUID
-// of version 1 to 5, and returns it in the hyphenated 8-4-4-4-12 form (case
-// kept), so the same request_id always yields the same upstream key.
+// of version 1 to 5, and returns it in the hyphenated 8-4-4-4-12 form in
+// lower case: UUIDs are case-insensitive, so the same request_id always
+// yields the same key, whatever its case.
 func canonicalKey(s string) (string, bool) {
 	if !idempotencyKeyPattern.MatchString(s) {
 		return "", false
 	}
-	h := strings.ReplaceAll(s, "-", "")
+	h := strings.ToLower(strings.ReplaceAll(s, "-", ""))
 	if v := h[12]; v < '1' || v > '5' {
 		return "", false
 	}

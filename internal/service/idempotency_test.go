@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -9,7 +10,9 @@ import (
 	"google.golang.org/grpc/codes"
 
 	gatewayv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/v1"
+	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/server/servertest"
+	"github.com/upvest-gateway/gateway/internal/service"
 	"github.com/upvest-gateway/gateway/internal/upvestsim"
 )
 
@@ -122,6 +125,37 @@ func TestRetriedPOSTKeepsIdempotencyKey(t *testing.T) {
 			}
 			if o.upvestRequestID != recs[1].RequestID {
 				t.Errorf("response upvest-request-id = %q, want the answered attempt's %q", o.upvestRequestID, recs[1].RequestID)
+			}
+		})
+	}
+}
+
+// TestRequestIDRequired: a creating call without request_id (or header) is
+// refused before any upstream call, saying why; an operator who allows
+// generated ids gets one per call, returned to the caller.
+func TestRequestIDRequired(t *testing.T) {
+	t.Parallel()
+	for _, tr := range transports {
+		t.Run(string(tr), func(t *testing.T) {
+			t.Parallel()
+			g := servertest.Start(t)
+			req := &gatewayv1.CreateWithdrawalRequest{ReferenceAccountId: uuid.NewString(), AccountGroupId: uuid.NewString(), UserId: uuid.NewString(), Amount: "10.00"}
+			before := apiRequests(g)
+			o := call(t, g, tr, createWithdrawal(), req, &gatewayv1.CreateWithdrawalResponse{})
+			if o.code != codes.InvalidArgument || strings.Join(o.fields(), ",") != "request_id" || !strings.Contains(fmt.Sprint(o.details), "no retry is safe") {
+				t.Errorf("got %v %q %v, want InvalidArgument on request_id saying why", o.code, o.fields(), o.details)
+			}
+			if apiRequests(g) != before {
+				t.Error("a create without request_id reached the upstream")
+			}
+
+			g = servertest.Start(t, servertest.WithServerOptions(server.WithServiceOptions(service.WithGeneratedRequestIDs())))
+			var created gatewayv1.CreateTopupResponse
+			o = call(t, g, tr, createTopup(), &gatewayv1.CreateTopupRequest{AccountGroupId: uuid.NewString(), CashAmount: "1.00", Currency: "EUR"}, &created)
+			checkOK(t, o)
+			recs := simRequests(g, http.MethodPost, "/payments/topups")
+			if sent := recs[len(recs)-1].Header.Get("Idempotency-Key"); o.idempotencyKey == "" || sent != o.idempotencyKey {
+				t.Errorf("generated key returned %q, sent upstream %q", o.idempotencyKey, sent)
 			}
 		})
 	}

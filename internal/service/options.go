@@ -33,10 +33,15 @@ type options struct {
 	logger    *slog.Logger
 	// snapshotSkew: see WithSnapshotSkew.
 	snapshotSkew time.Duration
+	// generateRequestIDs: see WithGeneratedRequestIDs.
+	generateRequestIDs bool
+	// timeouts holds the default deadline of calls that bring none, by full
+	// method name; "" applies to every method.
+	timeouts map[string]time.Duration
 }
 
 func newOptions(opts []Option) options {
-	o := options{logger: slog.Default(), snapshotSkew: DefaultSnapshotSkew}
+	o := options{logger: slog.Default(), snapshotSkew: DefaultSnapshotSkew, timeouts: map[string]time.Duration{"": DefaultTimeout}}
 	WithCurrencies(DefaultCurrencies...).applyService(&o)
 	for _, opt := range opts {
 		if opt != nil {
@@ -130,4 +135,38 @@ func WithLogger(l *slog.Logger) Option {
 			o.logger = l
 		}
 	})
+}
+
+// WithGeneratedRequestIDs lets creating calls without a request_id (and
+// without an Idempotency-Key header) through, with a key the gateway makes
+// for the call; by default they are refused with INVALID_ARGUMENT, because a
+// caller that retries such a call (as every client library, proxy and
+// retry policy may on UNAVAILABLE or DEADLINE_EXCEEDED) creates twice. The
+// key used is returned in the idempotency-key response metadata either way.
+func WithGeneratedRequestIDs() Option {
+	return optionFunc(func(o *options) { o.generateRequestIDs = true })
+}
+
+// DefaultTimeout is the deadline of a unary call that brings none, such as a
+// REST call: without one, a stalled Upvest answer would hold the call for
+// ever.
+const DefaultTimeout = 30 * time.Second
+
+// WithDefaultTimeout sets the deadline of calls to method (a full method
+// name; "" for every method) that bring none (default DefaultTimeout). A
+// caller's own deadline always wins.
+func WithDefaultTimeout(method string, d time.Duration) Option {
+	return optionFunc(func(o *options) {
+		if d > 0 {
+			o.timeouts[method] = d
+		}
+	})
+}
+
+// timeout is the default deadline of method.
+func (o *options) timeout(method string) time.Duration {
+	if d, ok := o.timeouts[method]; ok {
+		return d
+	}
+	return o.timeouts[""]
 }

@@ -22,11 +22,11 @@ func TestPaging(t *testing.T) {
 			var created []string
 			for range 5 {
 				var c gatewayv1.CreateTopupResponse
-				checkOK(t, call(t, g, viaGRPC, createTopup(), &gatewayv1.CreateTopupRequest{AccountGroupId: ag, CashAmount: "1.00", Currency: "EUR"}, &c))
+				checkOK(t, call(t, g, viaGRPC, createTopup(), &gatewayv1.CreateTopupRequest{RequestId: uuid.NewString(), AccountGroupId: ag, CashAmount: "1.00", Currency: "EUR"}, &c))
 				created = append(created, c.GetTopup().GetId())
 			}
 			// Another account group's top-up must not show up.
-			checkOK(t, call(t, g, viaGRPC, createTopup(), &gatewayv1.CreateTopupRequest{AccountGroupId: uuid.NewString(), CashAmount: "1.00", Currency: "EUR"}, &gatewayv1.CreateTopupResponse{}))
+			checkOK(t, call(t, g, viaGRPC, createTopup(), &gatewayv1.CreateTopupRequest{RequestId: uuid.NewString(), AccountGroupId: uuid.NewString(), CashAmount: "1.00", Currency: "EUR"}, &gatewayv1.CreateTopupResponse{}))
 
 			readAll := func(orderBy string) (ids []string, sizes []int) {
 				token := ""

@@ -2,9 +2,14 @@ package service
 
 import (
 	"context"
+	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/upvest-gateway/gateway/internal/upstream"
 )
@@ -25,7 +30,8 @@ func newBackend(c *upstream.Client, opts []Option) backend {
 
 // create runs a creating call: request_id (or the Idempotency-Key header)
 // and the fields checked by check are validated together, then body is sent
-// with the idempotency key.
+// with the idempotency key. The key is in the response header metadata from
+// the start, so a caller whose call fails or is cut off still has it.
 func create[B, T any](ctx context.Context, c *backend, requestID string, check func(*validator), body B,
 	fn func(context.Context, B, ...upstream.CallOption) (*T, error),
 ) (*T, error) {
@@ -35,6 +41,7 @@ func create[B, T any](ctx context.Context, c *backend, requestID string, check f
 	if err := v.err(); err != nil {
 		return nil, err
 	}
+	setResponseHeader(ctx, key, "")
 	return invoke(ctx, c, key, func(ctx context.Context, o ...upstream.CallOption) (*T, error) {
 		return fn(ctx, body, o...)
 	})
@@ -54,9 +61,16 @@ func get[T any](ctx context.Context, c *backend, field, id string,
 	})
 }
 
-// cancel deletes (cancels) one resource by its id, named field in the request.
+// cancel cancels one resource by its id, named field in the request. Upvest
+// answers 422 to a cancel of a resource that can no longer be cancelled,
+// which is also what the retry of a cancel that took effect meets (its
+// answer lost on the way), and what a caller's second cancel meets: so a
+// 422 is checked against the resource itself, and one that is CANCELLED is a
+// cancel that succeeded. cancelled reads whether it is; nil where Upvest
+// has no way to read the resource.
 func cancel(ctx context.Context, c *backend, field, id string,
 	fn func(context.Context, string, ...upstream.CallOption) error,
+	cancelled func(context.Context, string, ...upstream.CallOption) (bool, error),
 ) error {
 	v := c.validator()
 	v.id(field, id)
@@ -66,6 +80,22 @@ func cancel(ctx context.Context, c *backend, field, id string,
 	_, err := invoke(ctx, c, "", func(ctx context.Context, o ...upstream.CallOption) (struct{}, error) {
 		return struct{}{}, fn(ctx, id, o...)
 	})
+	if cancelled == nil || status.Code(err) != codes.FailedPrecondition {
+		return err
+	}
+	done, rerr := invoke(ctx, c, "", func(ctx context.Context, o ...upstream.CallOption) (bool, error) {
+		return cancelled(ctx, id, o...)
+	})
+	switch {
+	case rerr != nil:
+		// Not known whether the cancel took effect: say so rather than
+		// report a refusal that may be wrong.
+		return gatewayStatus(codes.Unavailable, "OUTCOME_UNKNOWN",
+			"Upvest refused the cancel, and whether an earlier attempt took effect could not be checked: retry the cancel",
+			&errdetails.RetryInfo{RetryDelay: durationpb.New(defaultRetryDelay)})
+	case done:
+		return nil
+	}
 	return err
 }
 
@@ -88,13 +118,24 @@ func list[T, P any](ctx context.Context, c *backend, req listRequest,
 	return nextPage(l, params.Offset, scope, conv), nil
 }
 
-// invoke makes the upstream call with the RPC's configured call options and
-// key (if any) as its idempotency key, returns the key and the
-// upvest-request-id in the response header metadata whatever the outcome, and
-// translates a failure into a gRPC status.
+// invoke makes the upstream call with the RPC's configured call options,
+// key (if any) as its idempotency key and the method's default deadline if
+// the caller brought none; returns the upvest-request-id in the response
+// header metadata whatever the outcome, and translates a failure into a
+// gRPC status.
 func invoke[T any](ctx context.Context, c *backend, key string, fn func(context.Context, ...upstream.CallOption) (T, error)) (T, error) {
 	var info upstream.ResponseInfo
 	method, _ := grpc.Method(ctx)
+	var cancel context.CancelFunc
+	if dl, ok := ctx.Deadline(); ok {
+		// Stop short of the caller's deadline, so the answer (above all an
+		// OUTCOME_UNKNOWN with the key to retry with) reaches the caller
+		// before it gives up by itself.
+		ctx, cancel = context.WithDeadline(ctx, dl.Add(-answerMargin(time.Until(dl))))
+	} else {
+		ctx, cancel = context.WithTimeout(ctx, c.opts.timeout(method))
+	}
+	defer cancel()
 	opts := append(c.opts.callOptions(method), upstream.WithResponseInfo(&info))
 	if key != "" {
 		opts = append(opts, upstream.WithIdempotencyKey(key))
@@ -105,7 +146,7 @@ func invoke[T any](ctx context.Context, c *backend, key string, fn func(context.
 		// A failed token request has its own upvest-request-id.
 		requestID = e.RequestID
 	}
-	setResponseHeader(ctx, key, requestID)
+	setResponseHeader(ctx, "", requestID)
 	if err != nil {
 		var zero T
 		return zero, statusFromError(err, info)
@@ -122,8 +163,15 @@ func setResponseHeader(ctx context.Context, key, requestID string) {
 		md.Set(UpvestRequestIDMetadata, requestID)
 	}
 	if len(md) > 0 {
-		// Fails only outside a gRPC handler (a direct call in a test), where
-		// there is no header to set.
+		// Fails only outside a gRPC handler (a direct call in a test), or
+		// once the header is sent (a stream's second upstream read), where
+		// there is no header left to set.
 		_ = grpc.SetHeader(ctx, md)
 	}
+}
+
+// answerMargin is how long before the caller's deadline the upstream work
+// ends: a tenth of the time left, between 20 ms and 1 s.
+func answerMargin(left time.Duration) time.Duration {
+	return min(max(left/10, 20*time.Millisecond), time.Second)
 }

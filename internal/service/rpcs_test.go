@@ -86,12 +86,12 @@ func TestVirtualCashRPCs(t *testing.T) {
 			}
 			matchesUpstream(t, inc.GetVirtualCashIncrease(), lastEventObject(t, g, inc.GetVirtualCashIncrease().GetId()))
 
-			// No request_id: the gateway makes a UUIDv4 and says which.
 			var dec gatewayv1.CreateVirtualCashDecreaseResponse
+			key = uuid.NewString()
 			o = call(t, g, tr, createVirtualCashDecrease(), &gatewayv1.CreateVirtualCashDecreaseRequest{
-				AccountGroupId: ag, Amount: "100.00", Currency: "EUR",
+				RequestId: key, AccountGroupId: ag, Amount: "100.00", Currency: "EUR",
 			}, &dec)
-			checkCreated(t, g, o, "/virtual_cash_balances/decreases", "",
+			checkCreated(t, g, o, "/virtual_cash_balances/decreases", key,
 				map[string]string{"account_group_id": ag, "amount": "100.00", "currency": "EUR"})
 			matchesUpstream(t, dec.GetVirtualCashDecrease(), lastEventObject(t, g, dec.GetVirtualCashDecrease().GetId()))
 

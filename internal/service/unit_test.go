@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,20 +29,23 @@ func TestStatusFromError(t *testing.T) {
 		err    error
 		code   codes.Code
 		reason string
+		domain string // "" for the gateway's own
 	}{
-		{"401 after refresh", func() error { e := upErr(401, "unauthorized"); e.Refreshed = true; return e }(), codes.Internal, "UNAUTHORIZED"},
-		{"401", upErr(401, "unauthorized"), codes.Internal, "UNAUTHORIZED"},
-		{"token request 400", fmt.Errorf("%w: %w", upstream.ErrTokenRequest, upErr(400, "invalid_client")), codes.Internal, "INVALID_CLIENT"},
-		{"token request 503", fmt.Errorf("%w: %w", upstream.ErrTokenRequest, upErr(503, "service_unavailable")), codes.Unavailable, "SERVICE_UNAVAILABLE"},
-		{"406", upErr(406, "not_acceptable"), codes.Internal, "NOT_ACCEPTABLE"},
-		{"409 after retries", fmt.Errorf("upvest: X: giving up after 4 attempts: %w", upErr(409, "conflict")), codes.Aborted, "CONFLICT"},
-		{"410", upErr(410, "gone"), codes.Internal, "GONE"},
-		{"no problem type", &upstream.Error{StatusCode: 502, RequestID: rid}, codes.Unavailable, "HTTP_502"},
-		{"deadline", fmt.Errorf("upvest: X: %w (last error: boom)", context.DeadlineExceeded), codes.DeadlineExceeded, "DEADLINE_EXCEEDED"},
-		{"canceled", fmt.Errorf("upvest: X: %w", context.Canceled), codes.Canceled, "CANCELED"},
-		{"transport", &upstream.TransportError{Op: "GetTopup", Err: errors.New("connection refused")}, codes.Unavailable, "UPSTREAM_UNREACHABLE"},
-		{"invalid argument", fmt.Errorf("upvest: X: %w: limit 5000 is outside 0..1000", upstream.ErrInvalidArgument), codes.InvalidArgument, "INVALID_ARGUMENT"},
-		{"unexpected", errors.New("decoding the answer: secret-ish detail"), codes.Internal, "INTERNAL"},
+		{"401 after refresh", func() error { e := upErr(401, "unauthorized"); e.Refreshed = true; return e }(), codes.Internal, "UNAUTHORIZED", UpvestErrorDomain},
+		{"401", upErr(401, "unauthorized"), codes.Internal, "UNAUTHORIZED", UpvestErrorDomain},
+		{"token request 400", fmt.Errorf("%w: %w", upstream.ErrTokenRequest, upErr(400, "invalid_client")), codes.Internal, "INVALID_CLIENT", UpvestErrorDomain},
+		{"token request 503", fmt.Errorf("%w: %w", upstream.ErrTokenRequest, upErr(503, "service_unavailable")), codes.Unavailable, "SERVICE_UNAVAILABLE", UpvestErrorDomain},
+		{"406", upErr(406, "not_acceptable"), codes.Internal, "NOT_ACCEPTABLE", UpvestErrorDomain},
+		{"409 after retries", fmt.Errorf("upvest: X: giving up after 4 attempts: %w", upErr(409, "conflict")), codes.Aborted, "CONFLICT", UpvestErrorDomain},
+		{"410", upErr(410, "gone"), codes.Internal, "GONE", UpvestErrorDomain},
+		{"no problem type", &upstream.Error{StatusCode: 502, RequestID: rid}, codes.Unavailable, "HTTP_502", UpvestErrorDomain},
+		{"deadline", fmt.Errorf("upvest: X: %w (last error: boom)", context.DeadlineExceeded), codes.DeadlineExceeded, "DEADLINE_EXCEEDED", ""},
+		{"canceled", fmt.Errorf("upvest: X: %w", context.Canceled), codes.Canceled, "CANCELED", ""},
+		{"transport", &upstream.TransportError{Op: "GetTopup", Err: errors.New("connection refused")}, codes.Unavailable, "UPSTREAM_UNREACHABLE", ""},
+		{"invalid argument", fmt.Errorf("upvest: X: %w: limit 5000 is outside 0..1000", upstream.ErrInvalidArgument), codes.InvalidArgument, "INVALID_ARGUMENT", ""},
+		{"unexpected", errors.New("decoding the answer: secret-ish detail"), codes.Internal, "INTERNAL", ""},
+		{"outcome unknown", &upstream.OutcomeUnknownError{Op: "CreateTopup", IdempotencyKey: rid, Attempts: 3, Err: context.DeadlineExceeded}, codes.Unavailable, "OUTCOME_UNKNOWN", ""},
+		{"outcome unknown after an answer", &upstream.OutcomeUnknownError{Op: "CreateTopup", IdempotencyKey: rid, Attempts: 3, Err: upErr(504, "gateway_timeout")}, codes.Unavailable, "OUTCOME_UNKNOWN", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -55,8 +59,12 @@ func TestStatusFromError(t *testing.T) {
 					ei = e
 				}
 			}
-			if ei == nil || ei.GetReason() != tc.reason || ei.GetDomain() != ErrorDomain {
-				t.Errorf("ErrorInfo = %v, want reason %s", ei, tc.reason)
+			domain := cmp.Or(tc.domain, GatewayErrorDomain)
+			if ei == nil || ei.GetReason() != tc.reason || ei.GetDomain() != domain {
+				t.Errorf("ErrorInfo = %v, want reason %s in %s", ei, tc.reason, domain)
+			}
+			if tc.reason == "OUTCOME_UNKNOWN" && (ei.GetMetadata()["idempotency_key"] != rid || !strings.Contains(st.Message(), rid)) {
+				t.Errorf("OUTCOME_UNKNOWN does not give the key to retry with: %v %q", ei, st.Message())
 			}
 			if strings.Contains(st.Message(), "secret-ish") || strings.Contains(st.Message(), "connection refused") {
 				t.Errorf("message %q passes on raw error text", st.Message())
@@ -160,10 +168,11 @@ func TestOrderBy(t *testing.T) {
 }
 
 func TestCanonicalKey(t *testing.T) {
-	u := "3F2504E0-4F89-41D3-9A0C-0305E82C3301"
+	// Upper and lower case are one key.
+	u, lower := "3F2504E0-4F89-41D3-9A0C-0305E82C3301", "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
 	for in, want := range map[string]string{
-		u:                                      u,
-		strings.ReplaceAll(u, "-", ""):         u,
+		u:                                      lower,
+		strings.ReplaceAll(u, "-", ""):         lower,
 		"3f2504e04f8941d3-9a0c0305e82c3301":    "3f2504e0-4f89-41d3-9a0c-0305e82c3301",
 		"3f2504e0-4f89-01d3-9a0c-0305e82c3301": "", // version 0
 		"3f2504e0-4f89-61d3-9a0c-0305e82c3301": "", // version 6

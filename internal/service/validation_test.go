@@ -22,7 +22,7 @@ func TestInvalidArgument(t *testing.T) {
 
 	// A genuine page token of ag's top-ups, sorted by created_at ascending.
 	for range 2 {
-		o := call(t, g, viaGRPC, createTopup(), &gatewayv1.CreateTopupRequest{AccountGroupId: ag, CashAmount: "1.00", Currency: "EUR"}, &gatewayv1.CreateTopupResponse{})
+		o := call(t, g, viaGRPC, createTopup(), &gatewayv1.CreateTopupRequest{RequestId: uuid.NewString(), AccountGroupId: ag, CashAmount: "1.00", Currency: "EUR"}, &gatewayv1.CreateTopupResponse{})
 		checkOK(t, o)
 	}
 	var first gatewayv1.ListTopupsResponse
@@ -33,7 +33,7 @@ func TestInvalidArgument(t *testing.T) {
 	}
 
 	valid := func() *gatewayv1.CreateTopupRequest {
-		return &gatewayv1.CreateTopupRequest{AccountGroupId: ag, CashAmount: "10.00", Currency: "EUR"}
+		return &gatewayv1.CreateTopupRequest{RequestId: uuid.NewString(), AccountGroupId: ag, CashAmount: "10.00", Currency: "EUR"}
 	}
 	topup := func(f func(*gatewayv1.CreateTopupRequest)) *gatewayv1.CreateTopupRequest {
 		r := valid()
@@ -41,7 +41,7 @@ func TestInvalidArgument(t *testing.T) {
 		return r
 	}
 	withdrawal := func(f func(*gatewayv1.CreateWithdrawalRequest)) *gatewayv1.CreateWithdrawalRequest {
-		r := &gatewayv1.CreateWithdrawalRequest{ReferenceAccountId: uuid.NewString(), AccountGroupId: ag, UserId: uuid.NewString(), Amount: "10.00"}
+		r := &gatewayv1.CreateWithdrawalRequest{RequestId: uuid.NewString(), ReferenceAccountId: uuid.NewString(), AccountGroupId: ag, UserId: uuid.NewString(), Amount: "10.00"}
 		f(r)
 		return r
 	}
@@ -62,7 +62,7 @@ func TestInvalidArgument(t *testing.T) {
 			RequestId: "nope", AccountGroupId: "nope", CashAmount: "1.5", Currency: "USD",
 		}, want: []string{"request_id", "account_group_id", "cash_amount", "currency"}},
 		{name: "missing everything", rpc: createTopup(), req: &gatewayv1.CreateTopupRequest{},
-			want: []string{"account_group_id", "cash_amount", "currency"}},
+			want: []string{"request_id", "account_group_id", "cash_amount", "currency"}},
 
 		{name: "amount 1.5", rpc: createTopup(), req: topup(func(r *gatewayv1.CreateTopupRequest) { r.CashAmount = "1.5" }), want: []string{"cash_amount"}},
 		{name: "amount -1", rpc: createTopup(), req: topup(func(r *gatewayv1.CreateTopupRequest) { r.CashAmount = "-1" }), want: []string{"cash_amount"}},
@@ -72,7 +72,7 @@ func TestInvalidArgument(t *testing.T) {
 		{name: "amount with space", rpc: createTopup(), req: topup(func(r *gatewayv1.CreateTopupRequest) { r.CashAmount = " 1.00" }), want: []string{"cash_amount"}},
 		{name: "amount comma", rpc: createTopup(), req: topup(func(r *gatewayv1.CreateTopupRequest) { r.CashAmount = "1,00" }), want: []string{"cash_amount"}},
 		{name: "virtual cash amount", rpc: createVirtualCashIncrease(), req: &gatewayv1.CreateVirtualCashIncreaseRequest{
-			AccountGroupId: ag, Amount: "0.5", Currency: "EUR",
+			RequestId: uuid.NewString(), AccountGroupId: ag, Amount: "0.5", Currency: "EUR",
 		}, want: []string{"amount"}},
 
 		{name: "uuid too short", rpc: createTopup(), req: topup(func(r *gatewayv1.CreateTopupRequest) { r.AccountGroupId = ag[:35] }), want: []string{"account_group_id"}},
@@ -91,12 +91,12 @@ func TestInvalidArgument(t *testing.T) {
 		{name: "remittance 141 chars", rpc: createWithdrawal(), req: withdrawal(func(r *gatewayv1.CreateWithdrawalRequest) { r.RemittanceInformation = strings.Repeat("a", 141) }), want: []string{"remittance_information"}},
 		{name: "remittance newline", rpc: createWithdrawal(), req: withdrawal(func(r *gatewayv1.CreateWithdrawalRequest) { r.RemittanceInformation = "a\nb" }), want: []string{"remittance_information"}},
 		{name: "direct debit fields", rpc: createDirectDebit(), req: &gatewayv1.CreateDirectDebitRequest{
-			AccountGroupId: ag, CashAmount: "1.00", RemittanceInformation: "ok; fine",
+			RequestId: uuid.NewString(), AccountGroupId: ag, CashAmount: "1.00", RemittanceInformation: "ok; fine",
 		}, want: []string{"user_id", "mandate_id"}},
 
 		{name: "currency lower case", rpc: createTopup(), req: topup(func(r *gatewayv1.CreateTopupRequest) { r.Currency = "eur" }), want: []string{"currency"}},
 		{name: "currency not allowed", rpc: createTopup(), req: topup(func(r *gatewayv1.CreateTopupRequest) { r.Currency = "GBP" }), want: []string{"currency"}},
-		{name: "currency missing", rpc: createVirtualCashDecrease(), req: &gatewayv1.CreateVirtualCashDecreaseRequest{AccountGroupId: ag, Amount: "1.00"}, want: []string{"currency"}},
+		{name: "currency missing", rpc: createVirtualCashDecrease(), req: &gatewayv1.CreateVirtualCashDecreaseRequest{RequestId: uuid.NewString(), AccountGroupId: ag, Amount: "1.00"}, want: []string{"currency"}},
 
 		{name: "page_size -1", rpc: listTopups(ag), req: list(func(r *gatewayv1.ListTopupsRequest) { r.PageSize = -1 }), want: []string{"page_size"}},
 		{name: "page_size 1001", rpc: listTopups(ag), req: list(func(r *gatewayv1.ListTopupsRequest) { r.PageSize = 1001 }), want: []string{"page_size"}},

@@ -44,7 +44,7 @@ func (s *VirtualCashService) CreateVirtualCashDecrease(ctx context.Context, req 
 
 // CancelVirtualCashDecrease cancels a decrease while it is ISSUED or QUEUED.
 func (s *VirtualCashService) CancelVirtualCashDecrease(ctx context.Context, req *gatewayv1.CancelVirtualCashDecreaseRequest) (*gatewayv1.CancelVirtualCashDecreaseResponse, error) {
-	if err := cancel(ctx, &s.backend, "virtual_cash_decrease_id", req.GetVirtualCashDecreaseId(), s.client.CancelVirtualCashDecrease); err != nil {
+	if err := cancel(ctx, &s.backend, "virtual_cash_decrease_id", req.GetVirtualCashDecreaseId(), s.client.CancelVirtualCashDecrease, nil); err != nil {
 		return nil, err
 	}
 	return &gatewayv1.CancelVirtualCashDecreaseResponse{}, nil

@@ -180,7 +180,7 @@ func watchStatus(ctx context.Context, err error) error {
 		code, reason = codes.Internal, "INTERNAL"
 		msg = "the event stream failed"
 	}
-	details = append(details, &errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain})
+	details = append(details, &errdetails.ErrorInfo{Reason: reason, Domain: GatewayErrorDomain})
 	st := status.New(code, msg)
 	if d, derr := st.WithDetails(details...); derr == nil {
 		st = d

@@ -111,7 +111,7 @@ func TestWatchStatus(t *testing.T) {
 				switch d := d.(type) {
 				case *errdetails.ErrorInfo:
 					reason = d.GetReason()
-					if d.GetDomain() != ErrorDomain {
+					if d.GetDomain() != GatewayErrorDomain {
 						t.Errorf("domain %q", d.GetDomain())
 					}
 				case *errdetails.BadRequest:

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,16 +27,27 @@ type operation struct {
 	noContent bool // the answer's body, if any, is ignored
 }
 
+// mutates reports whether the operation changes something upstream, so that
+// an attempt without a known answer leaves the outcome unknown.
+func (op *operation) mutates() bool { return op.method != http.MethodGet }
+
 // callState is what one call carries across its attempts.
 type callState struct {
 	op        *operation
 	url       string
 	body      []byte // marshalled once; every attempt sends these exact bytes
+	decode    func([]byte) error
 	idemKey   string
 	refreshed bool // the one forced token refresh of this call is spent
 	attempts  int  // HTTP requests sent
 	status    int  // of the last answer
 	requestID string
+	// unknown is set while the last attempt of a mutating call may have
+	// taken effect without the gateway learning how it ended (the request
+	// was written but no answer came, a 500/502/504, a 409 for a key still
+	// in flight upstream, a 2xx whose body could not be read); a definitive
+	// answer clears it.
+	unknown bool
 }
 
 // do is the one request path behind every operation: marshal once, then
@@ -48,6 +61,37 @@ func do[T any](ctx context.Context, c *Client, op *operation, path string, query
 	return out, nil
 }
 
+// ErrOutcomeUnknown marks a call that changes something upstream and ended
+// (its deadline, or its retries) while the outcome of an attempt was
+// unknown: Upvest may or may not have acted. Retrying with the same
+// idempotency-key (OutcomeUnknownError.IdempotencyKey) settles it without
+// acting twice.
+var ErrOutcomeUnknown = errors.New("outcome unknown")
+
+// OutcomeUnknownError is ErrOutcomeUnknown with what the caller needs to
+// settle it.
+type OutcomeUnknownError struct {
+	Op             string
+	IdempotencyKey string // "" for a cancel, which is retried by its id
+	Attempts       int
+	Err            error // the last attempt's error, or the context's
+}
+
+func (e *OutcomeUnknownError) Error() string {
+	key := ""
+	if e.IdempotencyKey != "" {
+		key = "; retry with idempotency-key " + e.IdempotencyKey
+	}
+	return fmt.Sprintf("upvest: %s: outcome unknown after %d attempts%s: %v", e.Op, e.Attempts, key, e.Err)
+}
+
+func (e *OutcomeUnknownError) Unwrap() []error { return []error{ErrOutcomeUnknown, e.Err} }
+
+// outcomeUnknown ends a call whose outcome is unknown with err.
+func (cs *callState) outcomeUnknown(err error) error {
+	return &OutcomeUnknownError{Op: cs.op.name, IdempotencyKey: cs.idemKey, Attempts: cs.attempts, Err: err}
+}
+
 // call runs op; out is nil for operations whose answer has no content.
 func (c *Client) call(ctx context.Context, op *operation, path string, query url.Values, in, out any, opts []CallOption) error {
 	s := callSettings{retry: c.retry}
@@ -57,6 +101,16 @@ func (c *Client) call(ctx context.Context, op *operation, path string, query url
 		}
 	}
 	cs := &callState{op: op}
+	if out != nil {
+		cs.decode = func(b []byte) error {
+			if len(b) == 0 {
+				return errors.New("empty body")
+			}
+			// Unknown fields are ignored (newer API versions add some); a
+			// field of the wrong type is an error, never a silent zero.
+			return json.Unmarshal(b, out)
+		}
+	}
 	if s.info != nil {
 		defer func() {
 			*s.info = ResponseInfo{
@@ -93,73 +147,71 @@ func (c *Client) call(ctx context.Context, op *operation, path string, query url
 		cs.url += "?" + query.Encode()
 	}
 
-	body, err := c.retryLoop(ctx, cs, s.retry)
-	if err != nil {
-		return err
-	}
-	if out == nil {
-		return nil
-	}
-	if len(body) == 0 {
-		return fmt.Errorf("upvest: %s: %w: status %d with an empty body%s", op.name, ErrMalformedAnswer, cs.status, requestIDSuffix(cs.requestID))
-	}
-	// Unknown fields are ignored (newer API versions add some); a field of the
-	// wrong type is an error, never a silent zero.
-	if err := json.Unmarshal(body, out); err != nil {
-		return fmt.Errorf("upvest: %s: %w: status %d%s: %w", op.name, ErrMalformedAnswer, cs.status, requestIDSuffix(cs.requestID), err)
-	}
-	return nil
+	return c.retryLoop(ctx, cs, s.retry)
 }
 
 // ErrMalformedAnswer marks a 2xx answer whose body is empty, too large or
-// does not decode. Upvest did act on the request: a creating call must not be
-// reported as failed, and replaying it with the same idempotency-key (see
-// ResponseInfo) returns the same answer rather than acting twice.
+// does not decode. Upvest did act on a creating request, so its answer is
+// asked for again with the same idempotency-key, which returns the first
+// answer rather than acting twice; a call that never gets a readable one
+// ends with ErrOutcomeUnknown.
 var ErrMalformedAnswer = errors.New("malformed success answer")
 
 // retryLoop makes attempts until one succeeds, fails for good, or the policy
-// or the caller's deadline ends it.
-func (c *Client) retryLoop(ctx context.Context, cs *callState, p RetryPolicy) ([]byte, error) {
+// or the caller's deadline ends it. While the outcome of a mutating call is
+// unknown it keeps trying past MaxAttempts, until the outcome is known or
+// the deadline comes: giving up early would leave the caller guessing.
+func (c *Client) retryLoop(ctx context.Context, cs *callState, p RetryPolicy) error {
 	name := cs.op.name
 	var lastErr error
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
-			return nil, contextError(name, err, lastErr)
+			return cs.ended(contextError(name, err, lastErr))
 		}
-		body, err := c.attempt(ctx, cs, attempt)
+		err := c.attempt(ctx, cs, attempt)
 		if err == nil {
-			return body, nil
+			return nil
 		}
 		lastErr = err
 		if _, answered := AsError(err); !answered && ctx.Err() != nil {
-			// No answer because the caller gave up: for a creating call the
-			// outcome is unknown, and ResponseInfo has the key to replay it.
-			return nil, contextError(name, ctx.Err(), err)
+			// No answer because the caller gave up: for a mutating call that
+			// was sent, the outcome is unknown.
+			return cs.ended(contextError(name, ctx.Err(), err))
 		}
 		ok, retryAfter := retryable(err)
 		if !ok {
-			return nil, err
+			return err
 		}
-		if attempt >= p.MaxAttempts {
+		_, hasDeadline := ctx.Deadline()
+		if attempt >= p.MaxAttempts && !(cs.unknown && hasDeadline) {
 			if p.MaxAttempts == 1 {
-				return nil, err
+				return cs.ended(err)
 			}
-			return nil, fmt.Errorf("upvest: %s: giving up after %d attempts: %w", name, attempt, err)
+			return cs.ended(fmt.Errorf("upvest: %s: giving up after %d attempts: %w", name, attempt, err))
 		}
 		if retryAfter > maxRetryAfter {
-			return nil, fmt.Errorf("upvest: %s: not retrying: Upvest asks to wait %v: %w", name, retryAfter, err)
+			return cs.ended(fmt.Errorf("upvest: %s: not retrying: Upvest asks to wait %v: %w", name, retryAfter, err))
 		}
 		wait := p.backoff(attempt, retryAfter, c.jitter)
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
 			// Sleeping would only end in the deadline; the last answer says
 			// more than "deadline exceeded" would.
-			return nil, fmt.Errorf("upvest: %s: not retrying: the deadline comes before the next attempt (in %v): %w",
-				name, wait.Round(time.Millisecond), err)
+			return cs.ended(fmt.Errorf("upvest: %s: not retrying: the deadline comes before the next attempt (in %v): %w",
+				name, wait.Round(time.Millisecond), err))
 		}
 		if !sleep(ctx, wait) {
-			return nil, contextError(name, ctx.Err(), err)
+			return cs.ended(contextError(name, ctx.Err(), err))
 		}
 	}
+}
+
+// ended is err as the call's final error: an OutcomeUnknownError while the
+// outcome of a mutating call is unknown.
+func (cs *callState) ended(err error) error {
+	if cs.unknown {
+		return cs.outcomeUnknown(err)
+	}
+	return err
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
@@ -187,28 +239,28 @@ func contextError(op string, ctxErr, last error) error {
 
 // attempt is one attempt: a token, then the request; on 401 the token is
 // refreshed (once per call) and the request sent once more.
-func (c *Client) attempt(ctx context.Context, cs *callState, n int) ([]byte, error) {
+func (c *Client) attempt(ctx context.Context, cs *callState, n int) error {
 	tok, err := c.tokens.get(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	body, err := c.send(ctx, cs, tok, n)
+	err = c.send(ctx, cs, tok, n)
 	if !isUnauthorized(err) {
-		return body, err
+		return err
 	}
 	if cs.refreshed {
 		err.(*Error).Refreshed = true
-		return nil, err
+		return err
 	}
 	cs.refreshed = true
 	if tok, err = c.tokens.refresh(ctx, tok); err != nil {
-		return nil, err
+		return err
 	}
-	body, err = c.send(ctx, cs, tok, n)
+	err = c.send(ctx, cs, tok, n)
 	if isUnauthorized(err) {
 		err.(*Error).Refreshed = true
 	}
-	return body, err
+	return err
 }
 
 func isUnauthorized(err error) bool {
@@ -217,13 +269,21 @@ func isUnauthorized(err error) bool {
 }
 
 // send makes one HTTP request: headers, a fresh signature, the round trip,
-// and the answer read within its cap. Non-2xx answers become *Error, no answer
-// a *TransportError.
-func (c *Client) send(ctx context.Context, cs *callState, tok *oauth2.Token, n int) ([]byte, error) {
+// and the answer read within its cap and decoded. Non-2xx answers become
+// *Error, no answer a *TransportError. It keeps cs.unknown up to date.
+func (c *Client) send(ctx context.Context, cs *callState, tok *oauth2.Token, n int) error {
+	var written atomic.Bool
+	if cs.op.mutates() {
+		// Whether the request left before the connection failed tells an
+		// attempt that cannot have acted from one that may have.
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			WroteRequest: func(httptrace.WroteRequestInfo) { written.Store(true) },
+		})
+	}
 	// No body here: Sign installs it (a reader over the exact bytes signed).
 	req, err := http.NewRequestWithContext(ctx, cs.op.method, cs.url, nil)
 	if err != nil {
-		return nil, fmt.Errorf("upvest: %s: building the request: %w", cs.op.name, err)
+		return fmt.Errorf("upvest: %s: building the request: %w", cs.op.name, err)
 	}
 	req.ContentLength = int64(len(cs.body))
 	h := req.Header
@@ -236,7 +296,7 @@ func (c *Client) send(ctx context.Context, cs *callState, tok *oauth2.Token, n i
 		h.Set("Idempotency-Key", cs.idemKey)
 	}
 	if err := c.signer.Sign(req, cs.body); err != nil {
-		return nil, fmt.Errorf("upvest: %s: signing the request: %w", cs.op.name, err)
+		return fmt.Errorf("upvest: %s: signing the request: %w", cs.op.name, err)
 	}
 	// Without GetBody, net/http never replays the request by itself (it would
 	// for a POST with an idempotency-key), which would repeat this signature's
@@ -247,44 +307,79 @@ func (c *Client) send(ctx context.Context, cs *callState, tok *oauth2.Token, n i
 	start := time.Now()
 	resp, err := c.transport.RoundTrip(req)
 	if err != nil {
+		if written.Load() {
+			cs.unknown = true
+		}
 		err = &TransportError{Op: cs.op.name, Err: err}
 		c.logAttempt(ctx, cs.op.name, req, 0, nil, n, time.Since(start), err)
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
 	cs.status = resp.StatusCode
 	cs.requestID = cleanText(resp.Header.Get("Upvest-Request-Id"), maxRequestID)
 
-	var body []byte
 	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
-		limit := int64(maxSuccessBody)
-		if cs.op.noContent {
-			limit = maxErrorBody // read only to keep the connection reusable
-		}
-		body, err = readCapped(resp.Body, limit, resp.ContentLength)
-		switch {
-		case cs.op.noContent:
-			// The 2xx status is the whole answer; a broken or oversize body
-			// does not undo it, and retrying a done DELETE would only fail.
-			body, err = nil, nil
-		case errors.Is(err, errTooLarge):
-			err = fmt.Errorf("upvest: %s: %w: status %d, body over %d bytes%s", cs.op.name, ErrMalformedAnswer, resp.StatusCode, limit, requestIDSuffix(cs.requestID))
-		case err != nil:
-			// The answer broke off: as good as none, and as safe to retry.
-			err = &TransportError{Op: cs.op.name, Err: err}
-		}
+		err = cs.readSuccess(resp)
 	} else {
 		b, _ := readCapped(resp.Body, maxErrorBody, resp.ContentLength) // a partial body still tells something
 		e := ParseProblem(resp.StatusCode, resp.Header, b)
 		redactError(e, tok.AccessToken)
 		err = e
+		if cs.op.mutates() {
+			switch resp.StatusCode {
+			case http.StatusConflict, http.StatusInternalServerError, http.StatusBadGateway, http.StatusGatewayTimeout:
+				cs.unknown = true // in flight upstream, or failed somewhere after it arrived
+			case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+				// Refused before acting: what an earlier attempt did is still
+				// as unknown (or known) as it was.
+			default:
+				cs.unknown = false
+			}
+		}
 	}
 	c.logAttempt(ctx, cs.op.name, req, resp.StatusCode, resp.Header, n, time.Since(start), err)
-	if err != nil {
-		return nil, err
-	}
-	return body, nil
+	return err
 }
+
+// readSuccess reads and decodes a 2xx answer. A body that breaks off is
+// retried, and so is one of a creating call that does not decode: its retry
+// with the same idempotency-key gets the first answer back; until it does,
+// the outcome is known to be a success but its answer is not.
+func (cs *callState) readSuccess(resp *http.Response) error {
+	if cs.op.noContent {
+		// The 2xx status is the whole answer; a broken or oversize body does
+		// not undo it, and retrying a done DELETE would only fail. Read only
+		// to keep the connection reusable.
+		_, _ = readCapped(resp.Body, maxErrorBody, resp.ContentLength)
+		cs.unknown = false
+		return nil
+	}
+	body, err := readCapped(resp.Body, maxSuccessBody, resp.ContentLength)
+	switch {
+	case errors.Is(err, errTooLarge):
+		err = fmt.Errorf("upvest: %s: %w: status %d, body over %d bytes%s", cs.op.name, ErrMalformedAnswer, resp.StatusCode, maxSuccessBody, requestIDSuffix(cs.requestID))
+	case err != nil:
+		// The answer broke off: as good as none, and as safe to retry.
+		err = &TransportError{Op: cs.op.name, Err: err}
+	case cs.decode != nil:
+		if derr := cs.decode(body); derr != nil {
+			err = fmt.Errorf("upvest: %s: %w: status %d%s: %w", cs.op.name, ErrMalformedAnswer, resp.StatusCode, requestIDSuffix(cs.requestID), derr)
+			if cs.op.mutates() {
+				// Upvest acted; only its answer is missing. A read's
+				// malformed answer would be the same again.
+				err = &malformedError{err}
+			}
+		}
+	}
+	cs.unknown = err != nil && cs.op.mutates()
+	return err
+}
+
+// malformedError is a 2xx answer that could not be used; worth asking for
+// again.
+type malformedError struct{ error }
+
+func (e *malformedError) Unwrap() error { return e.error }
 
 var errTooLarge = errors.New("body too large")
 

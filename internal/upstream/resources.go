@@ -137,3 +137,7 @@ type List[T any] struct {
 	Meta ListMeta `json:"meta"`
 	Data []T      `json:"data"`
 }
+
+// StatusCancelled is the status of a cancelled top-up, withdrawal, direct
+// debit or virtual cash decrease.
+const StatusCancelled = "CANCELLED"

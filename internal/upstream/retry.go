@@ -93,6 +93,10 @@ func retryable(err error) (bool, time.Duration) {
 	if errors.As(err, &te) {
 		return true, 0
 	}
+	var me *malformedError
+	if errors.As(err, &me) {
+		return true, 0
+	}
 	return false, 0
 }
 

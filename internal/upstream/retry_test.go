@@ -195,6 +195,9 @@ func TestRetryDroppedConnection(t *testing.T) {
 	}
 }
 
+// A create whose connection drops after the request left has an unknown
+// outcome: it is retried past MaxAttempts until its deadline, and then ends
+// with ErrOutcomeUnknown naming the key to retry with.
 func TestTransportErrorAfterAttempts(t *testing.T) {
 	f := newFakeUpstream(t)
 	f.setAPI(func(w http.ResponseWriter, r *http.Request, n int) {
@@ -202,17 +205,51 @@ func TestTransportErrorAfterAttempts(t *testing.T) {
 		conn.Close()
 	})
 	var info ResponseInfo
-	_, err := f.client(t, fastRetry).CreateTopup(testContext(t), CreateTopupRequest{},
-		WithCallRetry(RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond}), WithResponseInfo(&info))
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := f.client(t, fastRetry).CreateTopup(ctx, CreateTopupRequest{},
+		WithCallRetry(RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}), WithResponseInfo(&info))
+	var ou *OutcomeUnknownError
+	if !errors.As(err, &ou) || !errors.Is(err, ErrOutcomeUnknown) || ou.IdempotencyKey == "" || ou.IdempotencyKey != info.IdempotencyKey {
+		t.Fatalf("err %v, want *OutcomeUnknownError with the key %q", err, info.IdempotencyKey)
+	}
 	var te *TransportError
-	if !errors.As(err, &te) || te.Op != "CreateTopup" {
+	if !errors.As(err, &te) && !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("err %v keeps neither the last *TransportError nor the deadline", err)
+	}
+	if n := len(f.apiRequests()); n <= 2 || info.Attempts != n || info.StatusCode != 0 {
+		t.Errorf("%d requests, info %+v: want more than MaxAttempts", n, info)
+	}
+
+	// A read has no outcome to settle: MaxAttempts ends it.
+	var te2 *TransportError
+	f = newFakeUpstream(t)
+	f.setAPI(func(w http.ResponseWriter, r *http.Request, n int) {
+		conn, _, _ := w.(http.Hijacker).Hijack()
+		conn.Close()
+	})
+	_, err = f.client(t, fastRetry).GetTopup(testContext(t), "x",
+		WithCallRetry(RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond}), WithResponseInfo(&info))
+	if !errors.As(err, &te2) || errors.Is(err, ErrOutcomeUnknown) {
 		t.Fatalf("err %v, want *TransportError", err)
 	}
-	if _, ok := AsError(err); ok {
-		t.Error("a transport error is also an *Error")
+	// (net/http itself may replay a GET on a reused connection, so the
+	// server may see more requests than attempts.)
+	if info.Attempts != 2 {
+		t.Errorf("info %+v, want 2 attempts", info)
 	}
-	if n := len(f.apiRequests()); n != 2 || info.Attempts != 2 || info.StatusCode != 0 {
-		t.Errorf("%d requests, info %+v", n, info)
+}
+
+// A request that never left (nothing listens) cannot have acted: no
+// unknown outcome, MaxAttempts ends it.
+func TestRefusedConnectionIsNotUnknown(t *testing.T) {
+	f := newFakeUpstream(t)
+	c := f.client(t, fastRetry)
+	f.srv.Close()
+	_, err := c.CreateTopup(testContext(t), CreateTopupRequest{}, WithCallRetry(RetryPolicy{MaxAttempts: 2, InitialBackoff: time.Millisecond}))
+	var te *TransportError
+	if !errors.As(err, &te) || errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("err %v, want a *TransportError that is not ErrOutcomeUnknown", err)
 	}
 }
 
@@ -377,6 +414,18 @@ func TestBrokenSuccessBody(t *testing.T) {
 		}
 		if n := len(f.apiRequests()); n != 2 {
 			t.Errorf("%d requests, want 2", n)
+		}
+	})
+	t.Run("create is asked again", func(t *testing.T) {
+		f := newFakeUpstream(t)
+		f.setAPI(brokenBodyFirst(topupOK))
+		got, err := f.client(t, fastRetry).CreateTopup(testContext(t), CreateTopupRequest{})
+		if err != nil || got.Status != "CONFIRMED" {
+			t.Fatalf("%+v, %v", got, err)
+		}
+		reqs := f.apiRequests()
+		if len(reqs) != 2 || reqs[0].Header.Get("Idempotency-Key") != reqs[1].Header.Get("Idempotency-Key") {
+			t.Errorf("%d requests; the retry must carry the same key", len(reqs))
 		}
 	})
 	t.Run("DELETE is done", func(t *testing.T) {

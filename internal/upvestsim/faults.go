@@ -121,3 +121,10 @@ func (s *Sim) InjectFault(f Fault) {
 	s.faults.injected = append(s.faults.injected, &f)
 	s.faults.mu.Unlock()
 }
+
+// ClearFaults drops every injected fault not yet consumed.
+func (s *Sim) ClearFaults() {
+	s.faults.mu.Lock()
+	s.faults.injected = nil
+	s.faults.mu.Unlock()
+}

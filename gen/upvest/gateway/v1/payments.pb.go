@@ -471,10 +471,12 @@ func (x *Withdrawal) GetStatus() WithdrawalStatus {
 // CreateDirectDebitRequest asks for a direct debit.
 type CreateDirectDebitRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Idempotency key (AIP-155): a UUID of version 1 to 5 that you choose once
-	// per logical operation and send again on every retry of it. Leave empty to
-	// let the gateway choose one; the key used comes back in the response
-	// header metadata "idempotency-key" either way.
+	// Idempotency key (AIP-155), required: a UUID of version 1 to 5 (any case)
+	// that you choose once per logical operation and send again on every retry
+	// of it; the operation happens once, and every call with the key gets the
+	// same answer. Over REST the Idempotency-Key header may carry it instead.
+	// The key used comes back in the response header metadata
+	// "idempotency-key", also when the call fails.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The end user (UUID).
 	UserId string `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
@@ -844,10 +846,12 @@ func (x *ListDirectDebitsResponse) GetTotalSize() int32 {
 // CreateWithdrawalRequest asks for a withdrawal.
 type CreateWithdrawalRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Idempotency key (AIP-155): a UUID of version 1 to 5 that you choose once
-	// per logical operation and send again on every retry of it. Leave empty to
-	// let the gateway choose one; the key used comes back in the response
-	// header metadata "idempotency-key" either way.
+	// Idempotency key (AIP-155), required: a UUID of version 1 to 5 (any case)
+	// that you choose once per logical operation and send again on every retry
+	// of it; the operation happens once, and every call with the key gets the
+	// same answer. Over REST the Idempotency-Key header may carry it instead.
+	// The key used comes back in the response header metadata
+	// "idempotency-key", also when the call fails.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The reference account to pay to (UUID).
 	ReferenceAccountId string `protobuf:"bytes,2,opt,name=reference_account_id,json=referenceAccountId,proto3" json:"reference_account_id,omitempty"`

@@ -52,7 +52,8 @@ type PaymentsServiceClient interface {
 	// Lists the withdrawals of an account group, one page at a time.
 	ListWithdrawals(ctx context.Context, in *ListWithdrawalsRequest, opts ...grpc.CallOption) (*ListWithdrawalsResponse, error)
 	// Cancels a withdrawal. Only possible while its status is NEW; otherwise
-	// the call fails with FAILED_PRECONDITION.
+	// the call fails with FAILED_PRECONDITION. Idempotent: cancelling a
+	// cancelled withdrawal succeeds.
 	CancelWithdrawal(ctx context.Context, in *CancelWithdrawalRequest, opts ...grpc.CallOption) (*CancelWithdrawalResponse, error)
 	// Streams direct debit and withdrawal events as Upvest reports them.
 	// Resumable: pass the resume_token of the last message you processed.
@@ -179,7 +180,8 @@ type PaymentsServiceServer interface {
 	// Lists the withdrawals of an account group, one page at a time.
 	ListWithdrawals(context.Context, *ListWithdrawalsRequest) (*ListWithdrawalsResponse, error)
 	// Cancels a withdrawal. Only possible while its status is NEW; otherwise
-	// the call fails with FAILED_PRECONDITION.
+	// the call fails with FAILED_PRECONDITION. Idempotent: cancelling a
+	// cancelled withdrawal succeeds.
 	CancelWithdrawal(context.Context, *CancelWithdrawalRequest) (*CancelWithdrawalResponse, error)
 	// Streams direct debit and withdrawal events as Upvest reports them.
 	// Resumable: pass the resume_token of the last message you processed.

@@ -244,10 +244,12 @@ func (x *Topup) GetSettlementReference() string {
 // CreateTopupRequest asks for a top-up.
 type CreateTopupRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Idempotency key (AIP-155): a UUID of version 1 to 5 that you choose once
-	// per logical operation and send again on every retry of it. Leave empty to
-	// let the gateway choose one; the key used comes back in the response
-	// header metadata "idempotency-key" either way.
+	// Idempotency key (AIP-155), required: a UUID of version 1 to 5 (any case)
+	// that you choose once per logical operation and send again on every retry
+	// of it; the operation happens once, and every call with the key gets the
+	// same answer. Over REST the Idempotency-Key header may carry it instead.
+	// The key used comes back in the response header metadata
+	// "idempotency-key", also when the call fails.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The account group to fund (UUID).
 	AccountGroupId string `protobuf:"bytes,2,opt,name=account_group_id,json=accountGroupId,proto3" json:"account_group_id,omitempty"`

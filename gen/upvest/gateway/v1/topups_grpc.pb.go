@@ -42,7 +42,8 @@ type TopupServiceClient interface {
 	// Lists the top-ups of an account group, one page at a time.
 	ListTopups(ctx context.Context, in *ListTopupsRequest, opts ...grpc.CallOption) (*ListTopupsResponse, error)
 	// Cancels a top-up. Only possible while its status is NEW or CONFIRMED;
-	// otherwise the call fails with FAILED_PRECONDITION.
+	// otherwise the call fails with FAILED_PRECONDITION. Idempotent:
+	// cancelling a cancelled top-up succeeds.
 	CancelTopup(ctx context.Context, in *CancelTopupRequest, opts ...grpc.CallOption) (*CancelTopupResponse, error)
 	// Streams top-up events as Upvest reports them. Resumable: pass the
 	// resume_token of the last message you processed.
@@ -132,7 +133,8 @@ type TopupServiceServer interface {
 	// Lists the top-ups of an account group, one page at a time.
 	ListTopups(context.Context, *ListTopupsRequest) (*ListTopupsResponse, error)
 	// Cancels a top-up. Only possible while its status is NEW or CONFIRMED;
-	// otherwise the call fails with FAILED_PRECONDITION.
+	// otherwise the call fails with FAILED_PRECONDITION. Idempotent:
+	// cancelling a cancelled top-up succeeds.
 	CancelTopup(context.Context, *CancelTopupRequest) (*CancelTopupResponse, error)
 	// Streams top-up events as Upvest reports them. Resumable: pass the
 	// resume_token of the last message you processed.

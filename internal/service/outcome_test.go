@@ -1,0 +1,156 @@
+package service_test
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	gatewayv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/v1"
+	"github.com/upvest-gateway/gateway/internal/server/servertest"
+	"github.com/upvest-gateway/gateway/internal/upvestsim"
+)
+
+// TestUnknownOutcome: a create whose attempt may have acted upstream is
+// retried with the same key until its outcome is known, past the retry
+// policy's attempts; when the deadline comes first, the caller gets
+// UNAVAILABLE with OUTCOME_UNKNOWN and the key, and a retry with that key
+// settles it without acting twice.
+func TestUnknownOutcome(t *testing.T) {
+	t.Parallel()
+	newWithdrawal := func(ag string) *gatewayv1.CreateWithdrawalRequest {
+		return &gatewayv1.CreateWithdrawalRequest{RequestId: uuid.NewString(), ReferenceAccountId: uuid.NewString(),
+			AccountGroupId: ag, UserId: uuid.NewString(), Amount: "1.00"}
+	}
+	fund := func(t *testing.T, g *servertest.Gateway, ag string) {
+		t.Helper()
+		var c gatewayv1.CreateTopupResponse
+		checkOK(t, call(t, g, viaGRPC, createTopup(), &gatewayv1.CreateTopupRequest{RequestId: uuid.NewString(), AccountGroupId: ag, CashAmount: "100.00", Currency: "EUR"}, &c))
+		g.Sim.Advance() // CONFIRMED → SETTLED: cash available
+	}
+
+	t.Run("applied, then the connection drops", func(t *testing.T) {
+		t.Parallel()
+		for _, kind := range []upvestsim.FaultKind{upvestsim.FaultDropAfterApply, upvestsim.Fault504, upvestsim.Fault500} {
+			t.Run(string(kind), func(t *testing.T) {
+				t.Parallel()
+				// One attempt by policy: only the unknown outcome makes it retry.
+				g := servertest.Start(t, noRetry)
+				ag := uuid.NewString()
+				fund(t, g, ag)
+				g.Sim.InjectFault(upvestsim.Fault{Kind: kind, Method: http.MethodPost, PathPrefix: "/payments/withdrawals", Count: 2, Delay: time.Millisecond})
+				req := newWithdrawal(ag)
+				var w gatewayv1.CreateWithdrawalResponse
+				checkOK(t, call(t, g, viaGRPC, createWithdrawal(), req, &w))
+				if n := g.Sim.Effects(req.RequestId); n != 1 {
+					t.Fatalf("%d effects of one withdrawal", n)
+				}
+				if n := len(simRequests(g, http.MethodPost, "/payments/withdrawals")); n != 3 {
+					t.Errorf("%d attempts, want 3 (two faults, then the answer)", n)
+				}
+			})
+		}
+	})
+
+	t.Run("deadline first", func(t *testing.T) {
+		t.Parallel()
+		g := servertest.Start(t)
+		ag := uuid.NewString()
+		fund(t, g, ag)
+		g.Sim.InjectFault(upvestsim.Fault{Kind: upvestsim.Fault504, Method: http.MethodPost, PathPrefix: "/payments/withdrawals", Count: 1000, Delay: time.Millisecond})
+		req := newWithdrawal(ag)
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		var md metadata.MD
+		_, err := g.Payments().CreateWithdrawal(ctx, req, grpc.Header(&md))
+		st := status.Convert(err)
+		if st.Code() != codes.Unavailable {
+			t.Fatalf("code %v (%s), want Unavailable", st.Code(), st.Message())
+		}
+		var ei *errdetails.ErrorInfo
+		for _, d := range st.Details() {
+			if e, ok := d.(*errdetails.ErrorInfo); ok {
+				ei = e
+			}
+		}
+		if ei.GetReason() != "OUTCOME_UNKNOWN" || ei.GetMetadata()["idempotency_key"] != req.RequestId {
+			t.Fatalf("ErrorInfo %v, want OUTCOME_UNKNOWN with the key", ei)
+		}
+		if got := md.Get("idempotency-key"); len(got) != 1 || got[0] != req.RequestId {
+			t.Errorf("idempotency-key metadata %v", got)
+		}
+		g.Sim.ClearFaults()
+		var w gatewayv1.CreateWithdrawalResponse
+		checkOK(t, call(t, g, viaGRPC, createWithdrawal(), req, &w))
+		if n := g.Sim.Effects(req.RequestId); n != 1 {
+			t.Fatalf("%d effects of one withdrawal", n)
+		}
+	})
+
+	t.Run("concurrent duplicates", func(t *testing.T) {
+		t.Parallel()
+		g := servertest.Start(t)
+		ag := uuid.NewString()
+		fund(t, g, ag)
+		g.Sim.InjectFault(upvestsim.Fault{Kind: upvestsim.FaultLatency, Method: http.MethodPost, PathPrefix: "/payments/withdrawals", Delay: 500 * time.Millisecond})
+		req := newWithdrawal(ag)
+		ids := make([]string, 4)
+		var wg sync.WaitGroup
+		for i := range ids {
+			wg.Go(func() {
+				var w gatewayv1.CreateWithdrawalResponse
+				if o := call(t, g, transports[i%2], createWithdrawal(), req, &w); o.code != codes.OK {
+					t.Errorf("caller %d: %v %s", i, o.code, o.message)
+				}
+				ids[i] = w.GetWithdrawal().GetId()
+			})
+		}
+		wg.Wait()
+		for i := range ids {
+			if ids[i] == "" || ids[i] != ids[0] {
+				t.Fatalf("callers got %v, want one withdrawal", ids)
+			}
+		}
+		if n := g.Sim.Effects(req.RequestId); n != 1 {
+			t.Fatalf("%d effects", n)
+		}
+	})
+}
+
+// TestCancelReconciles: a cancel that took effect upstream is a success
+// whatever happened to its answer, and so is a cancel of a cancelled
+// resource; a cancel of one that can no longer be cancelled still fails.
+func TestCancelReconciles(t *testing.T) {
+	t.Parallel()
+	for _, tr := range transports {
+		t.Run(string(tr), func(t *testing.T) {
+			t.Parallel()
+			g := servertest.Start(t, noRetry)
+			ag := uuid.NewString()
+			var c gatewayv1.CreateTopupResponse
+			checkOK(t, call(t, g, viaGRPC, createTopup(), &gatewayv1.CreateTopupRequest{RequestId: uuid.NewString(), AccountGroupId: ag, CashAmount: "100.00", Currency: "EUR"}, &c))
+			id := c.GetTopup().GetId()
+
+			g.Sim.InjectFault(upvestsim.Fault{Kind: upvestsim.FaultDropAfterApply, Method: http.MethodDelete, PathPrefix: "/payments/topups/" + id})
+			checkOK(t, call(t, g, tr, cancelTopup(id), &gatewayv1.CancelTopupRequest{TopupId: id}, &gatewayv1.CancelTopupResponse{}))
+			// The caller's own retry after success succeeds too.
+			checkOK(t, call(t, g, tr, cancelTopup(id), &gatewayv1.CancelTopupRequest{TopupId: id}, &gatewayv1.CancelTopupResponse{}))
+
+			var settled gatewayv1.CreateTopupResponse
+			checkOK(t, call(t, g, viaGRPC, createTopup(), &gatewayv1.CreateTopupRequest{RequestId: uuid.NewString(), AccountGroupId: ag, CashAmount: "1.00", Currency: "EUR"}, &settled))
+			g.Sim.Advance() // CONFIRMED → SETTLED
+			sid := settled.GetTopup().GetId()
+			if o := call(t, g, tr, cancelTopup(sid), &gatewayv1.CancelTopupRequest{TopupId: sid}, &gatewayv1.CancelTopupResponse{}); o.code != codes.FailedPrecondition {
+				t.Errorf("cancel of a settled top-up: %v, want FailedPrecondition", o.code)
+			}
+		})
+	}
+}
