@@ -17,6 +17,7 @@ import (
 
 	"github.com/upvest-gateway/gateway/internal/broker"
 	"github.com/upvest-gateway/gateway/internal/events"
+	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/service"
 )
 
@@ -34,6 +35,12 @@ type Config struct {
 	InsecureHTTP string
 	GRPCAddr     string
 	HTTPAddr     string
+	// WebhookAddr, when set, is the webhook receiver's own listener.
+	WebhookAddr string
+	// Limits: connections per listener and per remote address, the body
+	// timeout, open streams, gRPC connection age. Checked and converted by
+	// Limits.
+	MaxConns, MaxConnsPerIP, BodyTimeout, MaxStreams, GRPCMaxConnectionAge string
 	DataDir      string
 	// NATSURL is empty for the embedded event log, else a comma-separated
 	// list of NATS server URLs (a cluster). It may carry credentials, so it
@@ -82,6 +89,8 @@ var settings = []setting{
 		field: func(c *Config) *string { return &c.GRPCAddr }},
 	{env: "GATEWAY_HTTP_ADDR", flag: "http-addr", def: "127.0.0.1:8080", usage: "HTTP listen address (REST, /openapi.json, /healthz)",
 		field: func(c *Config) *string { return &c.HTTPAddr }},
+	{env: "GATEWAY_WEBHOOK_ADDR", flag: "webhook-addr", usage: "listen address of the webhook receiver alone (default: served on GATEWAY_HTTP_ADDR); the one port to expose to Upvest",
+		field: func(c *Config) *string { return &c.WebhookAddr }},
 	{env: "GATEWAY_DATA_DIR", flag: "data-dir", def: "./data", usage: "directory of the embedded event log",
 		field: func(c *Config) *string { return &c.DataDir }},
 	{env: "GATEWAY_NATS_URL", flag: "nats-url", secret: true, usage: "external NATS server URLs, comma-separated (default: embedded)",
@@ -102,6 +111,16 @@ var settings = []setting{
 		field: func(c *Config) *string { return &c.EventsDuplicateWindow }},
 	{env: "GATEWAY_ALLOW_MISSING_REQUEST_ID", flag: "allow-missing-request-id", def: "false", usage: "let creating calls without a request_id through, with a key the gateway makes per call (a caller's retry of such a call acts twice)",
 		field: func(c *Config) *string { return &c.AllowMissingRequestID }},
+	{env: "GATEWAY_MAX_CONNECTIONS", flag: "max-connections", def: "4096", usage: "connections each listener holds at once; more wait in the kernel's backlog (keep the sum below the open-files limit)",
+		field: func(c *Config) *string { return &c.MaxConns }},
+	{env: "GATEWAY_MAX_CONNECTIONS_PER_IP", flag: "max-connections-per-ip", def: "512", usage: "connections one remote address may hold on each listener; more are closed at once (0: no limit, e.g. behind a load balancer)",
+		field: func(c *Config) *string { return &c.MaxConnsPerIP }},
+	{env: "GATEWAY_HTTP_BODY_TIMEOUT", flag: "http-body-timeout", def: "10s", usage: "how long a client may take to send a request body (REST calls, webhook deliveries)",
+		field: func(c *Config) *string { return &c.BodyTimeout }},
+	{env: "GATEWAY_MAX_STREAMS", flag: "max-streams", def: "20000", usage: "Watch streams served at once, all callers together; more are refused with RESOURCE_EXHAUSTED",
+		field: func(c *Config) *string { return &c.MaxStreams }},
+	{env: "GATEWAY_GRPC_MAX_CONNECTION_AGE", flag: "grpc-max-connection-age", def: "1h", usage: "gRPC clients reconnect after this long (streams end UNAVAILABLE and resume), so connections spread over new replicas",
+		field: func(c *Config) *string { return &c.GRPCMaxConnectionAge }},
 }
 
 func settingOf(env string) setting {
@@ -227,6 +246,17 @@ func (c Config) validate() error {
 	if c.GRPCAddr == c.HTTPAddr && !strings.HasSuffix(c.GRPCAddr, ":0") {
 		return configErr("GATEWAY_HTTP_ADDR", "%q is also GATEWAY_GRPC_ADDR", c.HTTPAddr)
 	}
+	if c.WebhookAddr != "" {
+		if err := checkAddr("GATEWAY_WEBHOOK_ADDR", c.WebhookAddr); err != nil {
+			return err
+		}
+		if (c.WebhookAddr == c.HTTPAddr || c.WebhookAddr == c.GRPCAddr) && !strings.HasSuffix(c.WebhookAddr, ":0") {
+			return configErr("GATEWAY_WEBHOOK_ADDR", "%q is also GATEWAY_HTTP_ADDR or GATEWAY_GRPC_ADDR", c.WebhookAddr)
+		}
+	}
+	if _, err := c.Limits(); err != nil {
+		return err
+	}
 	switch {
 	case c.DataDir == "":
 		return configErr("GATEWAY_DATA_DIR", "must not be empty")
@@ -244,6 +274,38 @@ func (c Config) validate() error {
 	}
 	_, err = c.LogConfig()
 	return err
+}
+
+// Limits are the server's limits (GATEWAY_MAX_CONNECTIONS and the rest).
+func (c Config) Limits() (server.Limits, error) {
+	var l server.Limits
+	count := func(env, v string, min int) (int, error) {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < min {
+			return 0, configErr(env, "%q is not a whole number of at least %d", v, min)
+		}
+		return n, nil
+	}
+	var err error
+	if l.MaxConns, err = count("GATEWAY_MAX_CONNECTIONS", c.MaxConns, 1); err != nil {
+		return l, err
+	}
+	if l.MaxConnsPerIP, err = count("GATEWAY_MAX_CONNECTIONS_PER_IP", c.MaxConnsPerIP, 0); err != nil {
+		return l, err
+	}
+	if l.MaxConnsPerIP == 0 {
+		l.MaxConnsPerIP = -1 // off
+	}
+	if l.MaxStreams, err = count("GATEWAY_MAX_STREAMS", c.MaxStreams, 1); err != nil {
+		return l, err
+	}
+	if l.BodyTimeout, err = positiveDuration("GATEWAY_HTTP_BODY_TIMEOUT", c.BodyTimeout); err != nil {
+		return l, err
+	}
+	if l.MaxConnectionAge, err = positiveDuration("GATEWAY_GRPC_MAX_CONNECTION_AGE", c.GRPCMaxConnectionAge); err != nil {
+		return l, err
+	}
+	return l, nil
 }
 
 // ServiceOptions are the options of the four services.

@@ -54,6 +54,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		GRPCAddr: "127.0.0.1:9090", HTTPAddr: "127.0.0.1:8080", DataDir: "./data",
 		EventsStream: "UPVEST_EVENTS", EventsSubject: "upvest.events", EventsMaxAge: "168h", EventsMaxBytes: "1GiB",
 		EventsDuplicateWindow: "24h", NATSReplicas: "1", InsecureHTTP: "false", EventsSyncAlways: "true", AllowMissingRequestID: "false",
+		MaxConns: "4096", MaxConnsPerIP: "512", BodyTimeout: "10s", MaxStreams: "20000", GRPCMaxConnectionAge: "1h",
 	}
 	if cfg != want {
 		t.Errorf("ParseConfig = %+v, want %+v", cfg, want)
@@ -141,6 +142,14 @@ func TestParseConfigErrors(t *testing.T) {
 		{"stream name", with(validEnv(), "GATEWAY_EVENTS_STREAM", "a.b"), nil, `GATEWAY_EVENTS_STREAM "a.b" is not a stream name…`},
 		{"subject wildcard", with(validEnv(), "GATEWAY_EVENTS_SUBJECT", "upvest.*"), nil, `GATEWAY_EVENTS_SUBJECT "upvest.*" is not a subject prefix…`},
 		{"subject empty token", with(validEnv(), "GATEWAY_EVENTS_SUBJECT", "upvest..events"), nil, `GATEWAY_EVENTS_SUBJECT "upvest..events" is not…`},
+		{"webhook addr", with(validEnv(), "GATEWAY_WEBHOOK_ADDR", "8443"), nil, `GATEWAY_WEBHOOK_ADDR "8443" is not a host:port address (or --webhook-addr)`},
+		{"webhook addr is the http addr", with(validEnv(), "GATEWAY_WEBHOOK_ADDR", "127.0.0.1:8080"), nil, `GATEWAY_WEBHOOK_ADDR "127.0.0.1:8080" is also GATEWAY_HTTP_ADDR or GATEWAY_GRPC_ADDR…`},
+		{"missing request id", with(validEnv(), "GATEWAY_ALLOW_MISSING_REQUEST_ID", "sure"), nil, `GATEWAY_ALLOW_MISSING_REQUEST_ID "sure" is not true or false…`},
+		{"max connections", with(validEnv(), "GATEWAY_MAX_CONNECTIONS", "0"), nil, `GATEWAY_MAX_CONNECTIONS "0" is not a whole number of at least 1…`},
+		{"max connections per ip", with(validEnv(), "GATEWAY_MAX_CONNECTIONS_PER_IP", "-1"), nil, `GATEWAY_MAX_CONNECTIONS_PER_IP "-1" is not a whole number of at least 0…`},
+		{"max streams", with(validEnv(), "GATEWAY_MAX_STREAMS", "many"), nil, `GATEWAY_MAX_STREAMS "many" is not…`},
+		{"body timeout", with(validEnv(), "GATEWAY_HTTP_BODY_TIMEOUT", "10"), nil, `GATEWAY_HTTP_BODY_TIMEOUT "10" is not a positive duration…`},
+		{"connection age", with(validEnv(), "GATEWAY_GRPC_MAX_CONNECTION_AGE", "0s"), nil, `GATEWAY_GRPC_MAX_CONNECTION_AGE "0s" is not a positive duration…`},
 		{"unknown flag", validEnv(), []string{"--upvest-client-secrt=" + testSecret}, "flag provided but not defined: --upvest-client-secrt"},
 		{"positional argument", validEnv(), []string{"--simulate", testSecret}, "unexpected argument #2…"},
 		{"bad bool", validEnv(), []string{"--simulate=maybe"}, "invalid boolean value…"},

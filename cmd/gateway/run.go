@@ -64,14 +64,29 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 		grpcLis.Close()
 		return fail(stderr, configErr("GATEWAY_HTTP_ADDR", "%q: cannot listen: %v", cfg.HTTPAddr, errors.Unwrap(err)))
 	}
+	var webhookLis net.Listener
+	if cfg.WebhookAddr != "" {
+		if webhookLis, err = net.Listen("tcp", cfg.WebhookAddr); err != nil {
+			grpcLis.Close()
+			httpLis.Close()
+			return fail(stderr, configErr("GATEWAY_WEBHOOK_ADDR", "%q: cannot listen: %v", cfg.WebhookAddr, errors.Unwrap(err)))
+		}
+	}
 	closeListeners := func() {
 		grpcLis.Close()
 		httpLis.Close()
+		if webhookLis != nil {
+			webhookLis.Close()
+		}
 	}
 
 	// The simulator of --simulate delivers its webhooks to this very
 	// gateway, so events stream end to end.
-	client, closeUpstream, err := newUpstream(cfg, logger, stdout, webhookURL(httpLis.Addr()))
+	receiverAddr := httpLis.Addr()
+	if webhookLis != nil {
+		receiverAddr = webhookLis.Addr()
+	}
+	client, closeUpstream, err := newUpstream(cfg, logger, stdout, webhookURL(receiverAddr))
 	if err != nil {
 		closeListeners()
 		return fail(stderr, err)
@@ -89,15 +104,20 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	defer log.Close()
 
 	serviceOpts, _ := cfg.ServiceOptions() // checked by ParseConfig
-	srv, err := server.New(server.Config{Upstream: client, GRPCListener: grpcLis, HTTPListener: httpLis},
+	limits, _ := cfg.Limits()
+	srv, err := server.New(server.Config{Upstream: client, GRPCListener: grpcLis, HTTPListener: httpLis, WebhookListener: webhookLis},
 		server.WithLogger(logger), server.WithShutdownTimeout(drainTimeout), server.WithEvents(log),
-		server.WithServiceOptions(serviceOpts...))
+		server.WithServiceOptions(serviceOpts...), server.WithLimits(limits))
 	if err != nil {
 		closeListeners()
 		return fail(stderr, err)
 	}
 	logger.Info("starting", "config", cfg)
-	fmt.Fprintf(stdout, "gateway: listening grpc=%s http=%s\n", srv.GRPCAddr(), srv.HTTPAddr())
+	if a := srv.WebhookAddr(); a != "" {
+		fmt.Fprintf(stdout, "gateway: listening grpc=%s http=%s webhook=%s\n", srv.GRPCAddr(), srv.HTTPAddr(), a)
+	} else {
+		fmt.Fprintf(stdout, "gateway: listening grpc=%s http=%s\n", srv.GRPCAddr(), srv.HTTPAddr())
+	}
 	if cfg.Simulate {
 		printExamples(stdout, srv.GRPCAddr(), srv.HTTPAddr())
 	}

@@ -275,7 +275,7 @@ func wantStatus(t *testing.T, err error, code codes.Code, reason string) *status
 // unsigned), after tamper (if any) has had its way with the request.
 func deliver(t *testing.T, g *servertest.Gateway, s *eventstest.WebhookSigner, body []byte, tamper func(*http.Request)) (int, []byte) {
 	t.Helper()
-	req := eventstest.NewDelivery(t, g.BaseURL+server.WebhookPath, s, body)
+	req := eventstest.NewDelivery(t, g.WebhookBaseURL+server.WebhookPath, s, body)
 	if tamper != nil {
 		tamper(req)
 	}

@@ -17,13 +17,7 @@ import (
 	"github.com/upvest-gateway/gateway/gen/openapiv2"
 )
 
-// HTTP server limits. There is no WriteTimeout (nor ReadTimeout, which
-// would also end a long answer): streams stay open for as long as they run.
-// The time to send a body is bounded per request by limitBody instead.
 const (
-	readHeaderTimeout = 10 * time.Second
-	bodyReadTimeout   = 30 * time.Second
-	idleTimeout       = 2 * time.Minute
 	maxHeaderBytes    = 64 << 10
 	readyCheckTimeout = 2 * time.Second
 )
@@ -39,7 +33,10 @@ func (s *Server) httpHandler(rest http.Handler) (h http.Handler, err error) {
 			h, err = nil, fmt.Errorf("server: HTTP route: %v", p)
 		}
 	}()
-	mux.Handle("/v1/", limitBody(rest, s.opts.maxBodyBytes))
+	mux.Handle("/v1/", limitBody(rest, s.opts.maxBodyBytes, s.opts.limits.BodyTimeout))
+	if s.webhook != nil && s.webhookLis == nil {
+		mux.Handle(http.MethodPost+" "+WebhookPath, s.webhook)
+	}
 	for _, rt := range watchRoutes {
 		mux.Handle("GET "+rt.path, s.watchHandler(rt))
 	}
@@ -98,24 +95,47 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, `{"status":"READY"}`+"\n")
 }
 
+// webhookHandler routes the webhook listener: the receiver, and nothing
+// else, so that what faces Upvest's side of the network exposes no API.
+func (s *Server) webhookHandler() http.Handler {
+	mux := http.NewServeMux()
+	if s.webhook != nil {
+		mux.Handle(http.MethodPost+" "+WebhookPath, s.webhook)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, http.StatusNotFound, status.New(codes.NotFound, "no such route"))
+	})
+	return mux
+}
+
 // limitBody caps a request body at limit bytes (413 when a Content-Length
-// says more; a body that turns out larger is caught by problemErrorHandler)
-// and bounds the time to receive it.
-func limitBody(next http.Handler, limit int64) http.Handler {
+// says more; a body that turns out larger is caught by problemErrorHandler;
+// limit 0: no cap) and bounds the time to receive it. Once the body is in,
+// the deadline is lifted: it would otherwise end a long-running call (the
+// server's background read sees it as the client gone). A body that stalls
+// keeps it, and its connection is closed after the answer, so that nothing
+// waits on it for ever, not even the server discarding the rest.
+func limitBody(next http.Handler, limit int64, timeout time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > limit {
+		if limit > 0 && r.ContentLength > limit {
+			w.Header().Set("Connection", "close")
 			writeProblem(w, http.StatusRequestEntityTooLarge, status.New(codes.InvalidArgument,
 				"the request body is larger than "+strconv.FormatInt(limit, 10)+" bytes"))
 			return
 		}
 		if r.Body != nil && r.Body != http.NoBody {
 			rc := http.NewResponseController(w)
-			_ = rc.SetReadDeadline(time.Now().Add(bodyReadTimeout))
+			if timeout > 0 {
+				_ = rc.SetReadDeadline(time.Now().Add(timeout))
+			}
+			body := r.Body
+			if limit > 0 {
+				body = http.MaxBytesReader(w, r.Body, limit)
+			}
 			lb := &limitedBody{
-				ReadCloser: http.MaxBytesReader(w, r.Body, limit),
-				// Once the body is in, lift the deadline again: it would
-				// otherwise end a long-running call.
-				done: func() { _ = rc.SetReadDeadline(time.Time{}) },
+				ReadCloser: body,
+				received:   func() { _ = rc.SetReadDeadline(time.Time{}) },
+				failed:     func() { w.Header().Set("Connection", "close") },
 			}
 			r = r.WithContext(context.WithValue(r.Context(), limitedBodyKey{}, lb))
 			r.Body = lb
@@ -131,17 +151,20 @@ type limitedBody struct {
 	io.ReadCloser
 	tooLarge atomic.Bool
 	ended    atomic.Bool
-	done     func()
+	received func() // the whole body is in
+	failed   func() // the body could not be read
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			b.tooLarge.Store(true)
-		}
-		if b.ended.CompareAndSwap(false, true) {
-			b.done()
+	if err != nil && b.ended.CompareAndSwap(false, true) {
+		if err == io.EOF {
+			b.received()
+		} else {
+			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+				b.tooLarge.Store(true)
+			}
+			b.failed()
 		}
 	}
 	return n, err

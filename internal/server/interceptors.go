@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/upvest-gateway/gateway/internal/service"
 )
@@ -213,3 +214,30 @@ type contextStream struct {
 }
 
 func (s *contextStream) Context() context.Context { return s.ctx }
+
+// errTooManyStreams refuses a stream over Limits.MaxStreams.
+var errTooManyStreams = func() error {
+	st := status.New(codes.ResourceExhausted, "the gateway serves as many streams as it may; retry later, or on another replica")
+	if d, err := st.WithDetails(
+		&errdetails.ErrorInfo{Reason: "GATEWAY_STREAM_LIMIT", Domain: service.GatewayErrorDomain},
+		&errdetails.RetryInfo{RetryDelay: durationpb.New(5 * time.Second)},
+	); err == nil {
+		st = d
+	}
+	return st.Err()
+}()
+
+// limitStreams holds a slot of Limits.MaxStreams for as long as a stream
+// is open, so that open streams cannot take the gateway's memory.
+func (s *Server) limitStreams(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if s.streams == nil {
+		return handler(srv, ss)
+	}
+	select {
+	case s.streams <- struct{}{}:
+	default:
+		return errTooManyStreams
+	}
+	defer func() { <-s.streams }()
+	return handler(srv, ss)
+}

@@ -18,6 +18,94 @@ const (
 	DefaultShutdownTimeout = 15 * time.Second
 )
 
+// Limits bound what callers can hold of the gateway: connections, time to
+// send a request, streams. Zero fields take DefaultLimits' values; a
+// negative one turns that limit off.
+type Limits struct {
+	// MaxConns is how many connections each listener holds at once; more
+	// wait in the kernel's backlog. Keep the sum of all listeners below the
+	// process's file descriptor limit.
+	MaxConns int
+	// MaxConnsPerIP is how many of them one remote address may hold; more
+	// are closed at once. Behind a load balancer that hides client
+	// addresses, turn it off (-1).
+	MaxConnsPerIP int
+	// BodyTimeout is how long a client may take to send a request's body
+	// (REST calls and webhook deliveries) after its header.
+	BodyTimeout time.Duration
+	// HeaderTimeout bounds the TLS handshake and request header, and
+	// IdleTimeout an idle keep-alive connection.
+	HeaderTimeout time.Duration
+	IdleTimeout   time.Duration
+	// MaxConcurrentStreams is how many calls one gRPC (HTTP/2) connection
+	// may have open at once.
+	MaxConcurrentStreams uint32
+	// MaxConnectionAge makes gRPC clients reconnect after this long, so that
+	// long-lived connections spread over new replicas; calls still open get
+	// MaxConnectionAgeGrace to finish (streams end with UNAVAILABLE and
+	// resume elsewhere).
+	MaxConnectionAge      time.Duration
+	MaxConnectionAgeGrace time.Duration
+	// MaxStreams is how many Watch streams the gateway serves at once, for
+	// all callers together; more are refused with RESOURCE_EXHAUSTED.
+	MaxStreams int
+}
+
+// DefaultLimits are the limits of a gateway built without WithLimits.
+var DefaultLimits = Limits{
+	MaxConns:              4096,
+	MaxConnsPerIP:         512,
+	BodyTimeout:           10 * time.Second,
+	HeaderTimeout:         10 * time.Second,
+	IdleTimeout:           2 * time.Minute,
+	MaxConcurrentStreams:  1024,
+	MaxConnectionAge:      time.Hour,
+	MaxConnectionAgeGrace: time.Minute,
+	MaxStreams:            20000,
+}
+
+// withDefaults fills zero fields from DefaultLimits and turns negative ones
+// into "no limit" (0).
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits
+	pick := func(v, def int) int {
+		switch {
+		case v == 0:
+			return def
+		case v < 0:
+			return 0
+		}
+		return v
+	}
+	pickD := func(v, def time.Duration) time.Duration {
+		switch {
+		case v == 0:
+			return def
+		case v < 0:
+			return 0
+		}
+		return v
+	}
+	l.MaxConns = pick(l.MaxConns, d.MaxConns)
+	l.MaxConnsPerIP = pick(l.MaxConnsPerIP, d.MaxConnsPerIP)
+	l.MaxStreams = pick(l.MaxStreams, d.MaxStreams)
+	l.BodyTimeout = pickD(l.BodyTimeout, d.BodyTimeout)
+	l.HeaderTimeout = pickD(l.HeaderTimeout, d.HeaderTimeout)
+	l.IdleTimeout = pickD(l.IdleTimeout, d.IdleTimeout)
+	l.MaxConnectionAge = pickD(l.MaxConnectionAge, d.MaxConnectionAge)
+	l.MaxConnectionAgeGrace = pickD(l.MaxConnectionAgeGrace, d.MaxConnectionAgeGrace)
+	if l.MaxConcurrentStreams == 0 {
+		l.MaxConcurrentStreams = d.MaxConcurrentStreams
+	}
+	return l
+}
+
+// WithLimits sets the connection, time and stream limits (default
+// DefaultLimits).
+func WithLimits(l Limits) Option {
+	return optionFunc(func(o *options) { o.limits = l })
+}
+
 // An Option configures a Server in New.
 type Option interface{ applyServer(*options) }
 
@@ -37,6 +125,7 @@ type options struct {
 	events          *events.Log
 	receiverOpts    []webhook.Option
 	webhookKeys     webhook.KeySource
+	limits          Limits
 }
 
 type httpRoute struct {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"errors"
@@ -36,6 +37,10 @@ type Config struct {
 	// know the addresses before Serve. The Server closes them.
 	GRPCListener net.Listener
 	HTTPListener net.Listener
+	// WebhookListener, when set, serves Upvest's webhook deliveries
+	// (WebhookPath) and nothing else, and the HTTP listener does not serve
+	// them: it can face the internet while the rest stays internal.
+	WebhookListener net.Listener
 }
 
 // WebhookPath is where Upvest delivers webhooks, with WithEvents.
@@ -43,17 +48,22 @@ const WebhookPath = "/webhooks/upvest"
 
 // Server is the assembled gateway.
 type Server struct {
-	opts     options
-	log      *slog.Logger
-	grpc     *grpc.Server
-	health   *health.Server
-	http     *http.Server
-	grpcLis  net.Listener
-	httpLis  net.Listener
-	memLis   *bufconn.Listener
-	restConn *grpc.ClientConn
-	rest     *runtime.ServeMux
-	served   atomic.Bool
+	opts    options
+	log     *slog.Logger
+	grpc    *grpc.Server
+	health  *health.Server
+	http    *http.Server
+	grpcLis net.Listener
+	httpLis net.Listener
+	memLis  *bufconn.Listener
+	// The webhook receiver's own server, with Config.WebhookListener.
+	webhookLis  net.Listener
+	webhookHTTP *http.Server
+	webhook     http.Handler  // the receiver, with WithEvents
+	streams     chan struct{} // a slot per open stream, Limits.MaxStreams
+	restConn    *grpc.ClientConn
+	rest        *runtime.ServeMux
+	served      atomic.Bool
 	// draining is canceled when shutdown begins, ending every stream.
 	draining    context.Context
 	stopStreams context.CancelFunc
@@ -70,12 +80,20 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		return nil, errors.New("server: Config.HTTPListener is required")
 	}
 	o := newOptions(opts)
+	o.limits = o.limits.withDefaults()
+	lim := o.limits
 	s := &Server{
 		opts:    o,
 		log:     o.logger,
-		grpcLis: cfg.GRPCListener,
-		httpLis: cfg.HTTPListener,
+		grpcLis: newLimitListener(cfg.GRPCListener, "grpc", lim.MaxConns, lim.MaxConnsPerIP, o.logger),
+		httpLis: newLimitListener(cfg.HTTPListener, "http", lim.MaxConns, lim.MaxConnsPerIP, o.logger),
 		memLis:  bufconn.Listen(bufconnSize),
+	}
+	if cfg.WebhookListener != nil {
+		s.webhookLis = newLimitListener(cfg.WebhookListener, "webhook", lim.MaxConns, lim.MaxConnsPerIP, o.logger)
+	}
+	if lim.MaxStreams > 0 {
+		s.streams = make(chan struct{}, lim.MaxStreams)
 	}
 	s.draining, s.stopStreams = context.WithCancel(context.Background())
 	serviceOpts := append([]service.Option{service.WithLogger(s.log)}, o.serviceOpts...)
@@ -85,19 +103,27 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 			keys = func(ctx context.Context) (map[string]crypto.PublicKey, error) { return cfg.Upstream.GetVerifyKeys(ctx) }
 		}
 		recv := webhook.NewReceiver(o.events, keys, append([]webhook.Option{webhook.WithLogger(s.log)}, o.receiverOpts...)...)
-		s.opts.httpRoutes = append(s.opts.httpRoutes, httpRoute{http.MethodPost + " " + WebhookPath, recv})
+		// No size cap here (the receiver has its own), but the same time
+		// limit for the body as every request.
+		s.webhook = limitBody(recv, 0, lim.BodyTimeout)
 		serviceOpts = append(serviceOpts, service.WithEvents(o.events))
 	}
 
 	// Logging outermost, so it sees the code recovery made of a panic.
 	unary := append([]grpc.UnaryServerInterceptor{logUnary(s.log), recoverUnary(s.log)}, o.unary...)
-	stream := append([]grpc.StreamServerInterceptor{logStream(s.log), recoverStream(s.log), s.endOnShutdown}, o.stream...)
+	stream := append([]grpc.StreamServerInterceptor{logStream(s.log), recoverStream(s.log), s.limitStreams, s.endOnShutdown}, o.stream...)
 	grpcOpts := append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(maxRecvMsgSize),
+		grpc.MaxHeaderListSize(maxHeaderBytes),
+		grpc.MaxConcurrentStreams(lim.MaxConcurrentStreams),
+		grpc.ConnectionTimeout(cmp.Or(lim.HeaderTimeout, 2*time.Minute)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time: 2 * time.Minute, Timeout: 20 * time.Second,
+			MaxConnectionAge: lim.MaxConnectionAge, MaxConnectionAgeGrace: lim.MaxConnectionAgeGrace,
+		}),
 	}, o.grpcOpts...)
 	s.grpc = grpc.NewServer(grpcOpts...)
 
@@ -125,14 +151,25 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		conn.Close()
 		return nil, err
 	}
-	s.http = &http.Server{
+	s.http = s.newHTTPServer(h)
+	if s.webhookLis != nil {
+		s.webhookHTTP = s.newHTTPServer(s.webhookHandler())
+	}
+	return s, nil
+}
+
+// newHTTPServer serves h with the gateway's limits. There is no
+// WriteTimeout (nor ReadTimeout, which would also end a long answer):
+// streams stay open for as long as they run; the time to send a body is
+// bounded per request by limitBody instead.
+func (s *Server) newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: readHeaderTimeout,
-		IdleTimeout:       idleTimeout,
+		ReadHeaderTimeout: s.opts.limits.HeaderTimeout,
+		IdleTimeout:       s.opts.limits.IdleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	return s, nil
 }
 
 // GRPCAddr is the address the gRPC listener is bound to.
@@ -140,6 +177,15 @@ func (s *Server) GRPCAddr() string { return s.grpcLis.Addr().String() }
 
 // HTTPAddr is the address the HTTP listener is bound to.
 func (s *Server) HTTPAddr() string { return s.httpLis.Addr().String() }
+
+// WebhookAddr is the address the webhook listener is bound to, "" without
+// one (the HTTP listener then serves the webhook).
+func (s *Server) WebhookAddr() string {
+	if s.webhookLis == nil {
+		return ""
+	}
+	return s.webhookLis.Addr().String()
+}
 
 // Serve serves until ctx is done, then shuts down gracefully: health turns
 // NOT_SERVING, new connections are refused, and calls in flight get up to
@@ -150,11 +196,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	if !s.served.CompareAndSwap(false, true) {
 		return errors.New("server: Serve called twice")
 	}
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() { errc <- wrapServeErr("gRPC", s.grpc.Serve(s.grpcLis)) }()
 	go func() { errc <- wrapServeErr("in-memory gRPC", s.grpc.Serve(s.memLis)) }()
 	go func() { errc <- wrapServeErr("HTTP", s.http.Serve(s.httpLis)) }()
-	s.log.InfoContext(ctx, "gateway serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr())
+	if s.webhookHTTP != nil {
+		go func() { errc <- wrapServeErr("webhook", s.webhookHTTP.Serve(s.webhookLis)) }()
+	}
+	s.log.InfoContext(ctx, "gateway serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "webhook", cmp.Or(s.WebhookAddr(), s.HTTPAddr()))
 
 	var err error
 	select {
@@ -182,6 +231,9 @@ func (s *Server) shutdown() {
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = s.http.Shutdown(ctx) })
+	if s.webhookHTTP != nil {
+		wg.Go(func() { _ = s.webhookHTTP.Shutdown(ctx) })
+	}
 	wg.Go(s.grpc.GracefulStop)
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -190,6 +242,9 @@ func (s *Server) shutdown() {
 	case <-ctx.Done():
 		s.log.Warn("shutdown timeout: cutting off the calls still running", "timeout", s.opts.shutdownTimeout)
 		_ = s.http.Close()
+		if s.webhookHTTP != nil {
+			_ = s.webhookHTTP.Close()
+		}
 		s.grpc.Stop()
 		<-done
 	}

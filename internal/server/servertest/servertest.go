@@ -73,6 +73,9 @@ type Gateway struct {
 
 	Conn    *grpc.ClientConn // a gRPC connection to the gateway
 	BaseURL string           // the gateway's HTTP face, e.g. http://127.0.0.1:41234
+	// WebhookBaseURL is where the webhook receiver listens: BaseURL, or the
+	// webhook listener's address WithWebhookListener.
+	WebhookBaseURL string
 	HTTP    *http.Client     // a plain client for BaseURL
 
 	stop     context.CancelFunc
@@ -94,6 +97,7 @@ type config struct {
 	scopes      []string
 	serverOpt   []func(*Gateway) []server.Option
 	webhookPath string
+	webhookLis  bool
 	logger      *slog.Logger
 	events      eventsConfig
 }
@@ -137,6 +141,13 @@ func WithWebhookDelivery(path string) Option {
 	return optionFunc(func(c *config) { c.webhookPath = path })
 }
 
+// WithWebhookListener gives the gateway its own webhook listener
+// (server.Config.WebhookListener); the simulator delivers there, and
+// WebhookBaseURL is its address.
+func WithWebhookListener() Option {
+	return optionFunc(func(c *config) { c.webhookLis = true })
+}
+
 // WithLogger sends the gateway's and the simulator's logs to l (default:
 // discarded).
 func WithLogger(l *slog.Logger) Option {
@@ -172,6 +183,12 @@ func Start(t testing.TB, opts ...Option) *Gateway {
 	grpcLis := listen(t)
 	httpLis := listen(t)
 	g.BaseURL = "http://" + httpLis.Addr().String()
+	g.WebhookBaseURL = g.BaseURL
+	var webhookLis net.Listener
+	if c.webhookLis {
+		webhookLis = listen(t)
+		g.WebhookBaseURL = "http://" + webhookLis.Addr().String()
+	}
 
 	simCfg := upvestsim.Config{
 		ClientID:           g.ClientID,
@@ -182,9 +199,9 @@ func Start(t testing.TB, opts ...Option) *Gateway {
 	}
 	switch {
 	case c.webhookPath != "":
-		simCfg.WebhookURL = g.BaseURL + c.webhookPath
+		simCfg.WebhookURL = g.WebhookBaseURL + c.webhookPath
 	case !c.events.disabled:
-		g.Webhooks = newWebhookFront(t, g.BaseURL+server.WebhookPath)
+		g.Webhooks = newWebhookFront(t, g.WebhookBaseURL+server.WebhookPath)
 		simCfg.WebhookURL = g.Webhooks.URL
 	}
 	for _, f := range c.simCfg {
@@ -227,7 +244,7 @@ func Start(t testing.TB, opts ...Option) *Gateway {
 	for _, f := range c.serverOpt {
 		srvOpts = append(srvOpts, f(g)...)
 	}
-	g.Server, err = server.New(server.Config{Upstream: g.Upstream, GRPCListener: grpcLis, HTTPListener: httpLis}, srvOpts...)
+	g.Server, err = server.New(server.Config{Upstream: g.Upstream, GRPCListener: grpcLis, HTTPListener: httpLis, WebhookListener: webhookLis}, srvOpts...)
 	if err != nil {
 		t.Fatalf("servertest: server: %v", err)
 	}
