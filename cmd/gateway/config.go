@@ -41,7 +41,7 @@ type Config struct {
 	// timeout, open streams, gRPC connection age. Checked and converted by
 	// Limits.
 	MaxConns, MaxConnsPerIP, BodyTimeout, MaxStreams, GRPCMaxConnectionAge string
-	DataDir      string
+	DataDir                                                                string
 	// NATSURL is empty for the embedded event log, else a comma-separated
 	// list of NATS server URLs (a cluster). It may carry credentials, so it
 	// is treated as a secret.

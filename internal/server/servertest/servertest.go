@@ -76,7 +76,7 @@ type Gateway struct {
 	// WebhookBaseURL is where the webhook receiver listens: BaseURL, or the
 	// webhook listener's address WithWebhookListener.
 	WebhookBaseURL string
-	HTTP    *http.Client     // a plain client for BaseURL
+	HTTP           *http.Client // a plain client for BaseURL
 
 	stop     context.CancelFunc
 	served   chan error
