@@ -53,17 +53,24 @@ func (s *Store) Do(ctx context.Context, key string, fingerprint []byte,
 		waited bool
 		races  int // compare-and-sets lost in a row
 	)
+	fail := func(what string, err error) error {
+		if waited && ctx.Err() != nil {
+			// The key was seen in flight: its outcome may still come.
+			return fmt.Errorf("%w: %w", ErrInProgress, ctx.Err())
+		}
+		return s.failure(ctx, what, err)
+	}
 	for {
 		if err := pause(ctx, races); err != nil {
-			return Result{}, s.failure(ctx, "retrying", err)
+			return Result{}, fail("retrying", err)
 		}
 		if create {
-			rev, err := s.create(ctx, k, inFlight)
+			rev, unclaim, err := s.acquire(ctx, k, inFlight, 0)
 			if err == nil {
-				return s.own(ctx, k, fp, rev, run, Ran)
+				return s.own(ctx, k, fp, rev, unclaim, run, Ran)
 			}
-			if !errors.Is(err, jetstream.ErrKeyExists) {
-				return Result{}, s.failure(ctx, "creating entry", err)
+			if !isConflict(err) {
+				return Result{}, fail("creating entry", err)
 			}
 		}
 		e, err := s.get(ctx, k)
@@ -73,7 +80,7 @@ func (s *Store) Do(ctx context.Context, key string, fingerprint []byte,
 			continue
 		}
 		if err != nil {
-			return Result{}, s.failure(ctx, "reading entry", err)
+			return Result{}, fail("reading entry", err)
 		}
 		rec, err := decodeRecord(e.Value())
 		if err != nil {
@@ -83,53 +90,95 @@ func (s *Store) Do(ctx context.Context, key string, fingerprint []byte,
 			s.stats.conflicts.Add(1)
 			return Result{}, ErrFingerprintMismatch
 		}
-		switch rec.State {
-		case stateDone:
+		create = false
+		takeOverAt, why := uint64(0), ""
+		switch {
+		case rec.State == stateDone:
 			if waited {
 				return Result{Outcome: rec.Outcome, Source: Waited}, nil
 			}
 			s.stats.replays.Add(1)
 			return Result{Outcome: rec.Outcome, Source: Replayed}, nil
-		case stateReleased:
-			rev, err := s.update(ctx, k, inFlight, e.Revision())
-			if isConflict(err) {
-				create, races = false, races+1
-				continue
-			}
-			if err != nil {
-				return Result{}, s.failure(ctx, "taking over entry", err)
-			}
-			return s.takeOver(ctx, k, fp, rev, run, "released")
-		case stateInFlight:
+		case rec.State == stateReleased:
+			takeOverAt, why = e.Revision(), "released"
+		case rec.Owner == s.owner && !s.claimed(k):
+			// In flight under this Store, which runs nothing under it: a
+			// write whose answer was lost (NATS went away) and that NATS
+			// applied anyway. No need to wait for the lease.
+			takeOverAt, why = e.Revision(), "orphaned by a lost write"
+		default:
 			if !waited {
 				waited = true
 				s.stats.waits.Add(1)
 			}
-			rev, err := s.wait(ctx, k, fp, e.Revision(), rec)
+			expired, err := s.wait(ctx, k, fp, e.Revision(), rec)
 			if err != nil {
-				return Result{}, err
+				return Result{}, fail("waiting", err)
 			}
-			if rev != 0 {
-				return s.takeOver(ctx, k, fp, rev, run, "lease expired")
+			if expired == 0 {
+				races = 0
+				continue
 			}
-			create, races = false, 0
+			takeOverAt, why = expired, "lease expired"
 		}
+		rev, unclaim, err := s.acquire(ctx, k, inFlight, takeOverAt)
+		if isConflict(err) {
+			races++
+			continue
+		}
+		if err != nil {
+			return Result{}, fail("taking over entry", err)
+		}
+		s.stats.takeovers.Add(1)
+		s.logger.Info("idempotency: taking over a request without a known outcome", "key", k, "why", why)
+		return s.own(ctx, k, fp, rev, unclaim, run, TookOver)
 	}
 }
 
-func (s *Store) takeOver(ctx context.Context, k string, fp []byte, rev uint64,
-	run func(context.Context) ([]byte, bool, error), why string,
-) (Result, error) {
-	s.stats.takeovers.Add(1)
-	s.logger.Info("idempotency: taking over a request without a known outcome", "key", k, "why", why)
-	return s.own(ctx, k, fp, rev, run, TookOver)
+// acquire makes this Store the owner of k by compare-and-set on rev (0:
+// only if k is absent). From before the write until unclaim is called, this
+// Store's other Do calls know it may own k, and so never take its entry
+// for an orphan.
+func (s *Store) acquire(ctx context.Context, k string, inFlight []byte, rev uint64) (uint64, func(), error) {
+	unclaim := s.claim(k)
+	var err error
+	if rev == 0 {
+		rev, err = s.create(ctx, k, inFlight)
+	} else {
+		rev, err = s.update(ctx, k, inFlight, rev)
+	}
+	if err != nil {
+		unclaim()
+		return 0, nil, err
+	}
+	return rev, unclaim, nil
+}
+
+func (s *Store) claim(k string) (unclaim func()) {
+	s.mu.Lock()
+	s.claims[k]++
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		if s.claims[k]--; s.claims[k] == 0 {
+			delete(s.claims, k)
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (s *Store) claimed(k string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.claims[k] > 0
 }
 
 // own runs the request while holding the entry at rev, then records the
-// outcome or releases the entry.
-func (s *Store) own(ctx context.Context, k string, fp []byte, rev uint64,
+// outcome or releases the entry, and only then unclaims it.
+func (s *Store) own(ctx context.Context, k string, fp []byte, rev uint64, unclaim func(),
 	run func(context.Context) ([]byte, bool, error), src Source,
 ) (Result, error) {
+	defer unclaim()
 	s.stats.runs.Add(1)
 	l := s.hold(k, fp, rev)
 	returned := false

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -75,8 +76,11 @@ type Store struct {
 	js     jetstream.JetStream
 	kv     jetstream.KeyValue
 	logger *slog.Logger
-	owner  string
+	owner  string // unique to this Store: see Do's orphan rule
 	stats  counters
+
+	mu     sync.Mutex
+	claims map[string]int // keys this Store may own, by Do calls
 }
 
 // Open creates the bucket, or brings its retention and replicas up to date,
@@ -95,11 +99,11 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, opts ...Optio
 	if js == nil {
 		return nil, errors.New("idempotency: no JetStream connection")
 	}
-	o := storeOptions{logger: discardLogger(), owner: defaultOwner()}
+	o := storeOptions{logger: discardLogger()}
 	for _, opt := range opts {
 		opt.applyStore(&o)
 	}
-	s := &Store{cfg: cfg, js: js, logger: o.logger, owner: o.owner}
+	s := &Store{cfg: cfg, js: js, logger: o.logger, owner: newOwner(), claims: map[string]int{}}
 
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      cfg.Bucket,
@@ -156,7 +160,11 @@ func (s *Store) checkReplicas(ctx context.Context) error {
 	return nil
 }
 
-func defaultOwner() string {
+// newOwner names a Store in the entries it owns: host (the pod's name in
+// Kubernetes) and process, for an operator reading the bucket, and a random
+// part, because a Store treats an in-flight entry under its own name that
+// it does not hold as an orphan, so no two Stores may share a name.
+func newOwner() string {
 	host, _ := os.Hostname()
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)

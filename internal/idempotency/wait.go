@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -16,12 +15,13 @@ var errWatchEnded = errors.New("watch ended")
 // another owner. Renewals (and a new owner's entries) restart the lease
 // timer; any other change returns 0, nil and the caller reads the entry
 // again. When no new revision comes for a whole lease, on this process's
-// clock, wait takes the entry over by compare-and-set on rev and returns the
-// new revision; losing that compare-and-set returns 0, nil too.
+// clock, wait returns the revision that expired, for the caller to take
+// over by compare-and-set. Its errors are the bucket's or ctx's, as they
+// are: Do tells them apart.
 func (s *Store) wait(ctx context.Context, k string, fp []byte, rev uint64, rec record) (uint64, error) {
 	w, err := s.kv.Watch(ctx, k)
 	if err != nil {
-		return 0, s.failure(ctx, "watching entry", err)
+		return 0, err
 	}
 	defer w.Stop()
 	timer := time.NewTimer(rec.lease())
@@ -29,10 +29,10 @@ func (s *Store) wait(ctx context.Context, k string, fp []byte, rev uint64, rec r
 	for {
 		select {
 		case <-ctx.Done():
-			return 0, fmt.Errorf("%w: %w", ErrInProgress, ctx.Err())
+			return 0, ctx.Err()
 		case e, ok := <-w.Updates():
 			if !ok {
-				return 0, s.failure(ctx, "watching entry", errWatchEnded)
+				return 0, errWatchEnded
 			}
 			if e == nil || e.Revision() <= rev {
 				continue // the end of the initial values, or what was already seen
@@ -47,15 +47,7 @@ func (s *Store) wait(ctx context.Context, k string, fp []byte, rev uint64, rec r
 			rev, rec = e.Revision(), next
 			timer.Reset(rec.lease())
 		case <-timer.C:
-			newRev, err := s.update(ctx, k, s.inFlight(fp), rev)
-			switch {
-			case err == nil:
-				return newRev, nil
-			case isConflict(err):
-				return 0, nil
-			default:
-				return 0, s.failure(ctx, "taking over entry", err)
-			}
+			return rev, nil
 		}
 	}
 }
