@@ -85,5 +85,8 @@ func decodeRecord(b []byte) (record, error) {
 	default:
 		return record{}, fmt.Errorf("%w: state %q", errBadRecord, r.State)
 	}
+	if len(r.Outcome) == 0 {
+		r.Outcome = nil // an empty outcome reads back the same however it was written
+	}
 	return r, nil
 }
