@@ -41,8 +41,9 @@
 // job: the gateway lower-cases request_id UUIDs (and sends the same
 // lower-cased key upstream) before calling Do, so a client that retries with
 // the upper-case spelling of its UUID finds its first request. Any key of up
-// to [MaxKeyLen] bytes is accepted; see kvKey for how it is mapped onto the
-// characters a key-value key may hold.
+// to [MaxKeyLen] bytes is accepted: one of letters, digits, '-' and '_'
+// (a UUID) is stored under itself, any other under an escaped form, so that
+// every key maps onto its own key-value key.
 //
 // # Retention
 //
