@@ -17,6 +17,7 @@ import (
 
 	"github.com/upvest-gateway/gateway/internal/broker"
 	"github.com/upvest-gateway/gateway/internal/events"
+	"github.com/upvest-gateway/gateway/internal/idempotency"
 	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/service"
 )
@@ -56,6 +57,8 @@ type Config struct {
 	EventsDuplicateWindow string
 	NATSReplicas          string
 	EventsSyncAlways      string
+	// IdempotencyRetention is how long a request_id's outcome is kept.
+	IdempotencyRetention string
 	// AllowMissingRequestID lets creating calls without a request_id
 	// through with a key the gateway makes (default false: refused).
 	AllowMissingRequestID string
@@ -109,6 +112,8 @@ var settings = []setting{
 		field: func(c *Config) *string { return &c.EventsSyncAlways }},
 	{env: "GATEWAY_EVENTS_DUPLICATE_WINDOW", flag: "events-duplicate-window", def: "24h", usage: "how long an event id is remembered to drop Upvest's repeated deliveries (at most the max age)",
 		field: func(c *Config) *string { return &c.EventsDuplicateWindow }},
+	{env: "GATEWAY_IDEMPOTENCY_RETENTION", flag: "idempotency-retention", def: "24h", usage: "how long the outcome of a request_id is kept to answer its repeats (the idempotency store shares GATEWAY_NATS_REPLICAS)",
+		field: func(c *Config) *string { return &c.IdempotencyRetention }},
 	{env: "GATEWAY_ALLOW_MISSING_REQUEST_ID", flag: "allow-missing-request-id", def: "false", usage: "let creating calls without a request_id through, with a key the gateway makes per call (a caller's retry of such a call acts twice)",
 		field: func(c *Config) *string { return &c.AllowMissingRequestID }},
 	{env: "GATEWAY_MAX_CONNECTIONS", flag: "max-connections", def: "4096", usage: "connections each listener holds at once; more wait in the kernel's backlog (keep the sum below the open-files limit)",
@@ -272,8 +277,27 @@ func (c Config) validate() error {
 	if _, err := c.ServiceOptions(); err != nil {
 		return err
 	}
+	if _, err := c.IdempotencyConfig(); err != nil {
+		return err
+	}
 	_, err = c.LogConfig()
 	return err
+}
+
+// IdempotencyConfig is the idempotency store's configuration: its bucket
+// beside the event log, with the log's replicas.
+func (c Config) IdempotencyConfig() (idempotency.Config, error) {
+	ic := idempotency.Config{Bucket: idempotency.DefaultBucket}
+	var err error
+	if ic.Retention, err = positiveDuration("GATEWAY_IDEMPOTENCY_RETENTION", c.IdempotencyRetention); err != nil {
+		return ic, err
+	}
+	lc, err := c.LogConfig()
+	if err != nil {
+		return ic, err
+	}
+	ic.Replicas = lc.Replicas
+	return ic, nil
 }
 
 // Limits are the server's limits (GATEWAY_MAX_CONNECTIONS and the rest).

@@ -53,7 +53,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		SigningKeyFile: "/etc/upvest/key.pem", SigningKeyID: "key-1", SigningKeyPassphrase: testPass,
 		GRPCAddr: "127.0.0.1:9090", HTTPAddr: "127.0.0.1:8080", DataDir: "./data",
 		EventsStream: "UPVEST_EVENTS", EventsSubject: "upvest.events", EventsMaxAge: "168h", EventsMaxBytes: "1GiB",
-		EventsDuplicateWindow: "24h", NATSReplicas: "1", InsecureHTTP: "false", EventsSyncAlways: "true", AllowMissingRequestID: "false",
+		EventsDuplicateWindow: "24h", NATSReplicas: "1", InsecureHTTP: "false", EventsSyncAlways: "true", AllowMissingRequestID: "false", IdempotencyRetention: "24h",
 		MaxConns: "4096", MaxConnsPerIP: "512", BodyTimeout: "10s", MaxStreams: "20000", GRPCMaxConnectionAge: "1h",
 	}
 	if cfg != want {
@@ -144,6 +144,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"subject empty token", with(validEnv(), "GATEWAY_EVENTS_SUBJECT", "upvest..events"), nil, `GATEWAY_EVENTS_SUBJECT "upvest..events" is not…`},
 		{"webhook addr", with(validEnv(), "GATEWAY_WEBHOOK_ADDR", "8443"), nil, `GATEWAY_WEBHOOK_ADDR "8443" is not a host:port address (or --webhook-addr)`},
 		{"webhook addr is the http addr", with(validEnv(), "GATEWAY_WEBHOOK_ADDR", "127.0.0.1:8080"), nil, `GATEWAY_WEBHOOK_ADDR "127.0.0.1:8080" is also GATEWAY_HTTP_ADDR or GATEWAY_GRPC_ADDR…`},
+		{"idempotency retention", with(validEnv(), "GATEWAY_IDEMPOTENCY_RETENTION", "1 day"), nil, `GATEWAY_IDEMPOTENCY_RETENTION "1 day" is not a positive duration…`},
 		{"missing request id", with(validEnv(), "GATEWAY_ALLOW_MISSING_REQUEST_ID", "sure"), nil, `GATEWAY_ALLOW_MISSING_REQUEST_ID "sure" is not true or false…`},
 		{"max connections", with(validEnv(), "GATEWAY_MAX_CONNECTIONS", "0"), nil, `GATEWAY_MAX_CONNECTIONS "0" is not a whole number of at least 1…`},
 		{"max connections per ip", with(validEnv(), "GATEWAY_MAX_CONNECTIONS_PER_IP", "-1"), nil, `GATEWAY_MAX_CONNECTIONS_PER_IP "-1" is not a whole number of at least 0…`},

@@ -23,7 +23,9 @@ import (
 
 	"github.com/upvest-gateway/gateway/internal/broker"
 	"github.com/upvest-gateway/gateway/internal/events"
+	"github.com/upvest-gateway/gateway/internal/idempotency"
 	"github.com/upvest-gateway/gateway/internal/server"
+	"github.com/upvest-gateway/gateway/internal/service"
 	"github.com/upvest-gateway/gateway/internal/upstream"
 	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
 	"github.com/upvest-gateway/gateway/internal/upvestsim"
@@ -103,7 +105,13 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	defer b.Close()
 	defer log.Close()
 
+	store, err := openIdempotency(ctx, cfg, b, logger)
+	if err != nil {
+		closeListeners()
+		return fail(stderr, err)
+	}
 	serviceOpts, _ := cfg.ServiceOptions() // checked by ParseConfig
+	serviceOpts = append(serviceOpts, service.WithIdempotencyStore(store))
 	limits, _ := cfg.Limits()
 	srv, err := server.New(server.Config{Upstream: client, GRPCListener: grpcLis, HTTPListener: httpLis, WebhookListener: webhookLis},
 		server.WithLogger(logger), server.WithShutdownTimeout(drainTimeout), server.WithEvents(log),
@@ -187,6 +195,21 @@ func openEventLog(ctx context.Context, cfg Config, logger *slog.Logger) (*broker
 		return nil, nil, fmt.Errorf("event log: %w", err)
 	}
 	return b, log, nil
+}
+
+// openIdempotency opens the idempotency store on b.
+func openIdempotency(ctx context.Context, cfg Config, b *broker.Broker, logger *slog.Logger) (*idempotency.Store, error) {
+	ic, err := cfg.IdempotencyConfig()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), openTimeout)
+	defer cancel()
+	store, err := idempotency.Open(ctx, b.JetStream(), ic, idempotency.WithLogger(logger))
+	if err != nil {
+		return nil, fmt.Errorf("idempotency store: %w", err)
+	}
+	return store, nil
 }
 
 // webhookURL is where a simulator in this process delivers webhooks: the

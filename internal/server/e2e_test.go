@@ -27,6 +27,7 @@ import (
 	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/server/servertest"
 	"github.com/upvest-gateway/gateway/internal/service"
+	"github.com/upvest-gateway/gateway/internal/upstream"
 	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
 	"github.com/upvest-gateway/gateway/internal/upvestsim"
 	"github.com/upvest-gateway/gateway/internal/webhook"
@@ -447,7 +448,12 @@ func TestWebhookWhileLogDown(t *testing.T) {
 	w := startWatch(t, topupWatch(g, &gatewayv1.WatchTopupEventsRequest{AccountGroupId: ag}))
 
 	p.SetDown(true)
-	evs := createTopups(t, g, ag, 1)
+	// Straight to Upvest: the gateway's own creates need NATS too (its
+	// idempotency store), and refuse while it is down.
+	if _, err := g.Upstream.CreateTopup(ctxT(t), upstream.CreateTopupRequest{AccountGroupID: ag, CashAmount: "10.00", Currency: "EUR"}); err != nil {
+		t.Fatal(err)
+	}
+	evs := topupEvents(t, g, ag)
 	failedFor := func(id string) bool {
 		for _, d := range g.Sim.Deliveries() {
 			if d.Status >= 500 && slices.Contains(d.EventIDs, id) {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/upvest-gateway/gateway/internal/events"
+	"github.com/upvest-gateway/gateway/internal/idempotency"
 	"github.com/upvest-gateway/gateway/internal/upstream"
 )
 
@@ -35,6 +36,8 @@ type options struct {
 	snapshotSkew time.Duration
 	// generateRequestIDs: see WithGeneratedRequestIDs.
 	generateRequestIDs bool
+	// idempotency: see WithIdempotencyStore; nil runs creates without it.
+	idempotency *idempotency.Store
 	// timeouts holds the default deadline of calls that bring none, by full
 	// method name; "" applies to every method.
 	timeouts map[string]time.Duration
@@ -169,4 +172,13 @@ func (o *options) timeout(method string) time.Duration {
 		return d
 	}
 	return o.timeouts[""]
+}
+
+// WithIdempotencyStore makes every creating call run at most once per
+// request_id across all replicas sharing store, with every call that sends
+// the request_id getting the same answer: a repeat of a finished call is
+// answered from the store, a repeat of one in flight waits for it, and the
+// same request_id with a different request is refused with ALREADY_EXISTS.
+func WithIdempotencyStore(store *idempotency.Store) Option {
+	return optionFunc(func(o *options) { o.idempotency = store })
 }

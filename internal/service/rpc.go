@@ -31,7 +31,10 @@ func newBackend(c *upstream.Client, opts []Option) backend {
 // create runs a creating call: request_id (or the Idempotency-Key header)
 // and the fields checked by check are validated together, then body is sent
 // with the idempotency key. The key is in the response header metadata from
-// the start, so a caller whose call fails or is cut off still has it.
+// the start, so a caller whose call fails or is cut off still has it. With
+// an idempotency store (WithIdempotencyStore) the call runs at most once
+// per key across all replicas, and every call with the key gets its answer:
+// see exactlyOnce.
 func create[B, T any](ctx context.Context, c *backend, requestID string, check func(*validator), body B,
 	fn func(context.Context, B, ...upstream.CallOption) (*T, error),
 ) (*T, error) {
@@ -42,9 +45,11 @@ func create[B, T any](ctx context.Context, c *backend, requestID string, check f
 		return nil, err
 	}
 	setResponseHeader(ctx, key, "")
-	return invoke(ctx, c, key, func(ctx context.Context, o ...upstream.CallOption) (*T, error) {
-		return fn(ctx, body, o...)
-	})
+	call := func(ctx context.Context, o ...upstream.CallOption) (*T, error) { return fn(ctx, body, o...) }
+	if c.opts.idempotency == nil {
+		return invoke(ctx, c, key, call)
+	}
+	return exactlyOnce(ctx, c, key, body, call)
 }
 
 // get reads one resource by its id, named field in the request.
@@ -118,12 +123,23 @@ func list[T, P any](ctx context.Context, c *backend, req listRequest,
 	return nextPage(l, params.Offset, scope, conv), nil
 }
 
-// invoke makes the upstream call with the RPC's configured call options,
-// key (if any) as its idempotency key and the method's default deadline if
-// the caller brought none; returns the upvest-request-id in the response
-// header metadata whatever the outcome, and translates a failure into a
-// gRPC status.
+// invoke makes the upstream call (see upstreamCall), returns the
+// upvest-request-id in the response header metadata whatever the outcome,
+// and translates a failure into a gRPC status.
 func invoke[T any](ctx context.Context, c *backend, key string, fn func(context.Context, ...upstream.CallOption) (T, error)) (T, error) {
+	out, info, err := upstreamCall(ctx, c, key, fn)
+	setResponseHeader(ctx, "", requestIDOf(info, err))
+	if err != nil {
+		var zero T
+		return zero, statusFromError(err, info)
+	}
+	return out, nil
+}
+
+// upstreamCall makes the upstream call with the RPC's configured call
+// options, key (if any) as its idempotency key and the method's default
+// deadline if the caller brought none. Its error is the upstream client's.
+func upstreamCall[T any](ctx context.Context, c *backend, key string, fn func(context.Context, ...upstream.CallOption) (T, error)) (T, upstream.ResponseInfo, error) {
 	var info upstream.ResponseInfo
 	method, _ := grpc.Method(ctx)
 	var cancel context.CancelFunc
@@ -141,17 +157,16 @@ func invoke[T any](ctx context.Context, c *backend, key string, fn func(context.
 		opts = append(opts, upstream.WithIdempotencyKey(key))
 	}
 	out, err := fn(ctx, opts...)
-	requestID := info.RequestID
+	return out, info, err
+}
+
+// requestIDOf is the upvest-request-id of a call's last answer.
+func requestIDOf(info upstream.ResponseInfo, err error) string {
 	if e, ok := upstream.AsError(err); ok && e.RequestID != "" {
 		// A failed token request has its own upvest-request-id.
-		requestID = e.RequestID
+		return e.RequestID
 	}
-	setResponseHeader(ctx, "", requestID)
-	if err != nil {
-		var zero T
-		return zero, statusFromError(err, info)
-	}
-	return out, nil
+	return info.RequestID
 }
 
 func setResponseHeader(ctx context.Context, key, requestID string) {

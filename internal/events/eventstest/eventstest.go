@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
 )
@@ -188,4 +189,28 @@ func DeliveryBody(t testing.TB, events ...map[string]any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// StartNATS runs a NATS server with JetStream in the test's process, on a
+// loopback port, stopped when the test ends, and returns its URL: a NATS
+// that several gateways of one test can share, as replicas share a
+// cluster, without an external server.
+func StartNATS(t testing.TB) string {
+	t.Helper()
+	srv, err := natsserver.NewServer(&natsserver.Options{
+		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
+		NoSigs: true, NoLog: true,
+	})
+	if err != nil {
+		t.Fatalf("eventstest: NATS server: %v", err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("eventstest: NATS server did not start")
+	}
+	t.Cleanup(func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	})
+	return srv.ClientURL()
 }

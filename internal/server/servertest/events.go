@@ -21,7 +21,9 @@ import (
 
 	"github.com/upvest-gateway/gateway/internal/broker"
 	"github.com/upvest-gateway/gateway/internal/events"
+	"github.com/upvest-gateway/gateway/internal/idempotency"
 	"github.com/upvest-gateway/gateway/internal/server"
+	"github.com/upvest-gateway/gateway/internal/service"
 	"github.com/upvest-gateway/gateway/internal/webhook"
 )
 
@@ -32,6 +34,7 @@ type eventsConfig struct {
 	logCfg       []func(*events.LogConfig)
 	receiverOpts []webhook.Option
 	extraKeys    map[string]crypto.PublicKey
+	idemBucket   string
 }
 
 // WithoutEvents starts the gateway without an event log: no webhook route,
@@ -52,6 +55,14 @@ func WithNATS(url string) Option {
 // (e.g. a short MaxAge).
 func WithLogConfig(f func(*events.LogConfig)) Option {
 	return optionFunc(func(c *config) { c.events.logCfg = append(c.events.logCfg, f) })
+}
+
+// WithIdempotencyBucket names the idempotency store's bucket, so that two
+// gateways of a test on one NATS (WithNATS) share their store as replicas
+// do. By default each test gateway on an external NATS has a bucket of its
+// own, deleted when the test ends.
+func WithIdempotencyBucket(name string) Option {
+	return optionFunc(func(c *config) { c.events.idemBucket = name })
 }
 
 // WithReceiverOptions configures the gateway's webhook receiver.
@@ -104,7 +115,17 @@ func (ec eventsConfig) open(t testing.TB, g *Gateway, logger *slog.Logger) []ser
 	t.Cleanup(func() { l.Close() })
 	g.Events, g.Broker, g.LogConfig = l, b, l.Config()
 
-	opts := []server.Option{server.WithEvents(l, ec.receiverOpts...)}
+	ic := idempotency.Config{Bucket: ec.idemBucket}
+	if bc.URL != "" && ic.Bucket == "" {
+		ic.Bucket = "GATEWAY_TEST_IDEMPOTENCY_" + sfx
+		t.Cleanup(func() { DeleteStream(t, bc.URL, "KV_"+ic.Bucket) })
+	}
+	g.Idempotency, err = idempotency.Open(ctx, b.JetStream(), ic, idempotency.WithLogger(logger))
+	if err != nil {
+		t.Fatalf("servertest: idempotency store: %v", err)
+	}
+
+	opts := []server.Option{server.WithEvents(l, ec.receiverOpts...), server.WithServiceOptions(service.WithIdempotencyStore(g.Idempotency))}
 	if len(ec.extraKeys) > 0 {
 		extra := maps.Clone(ec.extraKeys)
 		opts = append(opts, server.WithWebhookKeys(func(ctx context.Context) (map[string]crypto.PublicKey, error) {

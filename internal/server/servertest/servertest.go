@@ -39,6 +39,7 @@ import (
 	gatewayv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/v1"
 	"github.com/upvest-gateway/gateway/internal/broker"
 	"github.com/upvest-gateway/gateway/internal/events"
+	"github.com/upvest-gateway/gateway/internal/idempotency"
 	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/upstream"
 	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
@@ -66,10 +67,12 @@ type Gateway struct {
 	// The event log (nil WithoutEvents), the broker under it, its
 	// configuration, and the simulator's way to the gateway's webhook
 	// receiver.
-	Events    *events.Log
-	Broker    *broker.Broker
-	LogConfig events.LogConfig
-	Webhooks  *WebhookFront
+	Events *events.Log
+	Broker *broker.Broker
+	// Idempotency is the gateway's idempotency store, on Broker.
+	Idempotency *idempotency.Store
+	LogConfig   events.LogConfig
+	Webhooks    *WebhookFront
 
 	Conn    *grpc.ClientConn // a gRPC connection to the gateway
 	BaseURL string           // the gateway's HTTP face, e.g. http://127.0.0.1:41234
@@ -98,6 +101,7 @@ type config struct {
 	serverOpt   []func(*Gateway) []server.Option
 	webhookPath string
 	webhookLis  bool
+	replicaOf   *Gateway
 	logger      *slog.Logger
 	events      eventsConfig
 }
@@ -139,6 +143,14 @@ func WithServerOptionsFunc(f func(*Gateway) []server.Option) Option {
 // the simulator delivers to server.WebhookPath, through Gateway.Webhooks.
 func WithWebhookDelivery(path string) Option {
 	return optionFunc(func(c *config) { c.webhookPath = path })
+}
+
+// WithReplicaOf makes the gateway a second replica beside first: it calls
+// first's simulator with first's credentials (the simulator keeps
+// delivering webhooks to first). Together with WithNATS and
+// WithIdempotencyBucket the two share their log and their store.
+func WithReplicaOf(first *Gateway) Option {
+	return optionFunc(func(c *config) { c.replicaOf = first })
 }
 
 // WithWebhookListener gives the gateway its own webhook listener
@@ -190,36 +202,13 @@ func Start(t testing.TB, opts ...Option) *Gateway {
 		g.WebhookBaseURL = "http://" + webhookLis.Addr().String()
 	}
 
-	simCfg := upvestsim.Config{
-		ClientID:           g.ClientID,
-		ClientSecret:       g.ClientSecret,
-		TenantKeys:         map[string]crypto.PublicKey{g.KeyID: key.Public()},
-		Logger:             c.logger,
-		WebhookBackoffUnit: 10 * time.Millisecond,
+	if first := c.replicaOf; first != nil {
+		g.ClientID, g.ClientSecret, g.KeyID, g.Key = first.ClientID, first.ClientSecret, first.KeyID, first.Key
+		key = first.Key
+		g.Sim, g.SimURL = first.Sim, first.SimURL
+	} else {
+		g.startSimulator(t, &c, key)
 	}
-	switch {
-	case c.webhookPath != "":
-		simCfg.WebhookURL = g.WebhookBaseURL + c.webhookPath
-	case !c.events.disabled:
-		g.Webhooks = newWebhookFront(t, g.WebhookBaseURL+server.WebhookPath)
-		simCfg.WebhookURL = g.Webhooks.URL
-	}
-	for _, f := range c.simCfg {
-		f(&simCfg)
-	}
-	sim, err := upvestsim.New(simCfg)
-	if err != nil {
-		t.Fatalf("servertest: simulator: %v", err)
-	}
-	simSrv := httptest.NewServer(sim)
-	g.Sim, g.SimURL = sim, simSrv.URL
-	t.Cleanup(func() {
-		sim.Close()
-		// Close waits for requests in progress; a test may leave one
-		// stuck in an injected delay.
-		simSrv.CloseClientConnections()
-		simSrv.Close()
-	})
 
 	signer, err := httpsig.NewSigner(key, g.KeyID)
 	if err != nil {
@@ -267,6 +256,42 @@ func Start(t testing.TB, opts ...Option) *Gateway {
 		g.HTTP.CloseIdleConnections()
 	})
 	return g
+}
+
+// startSimulator starts the simulator of g, registered with g's
+// credentials and key, delivering its webhooks to g.
+func (g *Gateway) startSimulator(t testing.TB, c *config, key *ecdsa.PrivateKey) {
+	t.Helper()
+	simCfg := upvestsim.Config{
+		ClientID:           g.ClientID,
+		ClientSecret:       g.ClientSecret,
+		TenantKeys:         map[string]crypto.PublicKey{g.KeyID: key.Public()},
+		Logger:             c.logger,
+		WebhookBackoffUnit: 10 * time.Millisecond,
+	}
+	switch {
+	case c.webhookPath != "":
+		simCfg.WebhookURL = g.WebhookBaseURL + c.webhookPath
+	case !c.events.disabled:
+		g.Webhooks = newWebhookFront(t, g.WebhookBaseURL+server.WebhookPath)
+		simCfg.WebhookURL = g.Webhooks.URL
+	}
+	for _, f := range c.simCfg {
+		f(&simCfg)
+	}
+	sim, err := upvestsim.New(simCfg)
+	if err != nil {
+		t.Fatalf("servertest: simulator: %v", err)
+	}
+	simSrv := httptest.NewServer(sim)
+	g.Sim, g.SimURL = sim, simSrv.URL
+	t.Cleanup(func() {
+		sim.Close()
+		// Close waits for requests in progress; a test may leave one
+		// stuck in an injected delay.
+		simSrv.CloseClientConnections()
+		simSrv.Close()
+	})
 }
 
 // Stop shuts the gateway down gracefully (as on SIGTERM) and returns what
