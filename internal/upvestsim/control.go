@@ -19,6 +19,7 @@ var controlRoutes = map[string]func(s *Sim, r *http.Request) (*reply, *problem){
 	"GET requests":       func(s *Sim, _ *http.Request) (*reply, *problem) { return jsonReply(http.StatusOK, s.Requests()), nil },
 	"GET deliveries":     func(s *Sim, _ *http.Request) (*reply, *problem) { return jsonReply(http.StatusOK, s.Deliveries()), nil },
 	"GET effects":        (*Sim).controlEffects,
+	"GET ledger":         func(s *Sim, _ *http.Request) (*reply, *problem) { return jsonReply(http.StatusOK, s.Ledger()), nil },
 	"GET token_requests": (*Sim).controlTokenRequests,
 	"GET webhook_key":    (*Sim).controlWebhookKey,
 	"POST faults":        (*Sim).controlFaults,
@@ -93,7 +94,7 @@ func parseFaultRequest(contentType string, body []byte) (Fault, *problem) {
 	}
 	f := Fault{Kind: req.Kind, Method: req.Method, PathPrefix: req.PathPrefix, Count: req.Count}
 	if !f.Kind.valid() {
-		return f, badRequest("kind: %q is not one of latency, 429, 500, 503, 504, drop_after_apply", req.Kind)
+		return f, badRequest("kind: %q is not one of %s", req.Kind, kindList())
 	}
 	if req.Count < 0 {
 		return f, badRequest("count: must not be negative")
@@ -106,6 +107,15 @@ func parseFaultRequest(contentType string, body []byte) (Fault, *problem) {
 		f.Delay = d
 	}
 	return f, nil
+}
+
+// kindList names the fault kinds, for errors.
+func kindList() string {
+	names := make([]string, len(faultKinds))
+	for i, k := range faultKinds {
+		names[i] = string(k)
+	}
+	return strings.Join(names, ", ")
 }
 
 func (s *Sim) controlFaults(r *http.Request) (*reply, *problem) {

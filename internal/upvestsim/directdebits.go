@@ -26,6 +26,7 @@ func (j directDebitJSON) listKey() (string, string, time.Time) {
 type directDebit struct {
 	json   directDebitJSON
 	amount *big.Int
+	key    string // the idempotency key that created it
 }
 
 func (d *directDebit) wire() directDebitJSON { return d.json }
@@ -73,6 +74,7 @@ func (s *Sim) createDirectDebit(c *call) (*reply, error) {
 			Status:                statusNew,
 		},
 		amount: mustAmount(*req.CashAmount),
+		key:    c.idemKey,
 	}
 	s.directDebits.add(d.json.ID, d)
 	s.active = append(s.active, d)

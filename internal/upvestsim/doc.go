@@ -9,7 +9,8 @@
 // A Sim is an http.Handler. Each API request passes, in order:
 //
 //   - routing: unknown path 404, known path with another method 405;
-//   - fault injection (429, 500, 503, 504 answered before anything else);
+//   - fault injection (429, 500, 503, 504 answered before anything else;
+//     drop_after_apply and unreadable_answer act, then lose or cut the answer);
 //   - upvest-client-id equal to Config.ClientID, then a version 15 HTTP
 //     message signature by one of Config.TenantKeys covering "@method",
 //     "@path", "upvest-client-id", "authorization" (except on /auth/token),
@@ -86,7 +87,9 @@
 // # Inspection and faults
 //
 // Tests inspect the Sim directly (Events, Effects, Requests, Deliveries,
-// CashBalance) and inject faults (InjectFault, Config.FaultRate). The same is
+// CashBalance, and Ledger: every resource with the idempotency key that
+// created it, its status, and the balances, in one consistent view) and
+// inject faults (InjectFault, Config.FaultRate). The same is
 // served as JSON under /_sim/ for programs in other languages; faults never
 // apply there.
 package upvestsim

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -26,18 +27,21 @@ const (
 	// under its idempotency key), then closes the connection without an
 	// answer.
 	FaultDropAfterApply FaultKind = "drop_after_apply"
+	// FaultUnreadableAnswer lets the operation take effect, then answers
+	// with its status but only the first half of its body, so the answer
+	// (a 2xx above all: Upvest acted) cannot be decoded. An answer without
+	// a body (204) goes out whole.
+	FaultUnreadableAnswer FaultKind = "unreadable_answer"
 )
 
-// randomFaultKinds are the kinds Config.FaultRate draws from.
-var randomFaultKinds = []FaultKind{Fault429, Fault500, Fault503, Fault504, FaultDropAfterApply}
+// faultKinds are the kinds there are, in the order errors list them.
+var faultKinds = []FaultKind{FaultLatency, Fault429, Fault500, Fault503, Fault504, FaultDropAfterApply, FaultUnreadableAnswer}
 
-func (k FaultKind) valid() bool {
-	switch k {
-	case FaultLatency, Fault429, Fault500, Fault503, Fault504, FaultDropAfterApply:
-		return true
-	}
-	return false
-}
+// randomFaultKinds are the kinds Config.FaultRate draws from: all but
+// latency, which needs a delay.
+var randomFaultKinds = faultKinds[1:]
+
+func (k FaultKind) valid() bool { return slices.Contains(faultKinds, k) }
 
 // status is the HTTP status a status fault answers with.
 func (f Fault) status() int {

@@ -1,8 +1,11 @@
 package upvestsim_test
 
 import (
+	"bytes"
 	"crypto"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -118,6 +121,39 @@ func TestFaultDropAfterApply(t *testing.T) {
 	}
 }
 
+// unreadable_answer: the effect happens and the status arrives, but only
+// half the body; a retry with the same key replays the whole answer.
+func TestFaultUnreadableAnswer(t *testing.T) {
+	e := newEnv(t)
+	e.sim.InjectFault(upvestsim.Fault{Kind: upvestsim.FaultUnreadableAnswer, Method: http.MethodPost, PathPrefix: "/payments/topups"})
+	key := newKey()
+	body := mustJSON(t, topup(group1, "3.00"))
+	cut := e.c.Do(t, http.MethodPost, "/payments/topups", body, simtest.Token(e.tok), simtest.IdempotencyKey(key))
+	want(t, cut, http.StatusCreated)
+	if json.Valid(cut.Body) || len(cut.Body) == 0 {
+		t.Fatalf("cut answer decodes: %s", cut.Body)
+	}
+	if e.sim.Effects(key) != 1 || e.sim.CashBalance(group1).Balance != "3" {
+		t.Fatalf("effect not applied: Effects %d, balance %+v", e.sim.Effects(key), e.sim.CashBalance(group1))
+	}
+	whole := e.c.Do(t, http.MethodPost, "/payments/topups", body, simtest.Token(e.tok), simtest.IdempotencyKey(key))
+	want(t, whole, http.StatusCreated)
+	if !bytes.HasPrefix(whole.Body, cut.Body) || object(t, whole)["status"] != "CONFIRMED" {
+		t.Fatalf("replay %s is not the whole of %s", whole.Body, cut.Body)
+	}
+	if e.sim.Effects(key) != 1 {
+		t.Fatal("the retry acted again")
+	}
+	if reqs := e.sim.Requests(); reqs[len(reqs)-2].Fault != upvestsim.FaultUnreadableAnswer {
+		t.Fatalf("recorded fault %q", reqs[len(reqs)-2].Fault)
+	}
+
+	// An answer without a body has nothing to cut.
+	id := object(t, whole)["id"].(string)
+	e.sim.InjectFault(upvestsim.Fault{Kind: upvestsim.FaultUnreadableAnswer, Method: http.MethodDelete})
+	want(t, e.del(t, "/payments/topups/"+id), http.StatusNoContent)
+}
+
 // Faults never touch the simulator's own endpoints.
 func TestFaultsSkipControlEndpoints(t *testing.T) {
 	e := newEnv(t)
@@ -131,7 +167,8 @@ func TestFaultsSkipControlEndpoints(t *testing.T) {
 }
 
 // faultSequence sends n unsigned requests to a fresh Sim with rate and seed
-// and returns what each got: a status, or "drop".
+// and returns what each got: a status, "drop", or "cut" for an answer
+// whose body does not decode.
 func faultSequence(t *testing.T, rate float64, seed int64, n int) []string {
 	t.Helper()
 	sim, err := upvestsim.New(upvestsim.Config{
@@ -152,7 +189,12 @@ func faultSequence(t *testing.T, rate float64, seed int64, n int) []string {
 			out = append(out, "drop")
 			continue
 		}
+		b, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		if err != nil || !json.Valid(b) {
+			out = append(out, "cut")
+			continue
+		}
 		out = append(out, fmt.Sprint(resp.StatusCode))
 	}
 	return out
@@ -172,7 +214,7 @@ func TestFaultSeedDeterminism(t *testing.T) {
 	for _, s := range faultSequence(t, 1, 7, 100) {
 		seen[s]++
 	}
-	for _, k := range []string{"429", "500", "503", "504", "drop"} {
+	for _, k := range []string{"429", "500", "503", "504", "drop", "cut"} {
 		if seen[k] == 0 {
 			t.Fatalf("rate 1 never produced %s: %v", k, seen)
 		}

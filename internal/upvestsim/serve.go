@@ -47,6 +47,15 @@ func jsonReply(status int, v any) *reply {
 
 func emptyReply(status int) *reply { return &reply{status: status} }
 
+// cut is a copy of rep with only the first half of its body: an answer
+// that arrives whole but cannot be decoded. rep itself may be the stored
+// answer of an idempotency key, which later replays must get intact.
+func (rep *reply) cut() *reply {
+	c := *rep
+	c.body = rep.body[:len(rep.body)/2]
+	return &c
+}
+
 // ServeHTTP answers one request like the Investment API would; paths under
 // /_sim/ are the simulator's own inspection and control endpoints.
 func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -62,6 +71,10 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	dropped := rep != nil && c.hasFault && c.fault.Kind == FaultDropAfterApply
 	if dropped {
 		reason += "; connection dropped (injected fault)"
+	}
+	if rep != nil && c.hasFault && c.fault.Kind == FaultUnreadableAnswer && len(rep.body) > 0 {
+		rep = rep.cut()
+		reason += "; answer cut short (injected fault)"
 	}
 	s.record(c, rep, reason, start)
 	switch {

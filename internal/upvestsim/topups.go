@@ -31,6 +31,7 @@ func (j topupJSON) listKey() (string, string, time.Time) {
 type topup struct {
 	json   topupJSON
 	amount *big.Int
+	key    string // the idempotency key that created it
 }
 
 func (t *topup) wire() topupJSON { return t.json }
@@ -73,6 +74,7 @@ func (s *Sim) createTopup(c *call) (*reply, error) {
 			SettlementReference: id,
 		},
 		amount: mustAmount(*req.CashAmount),
+		key:    c.idemKey,
 	}
 	s.topups.add(id, t)
 	s.active = append(s.active, t)

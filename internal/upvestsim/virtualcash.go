@@ -30,6 +30,7 @@ type virtualCash struct {
 	json     virtualCashJSON
 	increase bool
 	amount   *big.Int
+	key      string // the idempotency key that created it
 }
 
 func (v *virtualCash) family() string {
@@ -101,6 +102,7 @@ func (s *Sim) createVirtualCash(c *call, increase bool) (*reply, error) {
 		},
 		increase: increase,
 		amount:   mustAmount(*req.Amount),
+		key:      c.idemKey,
 	}
 	s.virtualCash.add(v.json.ID, v)
 	s.active = append(s.active, v)

@@ -27,6 +27,7 @@ func (j withdrawalJSON) listKey() (string, string, time.Time) {
 type withdrawal struct {
 	json   withdrawalJSON
 	amount *big.Int
+	key    string // the idempotency key that created it
 }
 
 func (w *withdrawal) wire() withdrawalJSON { return w.json }
@@ -80,6 +81,7 @@ func (s *Sim) createWithdrawal(c *call) (*reply, error) {
 			Status:                statusNew,
 		},
 		amount: amount,
+		key:    c.idemKey,
 	}
 	s.withdrawals.add(w.json.ID, w)
 	s.active = append(s.active, w)
