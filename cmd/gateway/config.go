@@ -57,7 +57,9 @@ type Config struct {
 	EventsDuplicateWindow string
 	NATSReplicas          string
 	EventsSyncAlways      string
+	// IdempotencyBucket is the key-value bucket of the idempotency store;
 	// IdempotencyRetention is how long a request_id's outcome is kept.
+	IdempotencyBucket    string
 	IdempotencyRetention string
 	// AllowMissingRequestID lets creating calls without a request_id
 	// through with a key the gateway makes (default false: refused).
@@ -112,6 +114,8 @@ var settings = []setting{
 		field: func(c *Config) *string { return &c.EventsSyncAlways }},
 	{env: "GATEWAY_EVENTS_DUPLICATE_WINDOW", flag: "events-duplicate-window", def: "24h", usage: "how long an event id is remembered to drop Upvest's repeated deliveries (at most the max age)",
 		field: func(c *Config) *string { return &c.EventsDuplicateWindow }},
+	{env: "GATEWAY_IDEMPOTENCY_BUCKET", flag: "idempotency-bucket", def: idempotency.DefaultBucket, usage: "JetStream key-value bucket of the idempotency store; replicas sharing a store use the same",
+		field: func(c *Config) *string { return &c.IdempotencyBucket }},
 	{env: "GATEWAY_IDEMPOTENCY_RETENTION", flag: "idempotency-retention", def: "24h", usage: "how long the outcome of a request_id is kept to answer its repeats (the idempotency store shares GATEWAY_NATS_REPLICAS)",
 		field: func(c *Config) *string { return &c.IdempotencyRetention }},
 	{env: "GATEWAY_ALLOW_MISSING_REQUEST_ID", flag: "allow-missing-request-id", def: "false", usage: "let creating calls without a request_id through, with a key the gateway makes per call (a caller's retry of such a call acts twice)",
@@ -287,7 +291,10 @@ func (c Config) validate() error {
 // IdempotencyConfig is the idempotency store's configuration: its bucket
 // beside the event log, with the log's replicas.
 func (c Config) IdempotencyConfig() (idempotency.Config, error) {
-	ic := idempotency.Config{Bucket: idempotency.DefaultBucket}
+	ic := idempotency.Config{Bucket: c.IdempotencyBucket}
+	if !bucketName(ic.Bucket) {
+		return ic, configErr("GATEWAY_IDEMPOTENCY_BUCKET", "%q is not a bucket name (letters, digits, - and _)", ic.Bucket)
+	}
 	var err error
 	if ic.Retention, err = positiveDuration("GATEWAY_IDEMPOTENCY_RETENTION", c.IdempotencyRetention); err != nil {
 		return ic, err
@@ -419,6 +426,19 @@ func parseBytes(v string) (int64, error) {
 		return 0, configErr("GATEWAY_EVENTS_MAX_BYTES", "%q is not a positive size such as 1073741824 or 1GiB", v)
 	}
 	return n * unit, nil
+}
+
+// bucketName accepts what JetStream accepts as a key-value bucket name.
+func bucketName(b string) bool {
+	if b == "" {
+		return false
+	}
+	for _, r := range b {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // subjectPrefix accepts dot-separated literal NATS subject tokens.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/upvest-gateway/gateway/internal/broker"
 	"github.com/upvest-gateway/gateway/internal/events"
+	"github.com/upvest-gateway/gateway/internal/idempotency"
 )
 
 const (
@@ -54,7 +55,8 @@ func TestParseConfigDefaults(t *testing.T) {
 		GRPCAddr: "127.0.0.1:9090", HTTPAddr: "127.0.0.1:8080", DataDir: "./data",
 		EventsStream: "UPVEST_EVENTS", EventsSubject: "upvest.events", EventsMaxAge: "168h", EventsMaxBytes: "1GiB",
 		EventsDuplicateWindow: "24h", NATSReplicas: "1", InsecureHTTP: "false", EventsSyncAlways: "true", AllowMissingRequestID: "false", IdempotencyRetention: "24h",
-		MaxConns: "4096", MaxConnsPerIP: "512", BodyTimeout: "10s", MaxStreams: "20000", GRPCMaxConnectionAge: "1h",
+		IdempotencyBucket: "UPVEST_GATEWAY_IDEMPOTENCY",
+		MaxConns:          "4096", MaxConnsPerIP: "512", BodyTimeout: "10s", MaxStreams: "20000", GRPCMaxConnectionAge: "1h",
 	}
 	if cfg != want {
 		t.Errorf("ParseConfig = %+v, want %+v", cfg, want)
@@ -144,6 +146,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"subject empty token", with(validEnv(), "GATEWAY_EVENTS_SUBJECT", "upvest..events"), nil, `GATEWAY_EVENTS_SUBJECT "upvest..events" is not…`},
 		{"webhook addr", with(validEnv(), "GATEWAY_WEBHOOK_ADDR", "8443"), nil, `GATEWAY_WEBHOOK_ADDR "8443" is not a host:port address (or --webhook-addr)`},
 		{"webhook addr is the http addr", with(validEnv(), "GATEWAY_WEBHOOK_ADDR", "127.0.0.1:8080"), nil, `GATEWAY_WEBHOOK_ADDR "127.0.0.1:8080" is also GATEWAY_HTTP_ADDR or GATEWAY_GRPC_ADDR…`},
+		{"idempotency bucket", with(validEnv(), "GATEWAY_IDEMPOTENCY_BUCKET", "a.b"), nil, `GATEWAY_IDEMPOTENCY_BUCKET "a.b" is not a bucket name (letters, digits, - and _) (or --idempotency-bucket)`},
 		{"idempotency retention", with(validEnv(), "GATEWAY_IDEMPOTENCY_RETENTION", "1 day"), nil, `GATEWAY_IDEMPOTENCY_RETENTION "1 day" is not a positive duration…`},
 		{"missing request id", with(validEnv(), "GATEWAY_ALLOW_MISSING_REQUEST_ID", "sure"), nil, `GATEWAY_ALLOW_MISSING_REQUEST_ID "sure" is not true or false…`},
 		{"max connections", with(validEnv(), "GATEWAY_MAX_CONNECTIONS", "0"), nil, `GATEWAY_MAX_CONNECTIONS "0" is not a whole number of at least 1…`},
@@ -177,6 +180,18 @@ func TestParseConfigErrors(t *testing.T) {
 				t.Errorf("error %q holds a secret or more than one line", got)
 			}
 		})
+	}
+}
+
+func TestIdempotencyConfig(t *testing.T) {
+	cfg, err := ParseConfig(with(validEnv(), "GATEWAY_NATS_URL", "nats://a:4222", "GATEWAY_NATS_REPLICAS", "3",
+		"GATEWAY_IDEMPOTENCY_BUCKET", "GW_IDEM-1", "GATEWAY_IDEMPOTENCY_RETENTION", "36h"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ic, err := cfg.IdempotencyConfig()
+	if want := (idempotency.Config{Bucket: "GW_IDEM-1", Retention: 36 * time.Hour, Replicas: 3}); err != nil || ic != want {
+		t.Errorf("IdempotencyConfig = %+v, %v; want %+v", ic, err, want)
 	}
 }
 
