@@ -94,6 +94,7 @@ func (s *Store) Do(ctx context.Context, key string, fingerprint []byte,
 		takeOverAt, why := uint64(0), ""
 		switch {
 		case rec.State == stateDone:
+			s.forget(k)
 			if waited {
 				return Result{Outcome: rec.Outcome, Source: Waited}, nil
 			}
@@ -179,6 +180,7 @@ func (s *Store) own(ctx context.Context, k string, fp []byte, rev uint64, unclai
 	run func(context.Context) ([]byte, bool, error), src Source,
 ) (Result, error) {
 	defer unclaim()
+	s.forget(k)
 	s.stats.runs.Add(1)
 	l := s.hold(k, fp, rev)
 	returned := false

@@ -28,10 +28,12 @@
 // An owner rewrites its entry every [Config].RenewEvery while it runs; each
 // write gives the entry a new revision. A waiter that sees the revision
 // unchanged for a whole lease ([Config].Lease, as the owner declared it in
-// the entry), measured on the waiter's own clock, takes the entry over. No
-// wall clocks are compared across hosts, so clock skew cannot expire a live
-// lease, and no key stays blocked: at worst a caller waits one lease after
-// it arrives. An owner that was only cut off (not dead) may still finish
+// the entry), measured on its own process's clock from when its Store first
+// saw that revision, takes the entry over. No wall clocks are compared
+// across hosts, so clock skew cannot expire a live lease, and no key stays
+// blocked: at worst a caller waits one lease after it arrives, and callers
+// whose deadlines are shorter than the lease, retrying on the same replica,
+// add up to it rather than each starting it anew. An owner that was only cut off (not dead) may still finish
 // after a takeover; the first final outcome written wins, and the other
 // owner returns that one instead of its own.
 //

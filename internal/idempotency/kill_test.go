@@ -3,6 +3,7 @@ package idempotency
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -158,4 +159,52 @@ func (p *ownerProcess) kill(t *testing.T) {
 		t.Logf("killing the owner process: %v", err)
 	}
 	_ = p.cmd.Wait()
+}
+
+// A dead owner's entry is taken over even when every caller's deadline is
+// shorter than the lease, as with clients that retry with 5 s deadlines
+// against a 10 s lease: the lease runs from when this Store first saw the
+// entry's revision, not from each call's start, so the callers' retries
+// add up to it instead of each starting it anew. Otherwise the key would
+// stay blocked for good.
+func TestShortCallersTakeOverADeadOwner(t *testing.T) {
+	t.Parallel()
+	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
+		u := backendURL(t, be)
+		_, js := connect(t, u)
+		cfg := shortLease(testConfig(t, u))
+		s := openStore(t, js, cfg)
+		key := newKey()
+		k, err := kvKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The entry a replica killed mid-run leaves: in flight, never renewed.
+		dead := record{Version: recordVersion, State: stateInFlight, Fingerprint: fingerprintHash(fpA),
+			Owner: "killed/1/00000000", LeaseMillis: cfg.Lease.Milliseconds()}
+		if _, err := s.kv.Create(testContext(t), k, dead.encode()); err != nil {
+			t.Fatal(err)
+		}
+
+		r := newRequest(`{"id":"from-survivor"}`)
+		deadline := time.Now().Add(testTimeout)
+		for attempt := 1; ; attempt++ {
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.Lease/4)
+			res, err := s.Do(ctx, key, fpA, r.run)
+			cancel()
+			if err == nil {
+				if res.Source != TookOver || string(res.Outcome) != `{"id":"from-survivor"}` || r.calls.Load() != 1 {
+					t.Fatalf("Do = %+v (%s), runs %d; want took_over", res, res.Outcome, r.calls.Load())
+				}
+				t.Logf("taken over at attempt %d", attempt)
+				return
+			}
+			if !errors.Is(err, ErrInProgress) {
+				t.Fatalf("attempt %d: %v, want ErrInProgress until the lease has passed", attempt, err)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("still in progress after %d attempts of %v each: the dead owner's key is blocked", attempt, cfg.Lease/4)
+			}
+		}
+	})
 }

@@ -79,8 +79,10 @@ type Store struct {
 	owner  string // unique to this Store: see Do's orphan rule
 	stats  counters
 
-	mu     sync.Mutex
-	claims map[string]int // keys this Store may own, by Do calls
+	mu        sync.Mutex
+	claims    map[string]int      // keys this Store may own, by Do calls
+	sightings map[string]sighting // in-flight entries of other owners seen, by key
+	pruneAt   int                 // len(sightings) at which to prune it next
 }
 
 // Open creates the bucket, or brings its retention and replicas up to date,
@@ -103,7 +105,8 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, opts ...Optio
 	for _, opt := range opts {
 		opt.applyStore(&o)
 	}
-	s := &Store{cfg: cfg, js: js, logger: o.logger, owner: newOwner(), claims: map[string]int{}}
+	s := &Store{cfg: cfg, js: js, logger: o.logger, owner: newOwner(), claims: map[string]int{},
+		sightings: map[string]sighting{}, pruneAt: minPruneAt}
 
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      cfg.Bucket,
