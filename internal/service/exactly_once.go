@@ -39,7 +39,12 @@ func exactlyOnce[B, T any](ctx context.Context, c *backend, key string, body B, 
 		return nil, gatewayStatus(codes.Internal, "INTERNAL", "the request could not be encoded")
 	}
 	fingerprint := append([]byte(method+"\n"), b...)
-	res, err := c.opts.idempotency.Do(ctx, key, fingerprint, func(ctx context.Context) ([]byte, bool, error) {
+	// A wait for another call with the key ends in time to answer
+	// OUTCOME_UNKNOWN; the upstream call inside stops shorter still, so
+	// its outcome is recorded before that.
+	doCtx, cancel := c.answerBy(ctx)
+	defer cancel()
+	res, err := c.opts.idempotency.Do(doCtx, key, fingerprint, func(ctx context.Context) ([]byte, bool, error) {
 		out, info, err := upstreamCall(ctx, c, key, call)
 		o := outcome{RequestID: requestIDOf(info, err)}
 		if err != nil {

@@ -154,3 +154,38 @@ func TestCancelReconciles(t *testing.T) {
 		})
 	}
 }
+
+// TestWaiterAnswersBeforeItsDeadline: a caller that waits for another
+// call with its request_id, and whose deadline comes first, gets the
+// gateway's answer (UNAVAILABLE, OUTCOME_UNKNOWN, the key to retry with)
+// before its deadline, not a DEADLINE_EXCEEDED of its own client that
+// tells it nothing.
+func TestWaiterAnswersBeforeItsDeadline(t *testing.T) {
+	t.Parallel()
+	g := servertest.Start(t)
+	g.Sim.InjectFault(upvestsim.Fault{Kind: upvestsim.FaultLatency, Method: http.MethodPost, PathPrefix: "/payments/topups", Delay: 3 * time.Second})
+	req := &gatewayv1.CreateTopupRequest{RequestId: uuid.NewString(), AccountGroupId: uuid.NewString(), CashAmount: "7.00", Currency: "EUR"}
+	first := make(chan error, 1)
+	go func() {
+		_, err := g.Topups().CreateTopup(context.Background(), req)
+		first <- err
+	}()
+	servertest.WaitUntil(t, func() bool { return g.Idempotency.Stats().Runs == 1 })
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, err := g.Topups().CreateTopup(ctx, req)
+	st := status.Convert(err)
+	var ei *errdetails.ErrorInfo
+	for _, d := range st.Details() {
+		if e, ok := d.(*errdetails.ErrorInfo); ok {
+			ei = e
+		}
+	}
+	if st.Code() != codes.Unavailable || ei.GetReason() != "OUTCOME_UNKNOWN" || ei.GetMetadata()["idempotency_key"] != req.RequestId {
+		t.Fatalf("waiter: %v %q %v; want Unavailable OUTCOME_UNKNOWN with the key", st.Code(), st.Message(), ei)
+	}
+	if err := <-first; err != nil {
+		t.Fatalf("first caller: %v", err)
+	}
+}

@@ -142,15 +142,7 @@ func invoke[T any](ctx context.Context, c *backend, key string, fn func(context.
 func upstreamCall[T any](ctx context.Context, c *backend, key string, fn func(context.Context, ...upstream.CallOption) (T, error)) (T, upstream.ResponseInfo, error) {
 	var info upstream.ResponseInfo
 	method, _ := grpc.Method(ctx)
-	var cancel context.CancelFunc
-	if dl, ok := ctx.Deadline(); ok {
-		// Stop short of the caller's deadline, so the answer (above all an
-		// OUTCOME_UNKNOWN with the key to retry with) reaches the caller
-		// before it gives up by itself.
-		ctx, cancel = context.WithDeadline(ctx, dl.Add(-answerMargin(time.Until(dl))))
-	} else {
-		ctx, cancel = context.WithTimeout(ctx, c.opts.timeout(method))
-	}
+	ctx, cancel := c.answerBy(ctx)
 	defer cancel()
 	opts := append(c.opts.callOptions(method), upstream.WithResponseInfo(&info))
 	if key != "" {
@@ -158,6 +150,18 @@ func upstreamCall[T any](ctx context.Context, c *backend, key string, fn func(co
 	}
 	out, err := fn(ctx, opts...)
 	return out, info, err
+}
+
+// answerBy bounds the work of a call: it stops short of the caller's
+// deadline, so the answer (above all an OUTCOME_UNKNOWN with the key to
+// retry with) reaches the caller before it gives up by itself; a call that
+// brings no deadline gets the method's default.
+func (c *backend) answerBy(ctx context.Context) (context.Context, context.CancelFunc) {
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(ctx, dl.Add(-answerMargin(time.Until(dl))))
+	}
+	method, _ := grpc.Method(ctx)
+	return context.WithTimeout(ctx, c.opts.timeout(method))
 }
 
 // requestIDOf is the upvest-request-id of a call's last answer.
