@@ -85,6 +85,11 @@ func statusFromError(err error, info upstream.ResponseInfo) error {
 		if errors.Is(err, upstream.ErrTokenRequest) {
 			msg = "Upvest's token endpoint could not be reached; retry"
 		}
+	case errors.Is(err, upstream.ErrTokenRequest) && errors.Is(err, upstream.ErrMalformedAnswer):
+		// No call was sent: nothing happened, and a retry may well get a
+		// readable token.
+		code, reason = codes.Unavailable, "UPSTREAM_ANSWER_UNREADABLE"
+		msg = "Upvest's token endpoint gave an answer that could not be read; retry"
 	case errors.Is(err, upstream.ErrInvalidArgument):
 		// Validation runs first, so this is a gap in it; the client's own
 		// messages name only the field.

@@ -189,3 +189,35 @@ func TestWaiterAnswersBeforeItsDeadline(t *testing.T) {
 		t.Fatalf("first caller: %v", err)
 	}
 }
+
+// TestUnreadableTokenAnswer: a token answer that cannot be read (cut off,
+// not JSON) is as good as none: the gateway asks again, and a caller whose
+// call runs out of attempts meanwhile gets UNAVAILABLE, to retry, not
+// INTERNAL, which would tell it the gateway is broken. Nothing was sent,
+// so nothing happened.
+func TestUnreadableTokenAnswer(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		opts  []servertest.Option
+		want  codes.Code
+		calls int // top-up requests Upvest saw
+	}{
+		{"retried", nil, codes.OK, 1},
+		{"out of attempts", []servertest.Option{noRetry}, codes.Unavailable, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			g := servertest.Start(t, tc.opts...)
+			g.Sim.InjectFault(upvestsim.Fault{Kind: upvestsim.FaultUnreadableAnswer, Method: http.MethodPost, PathPrefix: "/auth/token"})
+			req := &gatewayv1.CreateTopupRequest{RequestId: uuid.NewString(), AccountGroupId: uuid.NewString(), CashAmount: "7.00", Currency: "EUR"}
+			o := call(t, g, viaGRPC, createTopup(), req, &gatewayv1.CreateTopupResponse{})
+			if o.code != tc.want {
+				t.Fatalf("%v %s, want %v", o.code, o.message, tc.want)
+			}
+			if n := len(simRequests(g, http.MethodPost, "/payments/topups")); n != tc.calls {
+				t.Errorf("%d top-up requests, want %d", n, tc.calls)
+			}
+		})
+	}
+}

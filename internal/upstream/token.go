@@ -214,9 +214,11 @@ func (tc *tokenCache) tokenError(err error) error {
 	if errors.As(err, &te) {
 		return fmt.Errorf("%w: %w", ErrTokenRequest, te)
 	}
-	// Parse failures and the like; their text holds no form values, but
-	// redact anyway so no future wording can leak the secret.
-	return fmt.Errorf("%w: %s", ErrTokenRequest, redact(err.Error(), tc.secret))
+	// A success answer that could not be used: its body broke off, is not
+	// JSON, or holds no token. As good as no answer, and as worth asking
+	// again. The text holds no form values, but is redacted anyway so no
+	// future wording can leak the secret.
+	return &malformedError{fmt.Errorf("%w: %w: %s", ErrTokenRequest, ErrMalformedAnswer, redact(err.Error(), tc.secret))}
 }
 
 // validToken: an access token must be a token68 (RFC 6750) to travel in

@@ -367,3 +367,21 @@ func TestTokenMalformedAnswer(t *testing.T) {
 		t.Error("a malformed token was sent")
 	}
 }
+
+// A token answer that cannot be read is asked for again, like a lost one.
+func TestTokenUnreadableAnswerRetried(t *testing.T) {
+	f := newFakeUpstream(t)
+	f.setTokenFail(func(w http.ResponseWriter, n int) bool {
+		if n == 1 {
+			writeJSON(w, 200, `{"access_token":"abc","expi`)
+			return true
+		}
+		return false
+	})
+	if _, err := f.client(t, fastRetry).GetTopup(testContext(t), "x"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.tokenRequests()); n != 2 {
+		t.Errorf("%d token requests, want 2", n)
+	}
+}
