@@ -14,9 +14,10 @@ import (
 )
 
 var (
-	opsFlag     = flag.Int("chaos.ops", 1500, "operations per run (each a create by 1 to 3 callers, some followed by a cancel)")
+	opsFlag     = flag.Int("chaos.ops", 2000, "operations per run (each a create by 1 to 3 callers, some followed by a cancel)")
 	workersFlag = flag.Int("chaos.workers", 48, "operations run at once")
 	seedFlag    = flag.Uint64("chaos.seed", 0, "seed of the workload (0: random; the log names the seed used)")
+	logsFlag    = flag.String("chaos.logs", "", "directory to keep the processes' logs in (default: a temporary one, removed)")
 )
 
 // TestExactlyOnceUnderFaults: thousands of creates and cancels of every

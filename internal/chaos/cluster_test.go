@@ -101,7 +101,13 @@ type replica struct {
 // fails the test.
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
-	dir := t.TempDir()
+	dir, logs := t.TempDir(), t.TempDir()
+	if *logsFlag != "" {
+		logs = filepath.Join(*logsFlag, t.Name())
+		if err := os.MkdirAll(logs, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	natsURL := os.Getenv("GATEWAY_NATS_URL")
 	sfx := strings.ToUpper(strings.ReplaceAll(uuid.NewString()[:8], "-", ""))
 	stream, bucket := "CHAOS_EVENTS_"+sfx, "CHAOS_IDEMPOTENCY_"+sfx
@@ -122,7 +128,7 @@ func startCluster(t *testing.T) *cluster {
 	httpAddrs := [2]string{freeAddr(t), freeAddr(t)}
 
 	c := &cluster{}
-	c.sim = newProcess(t, "upvest-sim", filepath.Join(dir, "upvest-sim.log"), regexp.MustCompile(`listening on (http://\S+)`), bins.sim,
+	c.sim = newProcess(t, "upvest-sim", filepath.Join(logs, "upvest-sim.log"), regexp.MustCompile(`listening on (http://\S+)`), bins.sim,
 		[]string{"--addr", "127.0.0.1:0", "--client-id", clientID, "--client-secret", secret, "--tenant-public-key", pubFile,
 			"--fault-rate", faultRate, "--step", simStep, "--latency", simLatency, "--webhook-url", "http://" + httpAddrs[0] + "/webhooks/upvest"}, nil)
 	c.simURL = c.sim.start(t)[1]
@@ -136,7 +142,7 @@ func startCluster(t *testing.T) *cluster {
 			"GATEWAY_NATS_URL=" + natsURL, "GATEWAY_EVENTS_STREAM=" + stream, "GATEWAY_EVENTS_SUBJECT=chaos" + sfx + ".events",
 			"GATEWAY_IDEMPOTENCY_BUCKET=" + bucket,
 		}
-		c.gateways[i] = newProcess(t, fmt.Sprintf("gateway %d", i+1), filepath.Join(dir, fmt.Sprintf("gateway%d.log", i+1)),
+		c.gateways[i] = newProcess(t, fmt.Sprintf("gateway %d", i+1), filepath.Join(logs, fmt.Sprintf("gateway%d.log", i+1)),
 			regexp.MustCompile(`^gateway: listening grpc=(\S+) http=(\S+)$`), bins.gateway, nil, env)
 		c.gateways[i].start(t)
 		c.replicas[i] = dial(t, grpcAddrs[i])
