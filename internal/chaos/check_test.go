@@ -37,12 +37,18 @@ func check(t *testing.T, l upvestsim.Ledger, ops []*op, groups []string) (decrea
 		byKey[k] = append(byKey[k], r)
 		byID[r.ID] = r
 	}
+	// The simulator counts effects by the key as sent; UUIDs are one key
+	// in any case.
+	effects := map[string]int{}
+	for k, n := range l.Effects {
+		effects[strings.ToLower(k)] += n
+	}
 	cancelled := map[string]bool{}
 
 	for _, o := range ops {
 		rs := byKey[o.key]
 		delete(byKey, o.key)
-		if n := l.Effects[o.key]; n != len(rs) || n > 1 {
+		if n := effects[o.key]; n != len(rs) || n > 1 {
 			t.Errorf("request_id %s (%s): %d effects, %d resources; want at most one, and as many resources as effects", o.key, o.kind.name, n, len(rs))
 		}
 		checkCreate(t, o, rs)
