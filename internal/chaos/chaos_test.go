@@ -10,6 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	gatewayv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/v1"
 	"github.com/upvest-gateway/gateway/internal/upvestsim"
 )
 
@@ -84,6 +89,7 @@ func runChaos(t *testing.T, chaos func(context.Context, *testing.T, *cluster, fu
 	}
 	t.Logf("seed %d (-chaos.seed=%d repeats the workload, not the interleaving)", seed, seed)
 	c := startCluster(t)
+	requireRequestID(ctx, t, c)
 	w := newWorkload(*opsFlag, *workersFlag, seed)
 
 	start := time.Now()
@@ -132,6 +138,18 @@ func runChaos(t *testing.T, chaos func(context.Context, *testing.T, *cluster, fu
 			t.Error(v)
 		}
 	})
+}
+
+// requireRequestID: the replicas refuse a create without a request_id, as
+// they do by default: no retry of it could be safe.
+func requireRequestID(ctx context.Context, t *testing.T, c *cluster) {
+	t.Helper()
+	for i, r := range c.replicas {
+		_, err := r.topups.CreateTopup(ctx, &gatewayv1.CreateTopupRequest{AccountGroupId: uuid.NewString(), CashAmount: "1.00", Currency: "EUR"})
+		if status.Code(err) != codes.InvalidArgument {
+			t.Fatalf("replica %d: a create without request_id: %v, want InvalidArgument", i+1, err)
+		}
+	}
 }
 
 // waitFunded waits for the funding direct debits to be confirmed, so the

@@ -141,6 +141,9 @@ func startCluster(t *testing.T) *cluster {
 			"GATEWAY_DATA_DIR=" + filepath.Join(dir, fmt.Sprintf("gateway%d", i+1)),
 			"GATEWAY_NATS_URL=" + natsURL, "GATEWAY_EVENTS_STREAM=" + stream, "GATEWAY_EVENTS_SUBJECT=chaos" + sfx + ".events",
 			"GATEWAY_IDEMPOTENCY_BUCKET=" + bucket,
+			// The default, spelled out: the contract holds for callers that
+			// send a request_id, and the suite's always do.
+			"GATEWAY_ALLOW_MISSING_REQUEST_ID=false",
 		}
 		c.gateways[i] = newProcess(t, fmt.Sprintf("gateway %d", i+1), filepath.Join(logs, fmt.Sprintf("gateway%d.log", i+1)),
 			regexp.MustCompile(`^gateway: listening grpc=(\S+) http=(\S+)$`), bins.gateway, nil, env)
@@ -248,6 +251,7 @@ type process struct {
 	mu      sync.Mutex
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed when the current run has ended
+	exitErr error         // of the current run, once it has ended
 	killed  bool          // the current run's end is the suite's doing
 	crashes []string      // runs that ended by themselves
 }
@@ -283,6 +287,7 @@ func (p *process) run() ([]string, error) {
 	cmd := exec.Command(p.bin, p.args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, p.env...)
 	cmd.Stderr = p.log
+	cmd.SysProcAttr = dieWithParent()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -310,6 +315,7 @@ func (p *process) run() ([]string, error) {
 		_, _ = io.Copy(io.Discard, stdout)
 		err := cmd.Wait()
 		p.mu.Lock()
+		p.exitErr = err
 		if !p.killed {
 			p.crashes = append(p.crashes, fmt.Sprint(err))
 		}
@@ -352,6 +358,12 @@ func (p *process) stop(t *testing.T) {
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-exited:
+		p.mu.Lock()
+		err := p.exitErr
+		p.mu.Unlock()
+		if err != nil {
+			t.Errorf("%s ended with %v after SIGTERM", p.name, err)
+		}
 	case <-time.After(25 * time.Second):
 		p.kill()
 		t.Errorf("%s did not exit within 25 s of SIGTERM", p.name)
