@@ -396,11 +396,16 @@ func newTokenSigner(t testing.TB) *tokenSigner {
 }
 
 // jwks is the published key set (without "unpublished").
-func (s *tokenSigner) jwks(t testing.TB) []byte {
+func (s *tokenSigner) jwks(t testing.TB) []byte { return s.jwksOf(t, false) }
+
+// jwksRotated is the key set once "unpublished" is published too.
+func (s *tokenSigner) jwksRotated(t testing.TB) []byte { return s.jwksOf(t, true) }
+
+func (s *tokenSigner) jwksOf(t testing.TB, all bool) []byte {
 	t.Helper()
 	var set jose.JSONWebKeySet
 	for kid, k := range s.keys {
-		if kid == "unpublished" {
+		if kid == "unpublished" && !all {
 			continue
 		}
 		set.Keys = append(set.Keys, jose.JSONWebKey{Key: k.Public(), KeyID: kid, Algorithm: string(s.algs[kid]), Use: "sig"})
