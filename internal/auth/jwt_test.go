@@ -19,6 +19,11 @@ import (
 
 func jwksFile(t *testing.T, data []byte) *auth.JWKS {
 	t.Helper()
+	return jwksFileTB(t, data)
+}
+
+func jwksFileTB(t testing.TB, data []byte) *auth.JWKS {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "jwks.json")
 	tlstest.WriteFile(t, path, data)
 	keys, err := auth.JWKSFromFile(path)
