@@ -111,7 +111,7 @@ func JWKSFromURL(rawURL string, opts ...JWKSOption) (*JWKS, error) {
 	return &JWKS{
 		url:          u.Redacted(),
 		fetchURL:     rawURL,
-		client:       o.client,
+		client:       o.clientOr(defaultJWKSClient),
 		maxAge:       o.maxAge,
 		minInterval:  o.minInterval,
 		fetchTimeout: o.fetchTimeout,
@@ -166,17 +166,24 @@ func (k *JWKS) key(ctx context.Context, kid string) (*jose.JSONWebKey, error) {
 	case err == nil && age < k.maxAge:
 		k.mu.Unlock()
 		return key, nil
-	case sinceAttempt < k.minInterval:
-		// Too soon to ask again: whatever we have decides.
-		k.mu.Unlock()
-		return key, err
 	case err == nil:
 		// Old keys still verify; fetch newer ones for later calls.
-		k.startFetchLocked()
+		if sinceAttempt >= k.minInterval {
+			k.startFetchLocked()
+		}
 		k.mu.Unlock()
 		return key, nil
 	}
-	ch := k.startFetchLocked()
+	// No key for kid: wait for the fetch running, or start one unless it is
+	// too soon to ask again.
+	ch := k.inflight
+	if ch == nil {
+		if sinceAttempt < k.minInterval {
+			k.mu.Unlock()
+			return nil, err
+		}
+		ch = k.startFetchLocked()
+	}
 	k.mu.Unlock()
 	select {
 	case <-ch:
@@ -327,4 +334,18 @@ func parseJWKS(data []byte) (*keySet, error) {
 		}
 	}
 	return set, nil
+}
+
+// defaultJWKSClient follows a few redirects, never to plain http off
+// loopback.
+var defaultJWKSClient = &http.Client{
+	CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 3 {
+			return errors.New("too many redirects")
+		}
+		if req.URL.Scheme != "https" && !isLoopback(req.URL.Hostname()) {
+			return errors.New("redirected away from https")
+		}
+		return nil
+	},
 }

@@ -282,3 +282,29 @@ func withRaw(t *testing.T, jwks []byte, key string) []byte {
 	}
 	return b
 }
+
+// TestJWKSFirstUse: calls that arrive while the first fetch runs wait for
+// it, rather than failing or fetching again.
+func TestJWKSFirstUse(t *testing.T) {
+	t.Parallel()
+	s := newTokenSigner(t)
+	p := newIDP(t, s.jwks(t))
+	keys, err := auth.JWKSFromURL(p.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := auth.NewJWTVerifier(keys, testIssuer, testAudience)
+	tok := s.sign(t, "es384", validClaims("balance-dashboard"))
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, err := v.Verify(context.Background(), tok); err != nil {
+				t.Errorf("Verify during the first fetch: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := p.fetches.Load(); n != 1 {
+		t.Fatalf("%d fetches, want 1", n)
+	}
+}

@@ -66,7 +66,6 @@ func newJWKSOptions(opts []JWKSOption) jwksOptions {
 	o := jwksOptions{
 		logger:        slog.Default(),
 		checkInterval: reloadfile.DefaultCheckInterval,
-		client:        http.DefaultClient,
 		maxAge:        DefaultJWKSMaxAge,
 		minInterval:   DefaultJWKSMinInterval,
 		fetchTimeout:  DefaultJWKSFetchTimeout,
@@ -136,8 +135,16 @@ func (d checkIntervalOption) applyPolicyFile(o *policyFileOptions) {
 // (default reloadfile.DefaultCheckInterval); zero looks on every use.
 func WithCheckInterval(d time.Duration) FileOption { return checkIntervalOption(d) }
 
-// WithHTTPClient sets the client a JWKS URL is fetched with (default
-// http.DefaultClient), e.g. one that trusts a private CA.
+func (o jwksOptions) clientOr(def *http.Client) *http.Client {
+	if o.client != nil {
+		return o.client
+	}
+	return def
+}
+
+// WithHTTPClient sets the client a JWKS URL is fetched with, e.g. one that
+// trusts a private CA (default: one that follows up to three redirects,
+// none from https to http).
 func WithHTTPClient(c *http.Client) JWKSOption {
 	return jwksOptionFunc(func(o *jwksOptions) {
 		if c != nil {
