@@ -7,9 +7,10 @@
 // previous one and is logged (paths and cause, never key material). Each
 // handshake is served with the newest good pair and bundle.
 //
-// Server.GRPC is the configuration for the gRPC listener
-// (credentials.NewTLS(s.GRPC())): ALPN h2, and with a client CA bundle every
-// client must present a certificate issued by it. Server.HTTP is for the
+// Server.GRPC is the configuration for the gRPC listener: ALPN h2, and with
+// a client CA bundle every client must present a certificate issued by it.
+// Server.GRPCCredentials wraps it for grpc.Creds, leaving the REST face's
+// in-memory connection to the same gRPC server without TLS. Server.HTTP is for the
 // HTTP listener (REST face, webhooks, probes): ALPN h2 and http/1.1, and a
 // client certificate is verified when one is presented but not required,
 // because Upvest's webhook deliveries and health probes carry none; REST

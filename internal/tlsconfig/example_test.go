@@ -6,7 +6,6 @@ import (
 	"net/http"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
 	"github.com/upvest-gateway/gateway/internal/tlsconfig"
 )
@@ -19,7 +18,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err) // names the file and the cause
 	}
-	grpcServer := grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsServer.GRPC())))
+	grpcServer := grpc.NewServer(grpc.Creds(tlsServer.GRPCCredentials()))
 	httpServer := &http.Server{TLSConfig: tlsServer.HTTP()}
 
 	grpcLis, _ := net.Listen("tcp", "127.0.0.1:9090")
