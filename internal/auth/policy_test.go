@@ -5,6 +5,10 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
 	gatewayv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/v1"
 	"github.com/upvest-gateway/gateway/internal/auth"
 )
@@ -203,5 +207,21 @@ func TestAllowAll(t *testing.T) {
 	g, ok := auth.AllowAll().Grant("anyone")
 	if !ok || !g.AllowsMethod("/any.Service/Any") || g.Restricted() || g.Limits() != (auth.Limits{}) {
 		t.Fatalf("AllowAll grant = %+v, %v", g, ok)
+	}
+}
+
+func TestMethodsOfServer(t *testing.T) {
+	t.Parallel()
+	srv := grpc.NewServer()
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+	gatewayv1.RegisterCashBalanceServiceServer(srv, cashBalances{})
+	got := strings.Join(auth.MethodsOfServer(srv), " ")
+	for _, want := range []string{healthpb.Health_Check_FullMethodName, healthpb.Health_Watch_FullMethodName, gatewayv1.CashBalanceService_GetCashBalance_FullMethodName, gatewayv1.CashBalanceService_WatchCashBalance_FullMethodName} {
+		if !strings.Contains(got, want) {
+			t.Errorf("MethodsOfServer lacks %s: %s", want, got)
+		}
+	}
+	if n := len(auth.MethodsOf(&gatewayv1.PaymentsService_ServiceDesc)); n != 8 {
+		t.Errorf("MethodsOf(PaymentsService) has %d methods, want 8", n)
 	}
 }
