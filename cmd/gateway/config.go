@@ -38,6 +38,14 @@ type Config struct {
 	HTTPAddr     string
 	// WebhookAddr, when set, is the webhook receiver's own listener.
 	WebhookAddr string
+	// Caller security: TLS files, the policy file, bearer tokens' JWKS and
+	// claims, and the explicit opt-out. Checked by checkSecurity, loaded by
+	// loadSecurity.
+	TLSCertFile, TLSKeyFile, TLSClientCAFile string
+	PolicyFile                               string
+	JWTJWKSFile, JWTJWKSURL                  string
+	JWTIssuer, JWTAudience, JWTIdentityClaim string
+	InsecureAllowUnauthenticated             string
 	// Limits: connections per listener and per remote address, the body
 	// timeout, open streams, gRPC connection age. Checked and converted by
 	// Limits.
@@ -94,6 +102,26 @@ var settings = []setting{
 		field: func(c *Config) *string { return &c.HTTPAddr }},
 	{env: "GATEWAY_WEBHOOK_ADDR", flag: "webhook-addr", usage: "listen address of the webhook receiver alone (default: served on GATEWAY_HTTP_ADDR); the one port to expose to Upvest",
 		field: func(c *Config) *string { return &c.WebhookAddr }},
+	{env: "GATEWAY_TLS_CERT_FILE", flag: "tls-cert-file", usage: "PEM certificate chain of the gRPC, HTTP and webhook listeners (reloaded when it changes); with GATEWAY_TLS_KEY_FILE",
+		field: func(c *Config) *string { return &c.TLSCertFile }},
+	{env: "GATEWAY_TLS_KEY_FILE", flag: "tls-key-file", usage: "PEM private key of GATEWAY_TLS_CERT_FILE",
+		field: func(c *Config) *string { return &c.TLSKeyFile }},
+	{env: "GATEWAY_TLS_CLIENT_CA_FILE", flag: "tls-client-ca-file", usage: "PEM bundle of the CAs whose client certificates identify callers (mutual TLS; reloaded when it changes)",
+		field: func(c *Config) *string { return &c.TLSClientCAFile }},
+	{env: "GATEWAY_POLICY_FILE", flag: "policy-file", usage: "YAML file of the callers, the RPCs and account groups each may use, and their limits (reloaded when it changes)",
+		field: func(c *Config) *string { return &c.PolicyFile }},
+	{env: "GATEWAY_JWT_JWKS_FILE", flag: "jwt-jwks-file", usage: "JWKS file of the keys that sign callers' bearer tokens (or GATEWAY_JWT_JWKS_URL)",
+		field: func(c *Config) *string { return &c.JWTJWKSFile }},
+	{env: "GATEWAY_JWT_JWKS_URL", flag: "jwt-jwks-url", usage: "https URL of the JWKS of the keys that sign callers' bearer tokens (or GATEWAY_JWT_JWKS_FILE)",
+		field: func(c *Config) *string { return &c.JWTJWKSURL }},
+	{env: "GATEWAY_JWT_ISSUER", flag: "jwt-issuer", usage: "the iss every bearer token must carry",
+		field: func(c *Config) *string { return &c.JWTIssuer }},
+	{env: "GATEWAY_JWT_AUDIENCE", flag: "jwt-audience", usage: "the aud every bearer token must carry",
+		field: func(c *Config) *string { return &c.JWTAudience }},
+	{env: "GATEWAY_JWT_IDENTITY_CLAIM", flag: "jwt-identity-claim", def: "sub", usage: "the bearer token claim that names the caller in the policy",
+		field: func(c *Config) *string { return &c.JWTIdentityClaim }},
+	{env: "GATEWAY_INSECURE_ALLOW_UNAUTHENTICATED", flag: "insecure-allow-unauthenticated", def: "false", usage: "without mutual TLS or bearer tokens, listen beyond loopback anyway: anyone who reaches the ports can move money",
+		field: func(c *Config) *string { return &c.InsecureAllowUnauthenticated }},
 	{env: "GATEWAY_DATA_DIR", flag: "data-dir", def: "./data", usage: "directory of the embedded event log",
 		field: func(c *Config) *string { return &c.DataDir }},
 	{env: "GATEWAY_NATS_URL", flag: "nats-url", secret: true, usage: "external NATS server URLs, comma-separated (default: embedded)",
@@ -262,6 +290,9 @@ func (c Config) validate() error {
 	if _, err := c.Limits(); err != nil {
 		return err
 	}
+	if err := c.checkSecurity(); err != nil {
+		return err
+	}
 	switch {
 	case c.DataDir == "":
 		return configErr("GATEWAY_DATA_DIR", "must not be empty")
@@ -298,6 +329,72 @@ func (c Config) IdempotencyConfig() (idempotency.Config, error) {
 	}
 	ic.Replicas = lc.Replicas
 	return ic, nil
+}
+
+// Authenticated reports whether callers prove who they are: by client
+// certificate (mutual TLS) or by bearer token.
+func (c Config) Authenticated() bool {
+	return c.TLSClientCAFile != "" || c.JWTJWKSFile != "" || c.JWTJWKSURL != ""
+}
+
+// InsecureUnauthenticated is GATEWAY_INSECURE_ALLOW_UNAUTHENTICATED as a bool.
+func (c Config) InsecureUnauthenticated() (bool, error) {
+	b, err := strconv.ParseBool(c.InsecureAllowUnauthenticated)
+	if err != nil {
+		return false, configErr("GATEWAY_INSECURE_ALLOW_UNAUTHENTICATED", "%q is not true or false", c.InsecureAllowUnauthenticated)
+	}
+	return b, nil
+}
+
+// checkSecurity checks the caller-security settings fit together, without
+// reading any file: that is loadSecurity's.
+func (c Config) checkSecurity() error {
+	insecure, err := c.InsecureUnauthenticated()
+	if err != nil {
+		return err
+	}
+	switch {
+	case (c.TLSCertFile == "") != (c.TLSKeyFile == ""):
+		if c.TLSCertFile == "" {
+			return configErr("GATEWAY_TLS_CERT_FILE", "is required with GATEWAY_TLS_KEY_FILE")
+		}
+		return configErr("GATEWAY_TLS_KEY_FILE", "is required with GATEWAY_TLS_CERT_FILE")
+	case c.TLSClientCAFile != "" && c.TLSCertFile == "":
+		return configErr("GATEWAY_TLS_CLIENT_CA_FILE", "needs GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE: mutual TLS is TLS")
+	case c.JWTJWKSFile != "" && c.JWTJWKSURL != "":
+		return configErr("GATEWAY_JWT_JWKS_URL", "and GATEWAY_JWT_JWKS_FILE are both set: choose one")
+	}
+	if c.JWTJWKSFile != "" || c.JWTJWKSURL != "" {
+		switch {
+		case c.JWTIssuer == "":
+			return configErr("GATEWAY_JWT_ISSUER", "is required with a JWKS: every bearer token must name its issuer")
+		case c.JWTAudience == "":
+			return configErr("GATEWAY_JWT_AUDIENCE", "is required with a JWKS: every bearer token must name this gateway")
+		case c.JWTIdentityClaim == "":
+			return configErr("GATEWAY_JWT_IDENTITY_CLAIM", "must not be empty")
+		}
+	}
+	if c.Authenticated() {
+		if c.PolicyFile == "" {
+			return configErr("GATEWAY_POLICY_FILE", "is required when callers are authenticated: with no policy, no caller may call anything")
+		}
+		if insecure {
+			return configErr("GATEWAY_INSECURE_ALLOW_UNAUTHENTICATED", "contradicts GATEWAY_TLS_CLIENT_CA_FILE or the JWKS, which authenticate callers")
+		}
+		return nil
+	}
+	if insecure {
+		return nil
+	}
+	// No caller proves who it is: only callers on this host may reach the API.
+	for _, a := range []struct{ env, addr string }{{"GATEWAY_GRPC_ADDR", c.GRPCAddr}, {"GATEWAY_HTTP_ADDR", c.HTTPAddr}} {
+		if host, _, _ := net.SplitHostPort(a.addr); !isLoopback(host) {
+			return configErr(a.env, "%q is not a loopback address, and callers are not authenticated: "+
+				"set GATEWAY_TLS_CLIENT_CA_FILE (mutual TLS) or a JWKS (bearer tokens) with GATEWAY_POLICY_FILE, "+
+				"or GATEWAY_INSECURE_ALLOW_UNAUTHENTICATED=true to let anyone who reaches it move money", a.addr)
+		}
+	}
+	return nil
 }
 
 // Limits are the server's limits (GATEWAY_MAX_CONNECTIONS and the rest).

@@ -53,7 +53,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		SigningKeyFile: "/etc/upvest/key.pem", SigningKeyID: "key-1", SigningKeyPassphrase: testPass,
 		GRPCAddr: "127.0.0.1:9090", HTTPAddr: "127.0.0.1:8080", DataDir: "./data",
 		EventsStream: "UPVEST_EVENTS", EventsSubject: "upvest.events", EventsMaxAge: "168h", EventsMaxBytes: "1GiB",
-		EventsDuplicateWindow: "24h", NATSReplicas: "1", InsecureHTTP: "false", EventsSyncAlways: "true", AllowMissingRequestID: "false", IdempotencyRetention: "24h",
+		EventsDuplicateWindow: "24h", NATSReplicas: "1", InsecureHTTP: "false", EventsSyncAlways: "true", AllowMissingRequestID: "false", IdempotencyRetention: "24h", JWTIdentityClaim: "sub", InsecureAllowUnauthenticated: "false",
 		MaxConns: "4096", MaxConnsPerIP: "512", BodyTimeout: "10s", MaxStreams: "20000", GRPCMaxConnectionAge: "1h",
 	}
 	if cfg != want {
@@ -64,7 +64,7 @@ func TestParseConfigDefaults(t *testing.T) {
 func TestParseConfigOverrides(t *testing.T) {
 	env := with(validEnv(), "GATEWAY_GRPC_ADDR", "0.0.0.0:1", "UPVEST_BASE_URL", "https://api.upvest.co",
 		"UPVEST_CLIENT_SECRET", testSecret+"\n", "GATEWAY_NATS_URL", "nats://a:4222, nats://b:4222")
-	cfg, err := ParseConfig(env, []string{"--grpc-addr", "127.0.0.1:7000", "--http-addr=:7001", "-data-dir", "/var/lib/gw"})
+	cfg, err := ParseConfig(env, []string{"--grpc-addr", "127.0.0.1:7000", "--http-addr=:7001", "-data-dir", "/var/lib/gw", "--insecure-allow-unauthenticated=true"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,6 +151,17 @@ func TestParseConfigErrors(t *testing.T) {
 		{"max streams", with(validEnv(), "GATEWAY_MAX_STREAMS", "many"), nil, `GATEWAY_MAX_STREAMS "many" is not…`},
 		{"body timeout", with(validEnv(), "GATEWAY_HTTP_BODY_TIMEOUT", "10"), nil, `GATEWAY_HTTP_BODY_TIMEOUT "10" is not a positive duration…`},
 		{"connection age", with(validEnv(), "GATEWAY_GRPC_MAX_CONNECTION_AGE", "0s"), nil, `GATEWAY_GRPC_MAX_CONNECTION_AGE "0s" is not a positive duration…`},
+		{"cert without key", with(validEnv(), "GATEWAY_TLS_CERT_FILE", "c.pem"), nil, "GATEWAY_TLS_KEY_FILE is required with GATEWAY_TLS_CERT_FILE…"},
+		{"key without cert", with(validEnv(), "GATEWAY_TLS_KEY_FILE", "k.pem"), nil, "GATEWAY_TLS_CERT_FILE is required with GATEWAY_TLS_KEY_FILE…"},
+		{"client CA without TLS", with(validEnv(), "GATEWAY_TLS_CLIENT_CA_FILE", "ca.pem"), nil, "GATEWAY_TLS_CLIENT_CA_FILE needs GATEWAY_TLS_CERT_FILE…"},
+		{"mutual TLS without policy", with(validEnv(), "GATEWAY_TLS_CERT_FILE", "c.pem", "GATEWAY_TLS_KEY_FILE", "k.pem", "GATEWAY_TLS_CLIENT_CA_FILE", "ca.pem"), nil, "GATEWAY_POLICY_FILE is required when callers are authenticated…"},
+		{"two JWKS", with(validEnv(), "GATEWAY_JWT_JWKS_FILE", "j.json", "GATEWAY_JWT_JWKS_URL", "https://idp/jwks"), nil, "GATEWAY_JWT_JWKS_URL and GATEWAY_JWT_JWKS_FILE are both set…"},
+		{"JWKS without issuer", with(validEnv(), "GATEWAY_JWT_JWKS_URL", "https://idp/jwks", "GATEWAY_POLICY_FILE", "p.yaml"), nil, "GATEWAY_JWT_ISSUER is required with a JWKS…"},
+		{"JWKS without audience", with(validEnv(), "GATEWAY_JWT_JWKS_URL", "https://idp/jwks", "GATEWAY_JWT_ISSUER", "https://idp", "GATEWAY_POLICY_FILE", "p.yaml"), nil, "GATEWAY_JWT_AUDIENCE is required with a JWKS…"},
+		{"insecure and authenticated", with(validEnv(), "GATEWAY_TLS_CERT_FILE", "c.pem", "GATEWAY_TLS_KEY_FILE", "k.pem", "GATEWAY_TLS_CLIENT_CA_FILE", "ca.pem", "GATEWAY_POLICY_FILE", "p.yaml", "GATEWAY_INSECURE_ALLOW_UNAUTHENTICATED", "true"), nil, "GATEWAY_INSECURE_ALLOW_UNAUTHENTICATED contradicts…"},
+		{"unauthenticated beyond loopback", with(validEnv(), "GATEWAY_GRPC_ADDR", "0.0.0.0:9090"), nil, `GATEWAY_GRPC_ADDR "0.0.0.0:9090" is not a loopback address, and callers are not authenticated…`},
+		{"unauthenticated on every interface", with(validEnv(), "GATEWAY_HTTP_ADDR", ":8080"), nil, `GATEWAY_HTTP_ADDR ":8080" is not a loopback address…`},
+		{"insecure not a bool", with(validEnv(), "GATEWAY_INSECURE_ALLOW_UNAUTHENTICATED", "yes"), nil, `GATEWAY_INSECURE_ALLOW_UNAUTHENTICATED "yes" is not true or false…`},
 		{"unknown flag", validEnv(), []string{"--upvest-client-secrt=" + testSecret}, "flag provided but not defined: --upvest-client-secrt"},
 		{"positional argument", validEnv(), []string{"--simulate", testSecret}, "unexpected argument #2…"},
 		{"bad bool", validEnv(), []string{"--simulate=maybe"}, "invalid boolean value…"},

@@ -110,12 +110,17 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 		closeListeners()
 		return fail(stderr, err)
 	}
+	security, err := loadSecurity(ctx, cfg, logger)
+	if err != nil {
+		closeListeners()
+		return fail(stderr, err)
+	}
 	serviceOpts, _ := cfg.ServiceOptions() // checked by ParseConfig
 	serviceOpts = append(serviceOpts, service.WithIdempotencyStore(store))
 	limits, _ := cfg.Limits()
 	srv, err := server.New(server.Config{Upstream: client, GRPCListener: grpcLis, HTTPListener: httpLis, WebhookListener: webhookLis},
-		server.WithLogger(logger), server.WithShutdownTimeout(drainTimeout), server.WithEvents(log),
-		server.WithServiceOptions(serviceOpts...), server.WithLimits(limits))
+		append(security, server.WithLogger(logger), server.WithShutdownTimeout(drainTimeout), server.WithEvents(log),
+			server.WithServiceOptions(serviceOpts...), server.WithLimits(limits))...)
 	if err != nil {
 		closeListeners()
 		return fail(stderr, err)

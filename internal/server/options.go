@@ -7,8 +7,10 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/upvest-gateway/gateway/internal/auth"
 	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/service"
+	"github.com/upvest-gateway/gateway/internal/tlsconfig"
 	"github.com/upvest-gateway/gateway/internal/webhook"
 )
 
@@ -126,6 +128,8 @@ type options struct {
 	receiverOpts    []webhook.Option
 	webhookKeys     webhook.KeySource
 	limits          Limits
+	tls             *tlsconfig.Server
+	guard           *auth.Guard
 }
 
 type httpRoute struct {
@@ -230,4 +234,22 @@ func WithUnaryInterceptors(i ...grpc.UnaryServerInterceptor) Option {
 // WithStreamInterceptors adds stream interceptors inside the gateway's own.
 func WithStreamInterceptors(i ...grpc.StreamServerInterceptor) Option {
 	return optionFunc(func(o *options) { o.stream = append(o.stream, i...) })
+}
+
+// WithTLS serves every listener over TLS from tls's files (reloaded when
+// they change): gRPC with mutual TLS when tls has a client CA bundle; the
+// HTTP and webhook listeners with a client certificate checked when one is
+// sent, so that probes and Upvest need none. The REST face's in-memory
+// connection to the gRPC server stays plain.
+func WithTLS(tls *tlsconfig.Server) Option {
+	return optionFunc(func(o *options) { o.tls = tls })
+}
+
+// WithGuard puts the caller checks of guard (identity, the policy's methods
+// and account groups, per-caller limits) in front of every RPC, on gRPC and
+// the REST face alike, right inside the request log and panic recovery.
+// REST calls bring their identity by bearer token, or by the client
+// certificate the HTTP listener verified, which the REST face forwards.
+func WithGuard(guard *auth.Guard) Option {
+	return optionFunc(func(o *options) { o.guard = guard })
 }

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"path"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/upvest-gateway/gateway/internal/auth"
 	"github.com/upvest-gateway/gateway/internal/upstream"
 )
 
@@ -52,53 +54,107 @@ func create[B, T any](ctx context.Context, c *backend, requestID string, check f
 	return exactlyOnce(ctx, c, key, body, call)
 }
 
-// get reads one resource by its id, named field in the request.
-func get[T any](ctx context.Context, c *backend, field, id string,
-	fn func(context.Context, string, ...upstream.CallOption) (*T, error),
-) (*T, error) {
+// resource is an Upvest resource: it belongs to an account group.
+type resource[T any] interface {
+	*T
+	AccountGroup() string
+}
+
+// get reads one resource by its id, named field in the request, and returns
+// it if the caller may use its account group.
+func get[T any, P resource[T]](ctx context.Context, c *backend, field, id string,
+	fn func(context.Context, string, ...upstream.CallOption) (P, error),
+) (P, error) {
 	v := c.validator()
 	v.id(field, id)
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	return invoke(ctx, c, "", func(ctx context.Context, o ...upstream.CallOption) (*T, error) {
+	r, err := invoke(ctx, c, "", func(ctx context.Context, o ...upstream.CallOption) (P, error) {
 		return fn(ctx, id, o...)
 	})
+	if err != nil {
+		return nil, err
+	}
+	if err := auth.CheckAccountGroup(ctx, r.AccountGroup()); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
-// cancel cancels one resource by its id, named field in the request. Upvest
-// answers 422 to a cancel of a resource that can no longer be cancelled,
-// which is also what the retry of a cancel that took effect meets (its
-// answer lost on the way), and what a caller's second cancel meets: so a
-// 422 is checked against the resource itself, and one that is CANCELLED is a
-// cancel that succeeded. cancelled reads whether it is; nil where Upvest
-// has no way to read the resource.
+// state is what a cancel needs to know of a resource.
+type state struct {
+	accountGroupID string
+	cancelled      bool
+}
+
+// stateOf reads the state of the resource fn reads.
+func stateOf[T any, P interface {
+	resource[T]
+	GetStatus() string
+}](fn func(context.Context, string, ...upstream.CallOption) (P, error)) func(context.Context, string, ...upstream.CallOption) (state, error) {
+	return func(ctx context.Context, id string, o ...upstream.CallOption) (state, error) {
+		r, err := fn(ctx, id, o...)
+		if err != nil {
+			return state{}, err
+		}
+		return state{accountGroupID: r.AccountGroup(), cancelled: r.GetStatus() == upstream.StatusCancelled}, nil
+	}
+}
+
+// cancel cancels one resource by its id, named field in the request. read
+// reads its state; nil where Upvest has no way to read the resource.
+//
+// A caller held to some account groups gets the resource read first, and
+// the cancel only if the resource is in one of them.
+//
+// Upvest answers 422 to a cancel of a resource that can no longer be
+// cancelled, which is also what the retry of a cancel that took effect
+// meets (its answer lost on the way), and what a caller's second cancel
+// meets: so a 422 is checked against the resource itself, and one that is
+// CANCELLED is a cancel that succeeded.
 func cancel(ctx context.Context, c *backend, field, id string,
 	fn func(context.Context, string, ...upstream.CallOption) error,
-	cancelled func(context.Context, string, ...upstream.CallOption) (bool, error),
+	read func(context.Context, string, ...upstream.CallOption) (state, error),
 ) error {
 	v := c.validator()
 	v.id(field, id)
 	if err := v.err(); err != nil {
 		return err
 	}
+	readState := func() (state, error) {
+		return invoke(ctx, c, "", func(ctx context.Context, o ...upstream.CallOption) (state, error) {
+			return read(ctx, id, o...)
+		})
+	}
+	if auth.Restricted(ctx) {
+		if read == nil {
+			method, _ := grpc.Method(ctx)
+			return gatewayStatus(codes.PermissionDenied, "ACCOUNT_GROUP_UNKNOWN",
+				path.Base(method)+": this caller may use only some account groups, and Upvest cannot tell which one this resource belongs to")
+		}
+		st, err := readState()
+		if err != nil {
+			return err
+		}
+		if err := auth.CheckAccountGroup(ctx, st.accountGroupID); err != nil {
+			return err
+		}
+	}
 	_, err := invoke(ctx, c, "", func(ctx context.Context, o ...upstream.CallOption) (struct{}, error) {
 		return struct{}{}, fn(ctx, id, o...)
 	})
-	if cancelled == nil || status.Code(err) != codes.FailedPrecondition {
+	if read == nil || status.Code(err) != codes.FailedPrecondition {
 		return err
 	}
-	done, rerr := invoke(ctx, c, "", func(ctx context.Context, o ...upstream.CallOption) (bool, error) {
-		return cancelled(ctx, id, o...)
-	})
-	switch {
+	switch st, rerr := readState(); {
 	case rerr != nil:
 		// Not known whether the cancel took effect: say so rather than
 		// report a refusal that may be wrong.
 		return gatewayStatus(codes.Unavailable, "OUTCOME_UNKNOWN",
 			"Upvest refused the cancel, and whether an earlier attempt took effect could not be checked: retry the cancel",
 			&errdetails.RetryInfo{RetryDelay: durationpb.New(defaultRetryDelay)})
-	case done:
+	case st.cancelled:
 		return nil
 	}
 	return err
