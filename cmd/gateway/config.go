@@ -25,12 +25,20 @@ import (
 // Config is the gateway's configuration: environment variables, each
 // overridden by the flag of the same meaning.
 type Config struct {
-	BaseURL              string
-	ClientID             string
-	ClientSecret         string // secret
+	BaseURL      string
+	ClientID     string
+	ClientSecret string // secret
+	// ClientSecretFile holds the client secret instead (the Kubernetes
+	// secret-mount convention); read by Secrets.
+	ClientSecretFile     string
 	SigningKeyFile       string
 	SigningKeyID         string
 	SigningKeyPassphrase string // secret
+	// SigningKeyPassphraseFile holds the passphrase instead; read by Secrets.
+	SigningKeyPassphraseFile string
+	// SigningKeyInsecurePermissions accepts a key file that others than
+	// its owner may read.
+	SigningKeyInsecurePermissions string
 	// InsecureHTTP allows a plain http UPVEST_BASE_URL on a host other than
 	// loopback: only for a simulator on a private network (deploy/compose.yaml).
 	InsecureHTTP string
@@ -88,12 +96,18 @@ var settings = []setting{
 		field: func(c *Config) *string { return &c.ClientID }},
 	{env: "UPVEST_CLIENT_SECRET", flag: "upvest-client-secret", secret: true, usage: "OAuth2 client secret (prefer the variable: flags show in ps)",
 		field: func(c *Config) *string { return &c.ClientSecret }},
+	{env: "UPVEST_CLIENT_SECRET_FILE", flag: "upvest-client-secret-file", usage: "file holding the OAuth2 client secret (instead of UPVEST_CLIENT_SECRET)",
+		field: func(c *Config) *string { return &c.ClientSecretFile }},
 	{env: "UPVEST_SIGNING_KEY_FILE", flag: "upvest-signing-key-file", usage: "PEM private key for request signatures",
 		field: func(c *Config) *string { return &c.SigningKeyFile }},
 	{env: "UPVEST_SIGNING_KEY_ID", flag: "upvest-signing-key-id", usage: "the id Upvest knows the signing key by",
 		field: func(c *Config) *string { return &c.SigningKeyID }},
 	{env: "UPVEST_SIGNING_KEY_PASSPHRASE", flag: "upvest-signing-key-passphrase", secret: true, usage: "passphrase of a protected signing key (prefer the variable)",
 		field: func(c *Config) *string { return &c.SigningKeyPassphrase }},
+	{env: "UPVEST_SIGNING_KEY_PASSPHRASE_FILE", flag: "upvest-signing-key-passphrase-file", usage: "file holding the signing key's passphrase (instead of UPVEST_SIGNING_KEY_PASSPHRASE)",
+		field: func(c *Config) *string { return &c.SigningKeyPassphraseFile }},
+	{env: "UPVEST_SIGNING_KEY_INSECURE_PERMISSIONS", flag: "upvest-signing-key-insecure-permissions", def: "false", usage: "accept a signing key file that its group or others may read",
+		field: func(c *Config) *string { return &c.SigningKeyInsecurePermissions }},
 	{env: "UPVEST_INSECURE_HTTP", flag: "upvest-insecure-http", def: "false", usage: "allow a plain http UPVEST_BASE_URL on a non-loopback host, e.g. a simulator on a private network (never for Upvest)",
 		field: func(c *Config) *string { return &c.InsecureHTTP }},
 	{env: "GATEWAY_GRPC_ADDR", flag: "grpc-addr", def: "127.0.0.1:9090", usage: "gRPC listen address",
@@ -254,8 +268,12 @@ func (c Config) validate() error {
 			return configErr("UPVEST_CLIENT_ID", "is required")
 		case !isUUID(c.ClientID):
 			return configErr("UPVEST_CLIENT_ID", "%q is not a UUID", c.ClientID)
-		case c.ClientSecret == "":
-			return configErr("UPVEST_CLIENT_SECRET", "is required")
+		case c.ClientSecret == "" && c.ClientSecretFile == "":
+			return configErr("UPVEST_CLIENT_SECRET", "is required, or UPVEST_CLIENT_SECRET_FILE")
+		case c.ClientSecret != "" && c.ClientSecretFile != "":
+			return configErr("UPVEST_CLIENT_SECRET_FILE", "and UPVEST_CLIENT_SECRET are both set: choose one")
+		case c.SigningKeyPassphrase != "" && c.SigningKeyPassphraseFile != "":
+			return configErr("UPVEST_SIGNING_KEY_PASSPHRASE_FILE", "and UPVEST_SIGNING_KEY_PASSPHRASE are both set: choose one")
 		case !printable(c.ClientSecret):
 			return configErr("UPVEST_CLIENT_SECRET", "contains control characters")
 		case c.SigningKeyFile == "":
@@ -269,6 +287,9 @@ func (c Config) validate() error {
 		case !printable(c.SigningKeyPassphrase):
 			return configErr("UPVEST_SIGNING_KEY_PASSPHRASE", "contains control characters")
 		}
+	}
+	if _, err := strconv.ParseBool(c.SigningKeyInsecurePermissions); err != nil {
+		return configErr("UPVEST_SIGNING_KEY_INSECURE_PERMISSIONS", "%q is not true or false", c.SigningKeyInsecurePermissions)
 	}
 	if err := checkAddr("GATEWAY_GRPC_ADDR", c.GRPCAddr); err != nil {
 		return err

@@ -53,7 +53,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		SigningKeyFile: "/etc/upvest/key.pem", SigningKeyID: "key-1", SigningKeyPassphrase: testPass,
 		GRPCAddr: "127.0.0.1:9090", HTTPAddr: "127.0.0.1:8080", DataDir: "./data",
 		EventsStream: "UPVEST_EVENTS", EventsSubject: "upvest.events", EventsMaxAge: "168h", EventsMaxBytes: "1GiB",
-		EventsDuplicateWindow: "24h", NATSReplicas: "1", InsecureHTTP: "false", EventsSyncAlways: "true", AllowMissingRequestID: "false", IdempotencyRetention: "24h", JWTIdentityClaim: "sub", InsecureAllowUnauthenticated: "false",
+		EventsDuplicateWindow: "24h", NATSReplicas: "1", InsecureHTTP: "false", EventsSyncAlways: "true", AllowMissingRequestID: "false", IdempotencyRetention: "24h", SigningKeyInsecurePermissions: "false", JWTIdentityClaim: "sub", InsecureAllowUnauthenticated: "false",
 		MaxConns: "4096", MaxConnsPerIP: "512", BodyTimeout: "10s", MaxStreams: "20000", GRPCMaxConnectionAge: "1h",
 	}
 	if cfg != want {
@@ -107,7 +107,7 @@ func TestParseConfigErrors(t *testing.T) {
 		want string // the whole message, or a prefix ending in "…"
 	}{
 		{"missing client id", with(validEnv(), "UPVEST_CLIENT_ID", ""), nil, "UPVEST_CLIENT_ID is required (or --upvest-client-id)"},
-		{"missing secret", with(validEnv(), "UPVEST_CLIENT_SECRET", ""), nil, "UPVEST_CLIENT_SECRET is required (or --upvest-client-secret)"},
+		{"missing secret", with(validEnv(), "UPVEST_CLIENT_SECRET", ""), nil, "UPVEST_CLIENT_SECRET is required, or UPVEST_CLIENT_SECRET_FILE (or --upvest-client-secret)"},
 		{"missing key file", with(validEnv(), "UPVEST_SIGNING_KEY_FILE", ""), nil, "UPVEST_SIGNING_KEY_FILE is required (or --upvest-signing-key-file)"},
 		{"missing key id", with(validEnv(), "UPVEST_SIGNING_KEY_ID", ""), nil, "UPVEST_SIGNING_KEY_ID is required (or --upvest-signing-key-id)"},
 		{"nothing at all", map[string]string{}, nil, "UPVEST_CLIENT_ID is required (or --upvest-client-id)"},

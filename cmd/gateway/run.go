@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -231,7 +232,7 @@ func webhookURL(addr net.Addr) string {
 // against an in-process simulator with --simulate, which delivers its
 // webhooks to webhookURL. The returned func stops what it started.
 func newUpstream(cfg Config, logger *slog.Logger, stdout io.Writer, webhookURL string) (*upstream.Client, func(), error) {
-	ucfg := upstream.Config{BaseURL: cfg.BaseURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret}
+	ucfg := upstream.Config{BaseURL: cfg.BaseURL, ClientID: cfg.ClientID}
 	stop := func() {}
 	if cfg.Simulate {
 		sim, err := startSimulator(logger, webhookURL)
@@ -241,6 +242,11 @@ func newUpstream(cfg Config, logger *slog.Logger, stdout io.Writer, webhookURL s
 		ucfg, stop = sim.cfg, sim.stop
 		fmt.Fprintf(stdout, "gateway: simulating Upvest at %s (in process: no real money moves)\n", ucfg.BaseURL)
 	} else {
+		secret, err := readSecret("UPVEST_CLIENT_SECRET", cfg.ClientSecret, cfg.ClientSecretFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		ucfg.ClientSecret = secret
 		signer, err := loadSigner(cfg)
 		if err != nil {
 			return nil, nil, err
@@ -263,6 +269,9 @@ func newUpstream(cfg Config, logger *slog.Logger, stdout io.Writer, webhookURL s
 // loadSigner reads and parses the signing key. Errors name the setting and
 // the kind of problem, never key material.
 func loadSigner(cfg Config) (*httpsig.Signer, error) {
+	if err := checkKeyPermissions(cfg); err != nil {
+		return nil, err
+	}
 	pemBytes, err := os.ReadFile(cfg.SigningKeyFile)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -272,9 +281,13 @@ func loadSigner(cfg Config) (*httpsig.Signer, error) {
 	case err != nil:
 		return nil, configErr("UPVEST_SIGNING_KEY_FILE", "%q cannot be read", cfg.SigningKeyFile)
 	}
+	passphrase, err := readSecret("UPVEST_SIGNING_KEY_PASSPHRASE", cfg.SigningKeyPassphrase, cfg.SigningKeyPassphraseFile)
+	if err != nil {
+		return nil, err
+	}
 	var pass []byte
-	if cfg.SigningKeyPassphrase != "" {
-		pass = []byte(cfg.SigningKeyPassphrase)
+	if passphrase != "" {
+		pass = []byte(passphrase)
 	}
 	key, err := httpsig.ParsePrivateKey(pemBytes, pass)
 	clear(pemBytes)
@@ -287,6 +300,49 @@ func loadSigner(cfg Config) (*httpsig.Signer, error) {
 		return nil, configErr("UPVEST_SIGNING_KEY_ID", "is not usable: %v", err)
 	}
 	return signer, nil
+}
+
+// checkKeyPermissions refuses a signing key file its group or others may
+// read: whoever reads it can sign as the tenant.
+func checkKeyPermissions(cfg Config) error {
+	if allow, _ := strconv.ParseBool(cfg.SigningKeyInsecurePermissions); allow { // checked by ParseConfig
+		return nil
+	}
+	fi, err := os.Stat(cfg.SigningKeyFile) // through symlinks, as Kubernetes mounts secrets
+	if err != nil {
+		return nil // reading it says what is wrong
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return configErr("UPVEST_SIGNING_KEY_FILE", "%q may be read by its group or others (mode %04o): make it 0400 or 0600 "+
+			"(in Kubernetes, defaultMode: 0400), or set UPVEST_SIGNING_KEY_INSECURE_PERMISSIONS=true", cfg.SigningKeyFile, perm)
+	}
+	return nil
+}
+
+// readSecret is the value of a secret setting: env's own, or the content of
+// the file its _FILE variant names, without the trailing line break that
+// editors and secret stores add. Errors name the setting and the file,
+// never the content.
+func readSecret(env, value, file string) (string, error) {
+	if file == "" {
+		return value, nil
+	}
+	b, err := os.ReadFile(file)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", configErr(env+"_FILE", "%q does not exist", file)
+	case err != nil:
+		return "", configErr(env+"_FILE", "%q cannot be read", file)
+	}
+	v := clean(string(b), true)
+	clear(b)
+	switch {
+	case v == "":
+		return "", configErr(env+"_FILE", "%q is empty", file)
+	case !printable(v):
+		return "", configErr(env+"_FILE", "%q holds control characters", file)
+	}
+	return v, nil
 }
 
 // simulator is the in-process Upvest of --simulate.
