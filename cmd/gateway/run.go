@@ -27,6 +27,7 @@ import (
 	"github.com/upvest-gateway/gateway/internal/idempotency"
 	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/service"
+	"github.com/upvest-gateway/gateway/internal/statusindex"
 	"github.com/upvest-gateway/gateway/internal/upstream"
 	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
 	"github.com/upvest-gateway/gateway/internal/upvestsim"
@@ -116,8 +117,14 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 		closeListeners()
 		return fail(stderr, err)
 	}
+	statuses, stopTail, err := openStatusIndex(ctx, cfg, b, log, logger)
+	if err != nil {
+		closeListeners()
+		return fail(stderr, err)
+	}
+	defer stopTail()
 	serviceOpts, _ := cfg.ServiceOptions() // checked by ParseConfig
-	serviceOpts = append(serviceOpts, service.WithIdempotencyStore(store))
+	serviceOpts = append(serviceOpts, service.WithIdempotencyStore(store), service.WithStatusIndex(statuses))
 	limits, _ := cfg.Limits()
 	srv, err := server.New(server.Config{Upstream: client, GRPCListener: grpcLis, HTTPListener: httpLis, WebhookListener: webhookLis},
 		append(security, server.WithLogger(logger), server.WithShutdownTimeout(drainTimeout), server.WithEvents(log),
@@ -201,6 +208,38 @@ func openEventLog(ctx context.Context, cfg Config, logger *slog.Logger) (*broker
 		return nil, nil, fmt.Errorf("event log: %w", err)
 	}
 	return b, log, nil
+}
+
+// openStatusIndex opens the status index on b and starts recording the
+// event log's statuses into it; the returned func stops that.
+func openStatusIndex(ctx context.Context, cfg Config, b *broker.Broker, log *events.Log, logger *slog.Logger) (*statusindex.Index, func(), error) {
+	ic, err := cfg.IdempotencyConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), openTimeout)
+	defer cancel()
+	ix, err := statusindex.Open(octx, b, statusindex.Config{Replicas: ic.Replicas}, statusindex.WithLogger(logger))
+	if err != nil {
+		return nil, nil, fmt.Errorf("status index: %w", err)
+	}
+	tailCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		lc := log.Config()
+		// A NATS outage at start-up: keep trying, the index is best-effort.
+		for tailCtx.Err() == nil {
+			if err := ix.Tail(tailCtx, b.JetStream(), lc.Stream, lc.Subject); err != nil && tailCtx.Err() == nil {
+				logger.Warn("status index: cannot tail the event log; retrying", "err", err)
+				select {
+				case <-time.After(5 * time.Second):
+				case <-tailCtx.Done():
+				}
+			}
+		}
+	}()
+	return ix, func() { stop(); <-done }, nil
 }
 
 // openIdempotency opens the idempotency store on b.

@@ -40,7 +40,7 @@ const payoutWorker = "spiffe://bank.example/ns/payouts/sa/payout-worker"
 func securePolicy(ag string) string {
 	return `callers:
   - identity: "` + payoutWorker + `"
-    methods: ["upvest.gateway.v1.PaymentsService/*", "upvest.gateway.v1.TopupService/*", "upvest.gateway.v1.CashBalanceService/GetCashBalance"]
+    methods: ["upvest.gateway.v1.PaymentsService/*", "upvest.gateway.v1.TopupService/*", "upvest.gateway.v1.VirtualCashService/*", "upvest.gateway.v1.CashBalanceService/GetCashBalance"]
     account_groups: ["` + ag + `"]
   - identity: "balance-dashboard"
     methods: ["upvest.gateway.v1.CashBalanceService/*"]
@@ -230,6 +230,24 @@ func TestPolicy(t *testing.T) {
 	if _, err := topups.CancelTopup(ctx, &gatewayv1.CancelTopupRequest{TopupId: mine.GetTopup().GetId()}); err != nil {
 		t.Errorf("cancel of its own top-up: %v", err)
 	}
+	// A virtual cash decrease, which Upvest cannot be asked about: its
+	// account group comes from the gateway's own record.
+	vc := g.VirtualCash()
+	dec, err := vc.CreateVirtualCashDecrease(ctx, &gatewayv1.CreateVirtualCashDecreaseRequest{RequestId: uuid.NewString(), AccountGroupId: g.ag, Amount: "1.00", Currency: "EUR"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vc.CancelVirtualCashDecrease(ctx, &gatewayv1.CancelVirtualCashDecreaseRequest{VirtualCashDecreaseId: dec.GetVirtualCashDecrease().GetId()}); err != nil {
+		t.Errorf("cancel of its own decrease: %v", err)
+	}
+	theirDec, err := g.Upstream.CreateVirtualCashDecrease(ctx, upstream.VirtualCashRequest{AccountGroupID: other, Amount: "1.00", Currency: "EUR"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vc.CancelVirtualCashDecrease(ctx, &gatewayv1.CancelVirtualCashDecreaseRequest{VirtualCashDecreaseId: theirDec.ID}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("cancel of another account group's decrease: %v", err)
+	}
+
 	// Watches: its own group, not another, and not all of them.
 	for _, tc := range []struct {
 		ag   string

@@ -82,31 +82,43 @@ func get[T any, P resource[T]](ctx context.Context, c *backend, field, id string
 	return r, nil
 }
 
-// state is what a cancel needs to know of a resource.
-type state struct {
-	accountGroupID string
-	cancelled      bool
+// cancelChecks are how a cancel learns what it must know of its resource;
+// a nil func is a question that cannot be answered.
+type cancelChecks struct {
+	// accountGroup of the resource, for callers held to some account groups.
+	accountGroup func(ctx context.Context, id string) (string, error)
+	// cancelled reports whether the resource is cancelled, once Upvest
+	// refused a cancel of it.
+	cancelled func(ctx context.Context, id string) (bool, error)
 }
 
-// stateOf reads the state of the resource fn reads.
-func stateOf[T any, P interface {
+// readChecks are the checks of a resource Upvest can read, through its read.
+func readChecks[T any, P interface {
 	resource[T]
 	GetStatus() string
-}](fn func(context.Context, string, ...upstream.CallOption) (P, error)) func(context.Context, string, ...upstream.CallOption) (state, error) {
-	return func(ctx context.Context, id string, o ...upstream.CallOption) (state, error) {
-		r, err := fn(ctx, id, o...)
-		if err != nil {
-			return state{}, err
-		}
-		return state{accountGroupID: r.AccountGroup(), cancelled: r.GetStatus() == upstream.StatusCancelled}, nil
+}](c *backend, read func(context.Context, string, ...upstream.CallOption) (P, error)) cancelChecks {
+	get := func(ctx context.Context, id string) (P, error) {
+		return invoke(ctx, c, "", func(ctx context.Context, o ...upstream.CallOption) (P, error) { return read(ctx, id, o...) })
+	}
+	return cancelChecks{
+		accountGroup: func(ctx context.Context, id string) (string, error) {
+			r, err := get(ctx, id)
+			if err != nil {
+				return "", err
+			}
+			return r.AccountGroup(), nil
+		},
+		cancelled: func(ctx context.Context, id string) (bool, error) {
+			r, err := get(ctx, id)
+			return err == nil && r.GetStatus() == upstream.StatusCancelled, err
+		},
 	}
 }
 
-// cancel cancels one resource by its id, named field in the request. read
-// reads its state; nil where Upvest has no way to read the resource.
+// cancel cancels one resource by its id, named field in the request.
 //
-// A caller held to some account groups gets the resource read first, and
-// the cancel only if the resource is in one of them.
+// A caller held to some account groups gets the resource's account group
+// checked first, and the cancel only if it is one of theirs.
 //
 // Upvest answers 422 to a cancel of a resource that can no longer be
 // cancelled, which is also what the retry of a cancel that took effect
@@ -114,47 +126,41 @@ func stateOf[T any, P interface {
 // meets: so a 422 is checked against the resource itself, and one that is
 // CANCELLED is a cancel that succeeded.
 func cancel(ctx context.Context, c *backend, field, id string,
-	fn func(context.Context, string, ...upstream.CallOption) error,
-	read func(context.Context, string, ...upstream.CallOption) (state, error),
+	fn func(context.Context, string, ...upstream.CallOption) error, checks cancelChecks,
 ) error {
 	v := c.validator()
 	v.id(field, id)
 	if err := v.err(); err != nil {
 		return err
 	}
-	readState := func() (state, error) {
-		return invoke(ctx, c, "", func(ctx context.Context, o ...upstream.CallOption) (state, error) {
-			return read(ctx, id, o...)
-		})
-	}
 	if auth.Restricted(ctx) {
-		if read == nil {
+		if checks.accountGroup == nil {
 			method, _ := grpc.Method(ctx)
 			return gatewayStatus(codes.PermissionDenied, "ACCOUNT_GROUP_UNKNOWN",
-				path.Base(method)+": this caller may use only some account groups, and Upvest cannot tell which one this resource belongs to")
+				path.Base(method)+": this caller may use only some account groups, and the gateway cannot tell which one this resource belongs to")
 		}
-		st, err := readState()
+		ag, err := checks.accountGroup(ctx, id)
 		if err != nil {
 			return err
 		}
-		if err := auth.CheckAccountGroup(ctx, st.accountGroupID); err != nil {
+		if err := auth.CheckAccountGroup(ctx, ag); err != nil {
 			return err
 		}
 	}
 	_, err := invoke(ctx, c, "", func(ctx context.Context, o ...upstream.CallOption) (struct{}, error) {
 		return struct{}{}, fn(ctx, id, o...)
 	})
-	if read == nil || status.Code(err) != codes.FailedPrecondition {
+	if checks.cancelled == nil || status.Code(err) != codes.FailedPrecondition {
 		return err
 	}
-	switch st, rerr := readState(); {
-	case rerr != nil:
+	switch done, cerr := checks.cancelled(ctx, id); {
+	case cerr != nil:
 		// Not known whether the cancel took effect: say so rather than
 		// report a refusal that may be wrong.
 		return gatewayStatus(codes.Unavailable, "OUTCOME_UNKNOWN",
 			"Upvest refused the cancel, and whether an earlier attempt took effect could not be checked: retry the cancel",
 			&errdetails.RetryInfo{RetryDelay: durationpb.New(defaultRetryDelay)})
-	case st.cancelled:
+	case done:
 		return nil
 	}
 	return err

@@ -56,7 +56,7 @@ func (s *TopupService) ListTopups(ctx context.Context, req *gatewayv1.ListTopups
 
 // CancelTopup cancels a top-up while it is NEW or CONFIRMED.
 func (s *TopupService) CancelTopup(ctx context.Context, req *gatewayv1.CancelTopupRequest) (*gatewayv1.CancelTopupResponse, error) {
-	if err := cancel(ctx, &s.backend, "topup_id", req.GetTopupId(), s.client.CancelTopup, stateOf(s.client.GetTopup)); err != nil {
+	if err := cancel(ctx, &s.backend, "topup_id", req.GetTopupId(), s.client.CancelTopup, readChecks(&s.backend, s.client.GetTopup)); err != nil {
 		return nil, err
 	}
 	return &gatewayv1.CancelTopupResponse{}, nil

@@ -138,9 +138,12 @@ type List[T any] struct {
 	Data []T      `json:"data"`
 }
 
-// StatusCancelled is the status of a cancelled top-up, withdrawal, direct
-// debit or virtual cash decrease.
-const StatusCancelled = "CANCELLED"
+// Statuses that end a resource's life: a top-up, withdrawal, direct debit
+// or virtual cash decrease that was cancelled, or that went through.
+const (
+	StatusCancelled = "CANCELLED"
+	StatusConfirmed = "CONFIRMED"
+)
 
 // AccountGroup is the account group a resource belongs to, so that callers
 // may be held to theirs whatever the resource.

@@ -24,6 +24,7 @@ import (
 	"github.com/upvest-gateway/gateway/internal/idempotency"
 	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/service"
+	"github.com/upvest-gateway/gateway/internal/statusindex"
 	"github.com/upvest-gateway/gateway/internal/webhook"
 )
 
@@ -125,7 +126,29 @@ func (ec eventsConfig) open(t testing.TB, g *Gateway, logger *slog.Logger) []ser
 		t.Fatalf("servertest: idempotency store: %v", err)
 	}
 
-	opts := []server.Option{server.WithEvents(l, ec.receiverOpts...), server.WithServiceOptions(service.WithIdempotencyStore(g.Idempotency))}
+	sc := statusindex.Config{}
+	if ic.Bucket != "" {
+		sc.Bucket = ic.Bucket + "_STATUS"
+		if bc.URL != "" {
+			t.Cleanup(func() { DeleteStream(t, bc.URL, "KV_"+sc.Bucket) })
+		}
+	}
+	ix, err := statusindex.Open(ctx, b, sc, statusindex.WithLogger(logger))
+	if err != nil {
+		t.Fatalf("servertest: status index: %v", err)
+	}
+	tailCtx, stopTail := context.WithCancel(context.Background())
+	tailed := make(chan struct{})
+	go func() {
+		defer close(tailed)
+		if err := ix.Tail(tailCtx, b.JetStream(), l.Config().Stream, l.Config().Subject); err != nil && tailCtx.Err() == nil {
+			logger.Error("servertest: status index tail", "err", err)
+		}
+	}()
+	t.Cleanup(func() { stopTail(); <-tailed })
+
+	opts := []server.Option{server.WithEvents(l, ec.receiverOpts...),
+		server.WithServiceOptions(service.WithIdempotencyStore(g.Idempotency), service.WithStatusIndex(ix))}
 	if len(ec.extraKeys) > 0 {
 		extra := maps.Clone(ec.extraKeys)
 		opts = append(opts, server.WithWebhookKeys(func(ctx context.Context) (map[string]crypto.PublicKey, error) {
