@@ -78,7 +78,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	}
 	defer closeUpstream()
 
-	b, log, err := openEventLog(ctx, cfg, logger)
+	b, log, quarantine, err := openEventLog(ctx, cfg, logger)
 	if err != nil {
 		closeListeners()
 		return fail(stderr, err)
@@ -89,7 +89,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	defer log.Close()
 
 	srv, err := server.New(server.Config{Upstream: client, GRPCListener: grpcLis, HTTPListener: httpLis},
-		server.WithLogger(logger), server.WithShutdownTimeout(drainTimeout), server.WithEvents(log))
+		server.WithLogger(logger), server.WithShutdownTimeout(drainTimeout), server.WithEvents(log), server.WithQuarantine(quarantine))
 	if err != nil {
 		closeListeners()
 		return fail(stderr, err)
@@ -138,17 +138,17 @@ func newLogger(w io.Writer, human bool) *slog.Logger {
 const openTimeout = 30 * time.Second
 
 // openEventLog opens the broker (the embedded NATS server under
-// GATEWAY_DATA_DIR, or GATEWAY_NATS_URL) and the event log on it. A failure
-// is not a configuration error (exit 1): NATS may just not be up yet, and
-// the orchestrator restarts the gateway.
-func openEventLog(ctx context.Context, cfg Config, logger *slog.Logger) (*broker.Broker, *events.Log, error) {
+// GATEWAY_DATA_DIR, or GATEWAY_NATS_URL), the event log on it and the log's
+// quarantine. A failure is not a configuration error (exit 1): NATS may just
+// not be up yet, and the orchestrator restarts the gateway.
+func openEventLog(ctx context.Context, cfg Config, logger *slog.Logger) (*broker.Broker, *events.Log, *events.Quarantine, error) {
 	bc, err := cfg.BrokerConfig()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	lc, err := cfg.LogConfig()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	// Start-up runs to its end even if a signal comes meanwhile; Serve then
 	// stops at once.
@@ -157,14 +157,20 @@ func openEventLog(ctx context.Context, cfg Config, logger *slog.Logger) (*broker
 	b, err := broker.Open(ctx, bc, broker.WithLogger(logger))
 	if err != nil {
 		// The library's errors never quote the NATS URL (it may hold credentials).
-		return nil, nil, fmt.Errorf("event log: %w", err)
+		return nil, nil, nil, fmt.Errorf("event log: %w", err)
 	}
 	log, err := events.Open(ctx, b, lc, events.WithLogger(logger))
 	if err != nil {
 		b.Close()
-		return nil, nil, fmt.Errorf("event log: %w", err)
+		return nil, nil, nil, fmt.Errorf("event log: %w", err)
 	}
-	return b, log, nil
+	q, err := events.OpenQuarantine(ctx, b, lc, events.WithLogger(logger))
+	if err != nil {
+		log.Close()
+		b.Close()
+		return nil, nil, nil, fmt.Errorf("event log: %w", err)
+	}
+	return b, log, q, nil
 }
 
 // webhookURL is where a simulator in this process delivers webhooks: the

@@ -35,6 +35,7 @@ type options struct {
 	unary           []grpc.UnaryServerInterceptor
 	stream          []grpc.StreamServerInterceptor
 	events          *events.Log
+	quarantine      *events.Quarantine
 	receiverOpts    []webhook.Option
 	webhookKeys     webhook.KeySource
 }
@@ -85,6 +86,15 @@ func WithEvents(log *events.Log, opts ...webhook.Option) Option {
 		o.events = log
 		o.receiverOpts = append(o.receiverOpts, opts...)
 	})
+}
+
+// WithQuarantine is the event log's quarantine (events.OpenQuarantine),
+// required with WithEvents: the webhook receiver keeps there what the log
+// cannot take, so that one bad event never holds back Upvest's deliveries,
+// and the EventQuarantineService lets operators list and re-inject it. The
+// caller owns q.
+func WithQuarantine(q *events.Quarantine) Option {
+	return optionFunc(func(o *options) { o.quarantine = q })
 }
 
 // WithWebhookKeys replaces where the receiver gets the keys deliveries are

@@ -80,11 +80,14 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	s.draining, s.stopStreams = context.WithCancel(context.Background())
 	serviceOpts := append([]service.Option{service.WithLogger(s.log)}, o.serviceOpts...)
 	if o.events != nil {
+		if o.quarantine == nil {
+			return nil, errors.New("server: WithEvents needs WithQuarantine: without it one malformed event would hold back every webhook delivery")
+		}
 		keys := o.webhookKeys
 		if keys == nil {
 			keys = func(ctx context.Context) (map[string]crypto.PublicKey, error) { return cfg.Upstream.GetVerifyKeys(ctx) }
 		}
-		recv := webhook.NewReceiver(o.events, keys, append([]webhook.Option{webhook.WithLogger(s.log)}, o.receiverOpts...)...)
+		recv := webhook.NewReceiver(o.events, o.quarantine, keys, append([]webhook.Option{webhook.WithLogger(s.log)}, o.receiverOpts...)...)
 		s.opts.httpRoutes = append(s.opts.httpRoutes, httpRoute{http.MethodPost + " " + WebhookPath, recv})
 		serviceOpts = append(serviceOpts, service.WithEvents(o.events))
 	}

@@ -63,7 +63,7 @@ func TestSimulatorDeliveries(t *testing.T) {
 			}
 			return httpsig.ParseJWKS(resp.Body)
 		}
-		recv := httptest.NewServer(NewReceiver(flaky, keys, WithLogger(testLogger(t))))
+		recv := httptest.NewServer(NewReceiver(flaky, l.quarantine, keys, WithLogger(testLogger(t))))
 		t.Cleanup(recv.Close)
 
 		tenantKey := simtest.GenerateKey(t, simtest.P521)

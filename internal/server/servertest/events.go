@@ -88,7 +88,11 @@ func (ec eventsConfig) open(t testing.TB, g *Gateway, logger *slog.Logger) []ser
 	}
 	if bc.URL != "" {
 		// Registered first, so it runs after the log is closed.
-		t.Cleanup(func() { DeleteStream(t, bc.URL, cfg.Stream) })
+		qstream, _ := events.QuarantineNames(cfg)
+		t.Cleanup(func() {
+			DeleteStream(t, bc.URL, cfg.Stream)
+			DeleteStream(t, bc.URL, qstream)
+		})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -102,9 +106,13 @@ func (ec eventsConfig) open(t testing.TB, g *Gateway, logger *slog.Logger) []ser
 		t.Fatalf("servertest: event log: %v", err)
 	}
 	t.Cleanup(func() { l.Close() })
-	g.Events, g.Broker, g.LogConfig = l, b, l.Config()
+	q, err := events.OpenQuarantine(ctx, b, cfg, events.WithLogger(logger))
+	if err != nil {
+		t.Fatalf("servertest: quarantine: %v", err)
+	}
+	g.Events, g.Quarantine, g.Broker, g.LogConfig = l, q, b, l.Config()
 
-	opts := []server.Option{server.WithEvents(l, ec.receiverOpts...)}
+	opts := []server.Option{server.WithEvents(l, ec.receiverOpts...), server.WithQuarantine(q)}
 	if len(ec.extraKeys) > 0 {
 		extra := maps.Clone(ec.extraKeys)
 		opts = append(opts, server.WithWebhookKeys(func(ctx context.Context) (map[string]crypto.PublicKey, error) {

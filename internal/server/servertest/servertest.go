@@ -66,10 +66,11 @@ type Gateway struct {
 	// The event log (nil WithoutEvents), the broker under it, its
 	// configuration, and the simulator's way to the gateway's webhook
 	// receiver.
-	Events    *events.Log
-	Broker    *broker.Broker
-	LogConfig events.LogConfig
-	Webhooks  *WebhookFront
+	Events     *events.Log
+	Quarantine *events.Quarantine
+	Broker     *broker.Broker
+	LogConfig  events.LogConfig
+	Webhooks   *WebhookFront
 
 	Conn    *grpc.ClientConn // a gRPC connection to the gateway
 	BaseURL string           // the gateway's HTTP face, e.g. http://127.0.0.1:41234
