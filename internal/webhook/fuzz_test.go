@@ -86,4 +86,3 @@ func FuzzParseWebhookIDs(f *testing.F) {
 		}
 	})
 }
-
