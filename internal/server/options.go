@@ -26,18 +26,19 @@ type optionFunc func(*options)
 func (f optionFunc) applyServer(o *options) { f(o) }
 
 type options struct {
-	logger          *slog.Logger
-	serviceOpts     []service.Option
-	httpRoutes      []httpRoute
-	maxBodyBytes    int64
-	shutdownTimeout time.Duration
-	grpcOpts        []grpc.ServerOption
-	unary           []grpc.UnaryServerInterceptor
-	stream          []grpc.StreamServerInterceptor
-	events          *events.Log
-	quarantine      *events.Quarantine
-	receiverOpts    []webhook.Option
-	webhookKeys     webhook.KeySource
+	logger           *slog.Logger
+	serviceOpts      []service.Option
+	httpRoutes       []httpRoute
+	maxBodyBytes     int64
+	shutdownTimeout  time.Duration
+	logCheckInterval time.Duration
+	grpcOpts         []grpc.ServerOption
+	unary            []grpc.UnaryServerInterceptor
+	stream           []grpc.StreamServerInterceptor
+	events           *events.Log
+	quarantine       *events.Quarantine
+	receiverOpts     []webhook.Option
+	webhookKeys      webhook.KeySource
 }
 
 type httpRoute struct {
@@ -47,9 +48,10 @@ type httpRoute struct {
 
 func newOptions(opts []Option) options {
 	o := options{
-		logger:          slog.Default(),
-		maxBodyBytes:    DefaultMaxBodyBytes,
-		shutdownTimeout: DefaultShutdownTimeout,
+		logger:           slog.Default(),
+		maxBodyBytes:     DefaultMaxBodyBytes,
+		shutdownTimeout:  DefaultShutdownTimeout,
+		logCheckInterval: DefaultLogCheckInterval,
 	}
 	for _, opt := range opts {
 		if opt != nil {
@@ -131,6 +133,17 @@ func WithShutdownTimeout(d time.Duration) Option {
 	return optionFunc(func(o *options) {
 		if d > 0 {
 			o.shutdownTimeout = d
+		}
+	})
+}
+
+// WithLogCheckInterval sets how often, with WithEvents, the gRPC health of
+// the services serving Watch RPCs is checked against the event log (default
+// DefaultLogCheckInterval).
+func WithLogCheckInterval(d time.Duration) Option {
+	return optionFunc(func(o *options) {
+		if d > 0 {
+			o.logCheckInterval = d
 		}
 	})
 }

@@ -54,6 +54,8 @@ type Server struct {
 	restConn *grpc.ClientConn
 	rest     *runtime.ServeMux
 	served   atomic.Bool
+	// watchServices are the services whose health follows the event log.
+	watchServices []string
 	// draining is canceled when shutdown begins, ending every stream.
 	draining    context.Context
 	stopStreams context.CancelFunc
@@ -105,6 +107,9 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	s.grpc = grpc.NewServer(grpcOpts...)
 
 	names := service.Register(s.grpc, cfg.Upstream, serviceOpts...)
+	if o.events != nil {
+		s.watchServices = names
+	}
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	for _, n := range append(names, "") {
@@ -153,6 +158,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	if !s.served.CompareAndSwap(false, true) {
 		return errors.New("server: Serve called twice")
 	}
+	go s.watchLogHealth(s.draining)
 	errc := make(chan error, 3)
 	go func() { errc <- wrapServeErr("gRPC", s.grpc.Serve(s.grpcLis)) }()
 	go func() { errc <- wrapServeErr("in-memory gRPC", s.grpc.Serve(s.memLis)) }()
