@@ -108,6 +108,9 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 
 	names := service.Register(s.grpc, cfg.Upstream, serviceOpts...)
 	if o.events != nil {
+		// The operator's surface of the quarantine: gRPC, so that the caller
+		// authorization of every other RPC covers it too.
+		names = append(names, service.RegisterQuarantine(s.grpc, o.quarantine, o.events, serviceOpts...))
 		s.watchServices = names
 	}
 	s.health = health.NewServer()

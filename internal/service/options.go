@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"log/slog"
 	"strings"
 	"time"
@@ -33,10 +34,12 @@ type options struct {
 	logger    *slog.Logger
 	// snapshotSkew: see WithSnapshotSkew.
 	snapshotSkew time.Duration
+	// adminGuard: see WithAdminGuard.
+	adminGuard func(context.Context) error
 }
 
 func newOptions(opts []Option) options {
-	o := options{logger: slog.Default(), snapshotSkew: DefaultSnapshotSkew}
+	o := options{logger: slog.Default(), snapshotSkew: DefaultSnapshotSkew, adminGuard: LoopbackOnly}
 	WithCurrencies(DefaultCurrencies...).applyService(&o)
 	for _, opt := range opts {
 		if opt != nil {
@@ -130,4 +133,11 @@ func WithLogger(l *slog.Logger) Option {
 			o.logger = l
 		}
 	})
+}
+
+// WithAdminGuard replaces the check every admin RPC (the quarantine
+// service) passes first (default LoopbackOnly). Once caller authorization
+// interceptors cover the admin services, pass nil to rely on them alone.
+func WithAdminGuard(guard func(ctx context.Context) error) Option {
+	return optionFunc(func(o *options) { o.adminGuard = guard })
 }

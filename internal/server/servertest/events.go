@@ -112,7 +112,9 @@ func (ec eventsConfig) open(t testing.TB, g *Gateway, logger *slog.Logger) []ser
 	}
 	g.Events, g.Quarantine, g.Broker, g.LogConfig = l, q, b, l.Config()
 
-	opts := []server.Option{server.WithEvents(l, ec.receiverOpts...), server.WithQuarantine(q)}
+	// Bound to the tenant's client id, as the gateway is to UPVEST_CLIENT_ID.
+	recvOpts := append([]webhook.Option{webhook.WithClientID(g.ClientID)}, ec.receiverOpts...)
+	opts := []server.Option{server.WithEvents(l, recvOpts...), server.WithQuarantine(q)}
 	if len(ec.extraKeys) > 0 {
 		extra := maps.Clone(ec.extraKeys)
 		opts = append(opts, server.WithWebhookKeys(func(ctx context.Context) (map[string]crypto.PublicKey, error) {
