@@ -91,11 +91,12 @@ func (s *Sim) EmitRaw(raw json.RawMessage) error {
 		return errors.New("upvestsim: EmitRaw: not JSON")
 	}
 	var probe struct {
-		ID   string `json:"id"`
-		Type string `json:"type"`
+		ID     string          `json:"id"`
+		Type   string          `json:"type"`
+		Object json.RawMessage `json:"object"`
 	}
 	_ = json.Unmarshal(raw, &probe) // what can be read, for Events
-	ev := Event{ID: probe.ID, Type: probe.Type, raw: bytes.Clone(raw)}
+	ev := Event{ID: probe.ID, Type: probe.Type, Object: probe.Object, raw: bytes.Clone(raw)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, sub := range s.subs {
