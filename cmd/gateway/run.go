@@ -27,6 +27,7 @@ import (
 	"github.com/upvest-gateway/gateway/internal/upstream"
 	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
 	"github.com/upvest-gateway/gateway/internal/upvestsim"
+	"github.com/upvest-gateway/gateway/internal/webhook"
 )
 
 // drainTimeout bounds the graceful shutdown; it stays below Kubernetes'
@@ -43,6 +44,9 @@ const (
 // run is the whole program; main only supplies the process's arguments,
 // environment and output.
 func run(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "events" {
+		return runEvents(ctx, args[1:], env, os.Stdin, stdout, stderr)
+	}
 	cfg, err := ParseConfig(env, args)
 	if errors.Is(err, flag.ErrHelp) {
 		usage(stdout)
@@ -71,12 +75,17 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 
 	// The simulator of --simulate delivers its webhooks to this very
 	// gateway, so events stream end to end.
-	client, closeUpstream, err := newUpstream(cfg, logger, stdout, webhookURL(httpLis.Addr()))
+	up, err := newUpstream(cfg, logger, stdout, webhookURL(httpLis.Addr()))
 	if err != nil {
 		closeListeners()
 		return fail(stderr, err)
 	}
-	defer closeUpstream()
+	defer up.stop()
+	recvOpts, err := receiverOptions(cfg, up)
+	if err != nil {
+		closeListeners()
+		return fail(stderr, err)
+	}
 
 	b, log, quarantine, err := openEventLog(ctx, cfg, logger)
 	if err != nil {
@@ -88,8 +97,9 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	defer b.Close()
 	defer log.Close()
 
-	srv, err := server.New(server.Config{Upstream: client, GRPCListener: grpcLis, HTTPListener: httpLis},
-		server.WithLogger(logger), server.WithShutdownTimeout(drainTimeout), server.WithEvents(log), server.WithQuarantine(quarantine))
+	srv, err := server.New(server.Config{Upstream: up.client, GRPCListener: grpcLis, HTTPListener: httpLis},
+		server.WithLogger(logger), server.WithShutdownTimeout(drainTimeout),
+		server.WithEvents(log, recvOpts...), server.WithQuarantine(quarantine))
 	if err != nil {
 		closeListeners()
 		return fail(stderr, err)
@@ -118,6 +128,7 @@ func fail(stderr io.Writer, err error) int {
 
 func usage(w io.Writer) {
 	fmt.Fprint(w, `Usage: gateway [flags]
+       gateway events quarantine list|show|reinject ...   (gateway events -h)
 
 Serves the Upvest gRPC gateway. Every setting is an environment variable
 (in brackets) or the flag of the same meaning; a flag wins over its variable.
@@ -159,6 +170,10 @@ func openEventLog(ctx context.Context, cfg Config, logger *slog.Logger) (*broker
 		// The library's errors never quote the NATS URL (it may hold credentials).
 		return nil, nil, nil, fmt.Errorf("event log: %w", err)
 	}
+	if lc.Replicas, err = streamReplicas(b, lc.Replicas, logger); err != nil {
+		b.Close()
+		return nil, nil, nil, err
+	}
 	log, err := events.Open(ctx, b, lc, events.WithLogger(logger))
 	if err != nil {
 		b.Close()
@@ -173,6 +188,23 @@ func openEventLog(ctx context.Context, cfg Config, logger *slog.Logger) (*broker
 	return b, log, q, nil
 }
 
+// streamReplicas settles GATEWAY_NATS_REPLICAS (0: auto) on the cluster b
+// is connected to, refusing more replicas than it has servers, and says
+// what a single replica on an external NATS risks.
+func streamReplicas(b *broker.Broker, requested int, logger *slog.Logger) (int, error) {
+	n, err := b.Replicas(requested)
+	if err != nil {
+		return 0, configErr("GATEWAY_NATS_REPLICAS", "is %d, but the NATS cluster has %d server(s): an acknowledged event would not be on %d servers; refusing to start",
+			requested, b.Servers(), requested)
+	}
+	logger.Info("events: stream replicas", "replicas", n, "auto", requested == 0, "nats_servers", b.Servers(), "embedded", b.Embedded())
+	if n == 1 && !b.Embedded() {
+		logger.Warn("events: the event streams have one replica: an acknowledged event is lost with that NATS server's storage, " +
+			"and webhooks are answered 503 while it is down; run a NATS cluster of 3 servers (GATEWAY_NATS_REPLICAS=auto then uses 3)")
+	}
+	return n, nil
+}
+
 // webhookURL is where a simulator in this process delivers webhooks: the
 // HTTP listener, on loopback when it listens on every interface.
 func webhookURL(addr net.Addr) string {
@@ -183,23 +215,33 @@ func webhookURL(addr net.Addr) string {
 	return "http://" + net.JoinHostPort(host, port) + server.WebhookPath
 }
 
+// upvest is the Upvest the gateway talks to: its client, the tenant's
+// client id, the webhook subscription of the in-process simulator ("" for
+// Upvest itself), and how to stop what newUpstream started.
+type upvest struct {
+	client    *upstream.Client
+	clientID  string
+	webhookID string
+	stop      func()
+}
+
 // newUpstream makes the Upvest client: against Upvest as configured, or
 // against an in-process simulator with --simulate, which delivers its
-// webhooks to webhookURL. The returned func stops what it started.
-func newUpstream(cfg Config, logger *slog.Logger, stdout io.Writer, webhookURL string) (*upstream.Client, func(), error) {
+// webhooks to webhookURL.
+func newUpstream(cfg Config, logger *slog.Logger, stdout io.Writer, webhookURL string) (*upvest, error) {
 	ucfg := upstream.Config{BaseURL: cfg.BaseURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret}
-	stop := func() {}
+	up := &upvest{stop: func() {}}
 	if cfg.Simulate {
 		sim, err := startSimulator(logger, webhookURL)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		ucfg, stop = sim.cfg, sim.stop
+		ucfg, up.stop, up.webhookID = sim.cfg, sim.stop, sim.webhookID
 		fmt.Fprintf(stdout, "gateway: simulating Upvest at %s (in process: no real money moves)\n", ucfg.BaseURL)
 	} else {
 		signer, err := loadSigner(cfg)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		ucfg.Signer = signer
 	}
@@ -209,11 +251,41 @@ func newUpstream(cfg Config, logger *slog.Logger, stdout io.Writer, webhookURL s
 	}
 	client, err := upstream.New(ucfg, opts...)
 	if err != nil {
-		stop()
+		up.stop()
 		// Its messages name the field and never the secret.
-		return nil, nil, &ConfigError{Reason: err.Error()}
+		return nil, &ConfigError{Reason: err.Error()}
 	}
-	return client, stop, nil
+	up.client, up.clientID = client, ucfg.ClientID
+	return up, nil
+}
+
+// receiverOptions configure the webhook receiver: bound to our client id
+// and our webhook subscriptions (GATEWAY_WEBHOOK_IDS, and the simulator's
+// with --simulate), with the body cap, signature age and verification
+// budgets of GATEWAY_WEBHOOK_*.
+func receiverOptions(cfg Config, up *upvest) ([]webhook.Option, error) {
+	wc, err := cfg.WebhookConfig()
+	if err != nil {
+		return nil, err
+	}
+	// The seam for managing webhook subscriptions: whatever registers one
+	// with Upvest adds its id here.
+	subs, err := webhook.NewSubscriptions(wc.IDs...)
+	if err != nil {
+		return nil, configErr("GATEWAY_WEBHOOK_IDS", "%v", err)
+	}
+	if up.webhookID != "" {
+		if err := subs.Add(up.webhookID); err != nil {
+			return nil, err
+		}
+	}
+	return []webhook.Option{
+		webhook.WithClientID(up.clientID),
+		webhook.WithSubscriptions(subs),
+		webhook.WithMaxBody(wc.MaxBody),
+		webhook.WithMaxSignatureAge(wc.MaxSignatureAge),
+		webhook.WithRateLimits(wc.Limits),
+	}, nil
 }
 
 // loadSigner reads and parses the signing key. Errors name the setting and
@@ -247,8 +319,9 @@ func loadSigner(cfg Config) (*httpsig.Signer, error) {
 
 // simulator is the in-process Upvest of --simulate.
 type simulator struct {
-	cfg  upstream.Config
-	stop func()
+	cfg       upstream.Config
+	webhookID string // its subscription delivering to this gateway
+	stop      func()
 }
 
 // startSimulator serves the simulator on a random loopback port, with a
@@ -284,7 +357,7 @@ func startSimulator(logger *slog.Logger, webhookURL string) (*simulator, error) 
 	cfg.BaseURL = "http://" + lis.Addr().String()
 	hs := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = hs.Serve(lis) }()
-	return &simulator{cfg: cfg, stop: func() {
+	return &simulator{cfg: cfg, webhookID: sim.WebhookID(), stop: func() {
 		_ = hs.Close()
 		sim.Close()
 	}}, nil
