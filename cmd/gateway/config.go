@@ -20,6 +20,7 @@ import (
 	"github.com/upvest-gateway/gateway/internal/idempotency"
 	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/service"
+	"github.com/upvest-gateway/gateway/internal/webhook"
 )
 
 // Config is the gateway's configuration: environment variables, each
@@ -78,7 +79,17 @@ type Config struct {
 	// AllowMissingRequestID lets creating calls without a request_id
 	// through with a key the gateway makes (default false: refused).
 	AllowMissingRequestID string
-	Simulate              bool
+	// The webhook receiver: our subscriptions, the body cap, how old a
+	// signature may be, and the verification budgets. Checked and
+	// converted by WebhookConfig.
+	WebhookIDs             string
+	WebhookMaxBody         string
+	WebhookMaxSignatureAge string
+	WebhookSourceRate      string
+	WebhookSourceBurst     string
+	WebhookGlobalRate      string
+	WebhookGlobalBurst     string
+	Simulate               bool
 }
 
 // setting is one configuration value: its variable, its flag and how to
@@ -140,7 +151,7 @@ var settings = []setting{
 		field: func(c *Config) *string { return &c.DataDir }},
 	{env: "GATEWAY_NATS_URL", flag: "nats-url", secret: true, usage: "external NATS server URLs, comma-separated (default: embedded)",
 		field: func(c *Config) *string { return &c.NATSURL }},
-	{env: "GATEWAY_NATS_REPLICAS", flag: "nats-replicas", def: "1", usage: "replicas of the event stream on an external NATS cluster (1 to 5)",
+	{env: "GATEWAY_NATS_REPLICAS", flag: "nats-replicas", def: "auto", usage: "replicas of the event streams on an external NATS cluster: 1 to 5, or auto (3 on a cluster of 3 or more servers, else 1); more than the cluster has servers stops start-up",
 		field: func(c *Config) *string { return &c.NATSReplicas }},
 	{env: "GATEWAY_EVENTS_STREAM", flag: "events-stream", def: events.DefaultStream, usage: "JetStream stream name of the event log; replicas sharing a log use the same",
 		field: func(c *Config) *string { return &c.EventsStream }},
@@ -168,6 +179,20 @@ var settings = []setting{
 		field: func(c *Config) *string { return &c.MaxStreams }},
 	{env: "GATEWAY_GRPC_MAX_CONNECTION_AGE", flag: "grpc-max-connection-age", def: "1h", usage: "gRPC clients reconnect after this long (streams end UNAVAILABLE and resume), so connections spread over new replicas",
 		field: func(c *Config) *string { return &c.GRPCMaxConnectionAge }},
+	{env: "GATEWAY_WEBHOOK_IDS", flag: "webhook-ids", usage: "ids of this gateway's Upvest webhook subscriptions (UUIDs, comma-separated): a delivery for another subscription is refused; unset, deliveries are bound by upvest-client-id alone where signed",
+		field: func(c *Config) *string { return &c.WebhookIDs }},
+	{env: "GATEWAY_WEBHOOK_MAX_BODY", flag: "webhook-max-body", def: "2MiB", usage: "largest webhook delivery body, in bytes or with a KiB or MiB suffix (a subscription's max_package_size is at most 1MiB)",
+		field: func(c *Config) *string { return &c.WebhookMaxBody }},
+	{env: "GATEWAY_WEBHOOK_MAX_SIGNATURE_AGE", flag: "webhook-max-signature-age", usage: "how old a delivery's signature may be, as Upvest re-sends deliveries with their original signature (default and maximum: GATEWAY_EVENTS_DUPLICATE_WINDOW)",
+		field: func(c *Config) *string { return &c.WebhookMaxSignatureAge }},
+	{env: "GATEWAY_WEBHOOK_SOURCE_RATE", flag: "webhook-source-rate", def: "10", usage: "signature verifications per second one source address may cause before it proves to be Upvest; more are answered 429",
+		field: func(c *Config) *string { return &c.WebhookSourceRate }},
+	{env: "GATEWAY_WEBHOOK_SOURCE_BURST", flag: "webhook-source-burst", def: "20", usage: "... of which this many at once",
+		field: func(c *Config) *string { return &c.WebhookSourceBurst }},
+	{env: "GATEWAY_WEBHOOK_GLOBAL_RATE", flag: "webhook-global-rate", def: "50", usage: "signature verifications per second all unproven senders together may cause",
+		field: func(c *Config) *string { return &c.WebhookGlobalRate }},
+	{env: "GATEWAY_WEBHOOK_GLOBAL_BURST", flag: "webhook-global-burst", def: "100", usage: "... of which this many at once",
+		field: func(c *Config) *string { return &c.WebhookGlobalBurst }},
 }
 
 func settingOf(env string) setting {
@@ -332,7 +357,10 @@ func (c Config) validate() error {
 	if _, err := c.IdempotencyConfig(); err != nil {
 		return err
 	}
-	_, err = c.LogConfig()
+	if _, err = c.LogConfig(); err != nil {
+		return err
+	}
+	_, err = c.WebhookConfig()
 	return err
 }
 
@@ -493,17 +521,20 @@ func (c Config) LogConfig() (events.LogConfig, error) {
 	if lc.DuplicateWindow, err = positiveDuration("GATEWAY_EVENTS_DUPLICATE_WINDOW", c.EventsDuplicateWindow); err != nil {
 		return lc, err
 	}
-	if lc.MaxBytes, err = parseBytes(c.EventsMaxBytes); err != nil {
+	if lc.MaxBytes, err = parseBytes("GATEWAY_EVENTS_MAX_BYTES", c.EventsMaxBytes, "1073741824 or 1GiB"); err != nil {
 		return lc, err
 	}
-	n, err := strconv.Atoi(c.NATSReplicas)
-	switch {
-	case err != nil || n < 1 || n > 5:
-		return lc, configErr("GATEWAY_NATS_REPLICAS", "%q is not a number from 1 to 5", c.NATSReplicas)
-	case n > 1 && c.NATSURL == "":
-		return lc, configErr("GATEWAY_NATS_REPLICAS", "must be 1 with the embedded event log (GATEWAY_NATS_URL unset)")
+	// 0 is auto: the broker settles it by the size of the cluster.
+	if c.NATSReplicas != "auto" {
+		n, err := strconv.Atoi(c.NATSReplicas)
+		switch {
+		case err != nil || n < 1 || n > broker.MaxReplicas:
+			return lc, configErr("GATEWAY_NATS_REPLICAS", "%q is neither auto nor a number from 1 to 5", c.NATSReplicas)
+		case n > 1 && c.NATSURL == "":
+			return lc, configErr("GATEWAY_NATS_REPLICAS", "must be 1 or auto with the embedded event log (GATEWAY_NATS_URL unset)")
+		}
+		lc.Replicas = n
 	}
-	lc.Replicas = n
 	switch {
 	case lc.DuplicateWindow > lc.MaxAge:
 		return lc, configErr("GATEWAY_EVENTS_DUPLICATE_WINDOW", "%s is longer than GATEWAY_EVENTS_MAX_AGE %s", lc.DuplicateWindow, lc.MaxAge)
@@ -523,8 +554,81 @@ func positiveDuration(env, v string) (time.Duration, error) {
 	return d, nil
 }
 
-// parseBytes reads a size such as 1073741824 or 1GiB.
-func parseBytes(v string) (int64, error) {
+// WebhookConfig is the webhook receiver's part of the configuration.
+type WebhookConfig struct {
+	IDs             []string // our webhook subscriptions
+	MaxBody         int64
+	MaxSignatureAge time.Duration
+	Limits          webhook.RateLimits
+}
+
+// maxWebhookBody bounds GATEWAY_WEBHOOK_MAX_BODY: a delivery is held in
+// memory while it is verified.
+const maxWebhookBody = 64 << 20
+
+// WebhookConfig checks and converts the GATEWAY_WEBHOOK_* settings.
+func (c Config) WebhookConfig() (WebhookConfig, error) {
+	var wc WebhookConfig
+	var err error
+	if wc.IDs, err = webhook.ParseWebhookIDs(c.WebhookIDs); err != nil {
+		return wc, configErr("GATEWAY_WEBHOOK_IDS", "%v: it must list UUIDs separated by commas", err)
+	}
+	if wc.MaxBody, err = parseBytes("GATEWAY_WEBHOOK_MAX_BODY", c.WebhookMaxBody, "2097152 or 2MiB"); err != nil {
+		return wc, err
+	}
+	if wc.MaxBody > maxWebhookBody {
+		return wc, configErr("GATEWAY_WEBHOOK_MAX_BODY", "%q is more than 64MiB", c.WebhookMaxBody)
+	}
+	window, err := positiveDuration("GATEWAY_EVENTS_DUPLICATE_WINDOW", c.EventsDuplicateWindow)
+	if err != nil {
+		return wc, err
+	}
+	wc.MaxSignatureAge = window
+	if c.WebhookMaxSignatureAge != "" {
+		if wc.MaxSignatureAge, err = positiveDuration("GATEWAY_WEBHOOK_MAX_SIGNATURE_AGE", c.WebhookMaxSignatureAge); err != nil {
+			return wc, err
+		}
+		if wc.MaxSignatureAge > window {
+			// Beyond the window a replayed delivery would store its events again.
+			return wc, configErr("GATEWAY_WEBHOOK_MAX_SIGNATURE_AGE", "%s is longer than GATEWAY_EVENTS_DUPLICATE_WINDOW %s", wc.MaxSignatureAge, window)
+		}
+	}
+	if wc.Limits.PerSource, err = positiveRate("GATEWAY_WEBHOOK_SOURCE_RATE", c.WebhookSourceRate); err != nil {
+		return wc, err
+	}
+	if wc.Limits.SourceBurst, err = positiveCount("GATEWAY_WEBHOOK_SOURCE_BURST", c.WebhookSourceBurst); err != nil {
+		return wc, err
+	}
+	if wc.Limits.Global, err = positiveRate("GATEWAY_WEBHOOK_GLOBAL_RATE", c.WebhookGlobalRate); err != nil {
+		return wc, err
+	}
+	if wc.Limits.GlobalBurst, err = positiveCount("GATEWAY_WEBHOOK_GLOBAL_BURST", c.WebhookGlobalBurst); err != nil {
+		return wc, err
+	}
+	return wc, nil
+}
+
+// positiveRate reads a rate per second such as 10 or 0.5.
+func positiveRate(env, v string) (float64, error) {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || !(f > 0) || f > 1e6 {
+		return 0, configErr(env, "%q is not a positive number of verifications per second, such as 10 or 0.5", v)
+	}
+	return f, nil
+}
+
+// positiveCount reads a whole number from 1 to a million.
+func positiveCount(env, v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 1e6 {
+		return 0, configErr(env, "%q is not a whole number from 1 to 1000000", v)
+	}
+	return n, nil
+}
+
+// parseBytes reads a size such as 1073741824 or 1GiB; example is shown in
+// the error.
+func parseBytes(env, v, example string) (int64, error) {
 	num, unit := v, int64(1)
 	for i, suffix := range []string{"KiB", "MiB", "GiB", "TiB"} {
 		if n, ok := strings.CutSuffix(v, suffix); ok {
@@ -534,7 +638,7 @@ func parseBytes(v string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(num, 10, 64)
 	if err != nil || n <= 0 || n > math.MaxInt64/unit {
-		return 0, configErr("GATEWAY_EVENTS_MAX_BYTES", "%q is not a positive size such as 1073741824 or 1GiB", v)
+		return 0, configErr(env, "%q is not a positive size such as %s", v, example)
 	}
 	return n * unit, nil
 }

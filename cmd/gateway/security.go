@@ -8,9 +8,11 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 
+	adminv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/admin/v1"
 	gatewayv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/v1"
 	"github.com/upvest-gateway/gateway/internal/auth"
 	"github.com/upvest-gateway/gateway/internal/server"
+	"github.com/upvest-gateway/gateway/internal/service"
 	"github.com/upvest-gateway/gateway/internal/tlsconfig"
 )
 
@@ -21,14 +23,16 @@ var publicMethods = []string{
 	healthpb.Health_Watch_FullMethodName,
 }
 
-// policyMethods are the methods a policy may grant: the four services, and
-// server reflection for tools such as grpcurl.
+// policyMethods are the methods a policy may grant: the four services, the
+// operators' quarantine service, and server reflection for tools such as
+// grpcurl.
 func policyMethods() []string {
 	return auth.MethodsOf(
 		&gatewayv1.VirtualCashService_ServiceDesc,
 		&gatewayv1.TopupService_ServiceDesc,
 		&gatewayv1.PaymentsService_ServiceDesc,
 		&gatewayv1.CashBalanceService_ServiceDesc,
+		&adminv1.EventQuarantineService_ServiceDesc,
 		&reflectionpb.ServerReflection_ServiceDesc,
 	)
 }
@@ -83,7 +87,13 @@ func loadSecurity(ctx context.Context, cfg Config, logger *slog.Logger) ([]serve
 	if err != nil {
 		return nil, configErr("GATEWAY_POLICY_FILE", "%v", err)
 	}
-	return append(opts, server.WithGuard(guard)), nil
+	opts = append(opts, server.WithGuard(guard))
+	if cfg.Authenticated() {
+		// The policy decides who may operate the quarantine; without
+		// authenticated callers, only callers on this host may.
+		opts = append(opts, server.WithServiceOptions(service.WithAdminGuard(nil)))
+	}
+	return opts, nil
 }
 
 // jwtVerifier loads the JWKS (from its file, or fetched once now from its

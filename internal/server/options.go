@@ -116,20 +116,22 @@ type optionFunc func(*options)
 func (f optionFunc) applyServer(o *options) { f(o) }
 
 type options struct {
-	logger          *slog.Logger
-	serviceOpts     []service.Option
-	httpRoutes      []httpRoute
-	maxBodyBytes    int64
-	shutdownTimeout time.Duration
-	grpcOpts        []grpc.ServerOption
-	unary           []grpc.UnaryServerInterceptor
-	stream          []grpc.StreamServerInterceptor
-	events          *events.Log
-	receiverOpts    []webhook.Option
-	webhookKeys     webhook.KeySource
-	limits          Limits
-	tls             *tlsconfig.Server
-	guard           *auth.Guard
+	logger           *slog.Logger
+	serviceOpts      []service.Option
+	httpRoutes       []httpRoute
+	maxBodyBytes     int64
+	shutdownTimeout  time.Duration
+	logCheckInterval time.Duration
+	grpcOpts         []grpc.ServerOption
+	unary            []grpc.UnaryServerInterceptor
+	stream           []grpc.StreamServerInterceptor
+	events           *events.Log
+	quarantine       *events.Quarantine
+	receiverOpts     []webhook.Option
+	webhookKeys      webhook.KeySource
+	limits           Limits
+	tls              *tlsconfig.Server
+	guard            *auth.Guard
 }
 
 type httpRoute struct {
@@ -139,9 +141,10 @@ type httpRoute struct {
 
 func newOptions(opts []Option) options {
 	o := options{
-		logger:          slog.Default(),
-		maxBodyBytes:    DefaultMaxBodyBytes,
-		shutdownTimeout: DefaultShutdownTimeout,
+		logger:           slog.Default(),
+		maxBodyBytes:     DefaultMaxBodyBytes,
+		shutdownTimeout:  DefaultShutdownTimeout,
+		logCheckInterval: DefaultLogCheckInterval,
 	}
 	for _, opt := range opts {
 		if opt != nil {
@@ -180,6 +183,15 @@ func WithEvents(log *events.Log, opts ...webhook.Option) Option {
 	})
 }
 
+// WithQuarantine is the event log's quarantine (events.OpenQuarantine),
+// required with WithEvents: the webhook receiver keeps there what the log
+// cannot take, so that one bad event never holds back Upvest's deliveries,
+// and the EventQuarantineService lets operators list and re-inject it. The
+// caller owns q.
+func WithQuarantine(q *events.Quarantine) Option {
+	return optionFunc(func(o *options) { o.quarantine = q })
+}
+
 // WithWebhookKeys replaces where the receiver gets the keys deliveries are
 // verified with (default: Upvest's GET /auth/verify_keys through
 // Config.Upstream).
@@ -214,6 +226,17 @@ func WithShutdownTimeout(d time.Duration) Option {
 	return optionFunc(func(o *options) {
 		if d > 0 {
 			o.shutdownTimeout = d
+		}
+	})
+}
+
+// WithLogCheckInterval sets how often, with WithEvents, the gRPC health of
+// the services serving Watch RPCs is checked against the event log (default
+// DefaultLogCheckInterval).
+func WithLogCheckInterval(d time.Duration) Option {
+	return optionFunc(func(o *options) {
+		if d > 0 {
+			o.logCheckInterval = d
 		}
 	})
 }

@@ -64,6 +64,8 @@ type Server struct {
 	restConn    *grpc.ClientConn
 	rest        *runtime.ServeMux
 	served      atomic.Bool
+	// watchServices are the services whose health follows the event log.
+	watchServices []string
 	// draining is canceled when shutdown begins, ending every stream.
 	draining    context.Context
 	stopStreams context.CancelFunc
@@ -98,11 +100,14 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	s.draining, s.stopStreams = context.WithCancel(context.Background())
 	serviceOpts := append([]service.Option{service.WithLogger(s.log)}, o.serviceOpts...)
 	if o.events != nil {
+		if o.quarantine == nil {
+			return nil, errors.New("server: WithEvents needs WithQuarantine: without it one malformed event would hold back every webhook delivery")
+		}
 		keys := o.webhookKeys
 		if keys == nil {
 			keys = func(ctx context.Context) (map[string]crypto.PublicKey, error) { return cfg.Upstream.GetVerifyKeys(ctx) }
 		}
-		recv := webhook.NewReceiver(o.events, keys, append([]webhook.Option{webhook.WithLogger(s.log)}, o.receiverOpts...)...)
+		recv := webhook.NewReceiver(o.events, o.quarantine, keys, append([]webhook.Option{webhook.WithLogger(s.log)}, o.receiverOpts...)...)
 		// No size cap here (the receiver has its own), but the same time
 		// limit for the body as every request.
 		s.webhook = limitBody(recv, 0, lim.BodyTimeout)
@@ -140,6 +145,12 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	s.grpc = grpc.NewServer(grpcOpts...)
 
 	names := service.Register(s.grpc, cfg.Upstream, serviceOpts...)
+	if o.events != nil {
+		// The operator's surface of the quarantine: gRPC, so that the caller
+		// authorization of every other RPC covers it too.
+		names = append(names, service.RegisterQuarantine(s.grpc, o.quarantine, o.events, serviceOpts...))
+		s.watchServices = names
+	}
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	for _, n := range append(names, "") {
@@ -220,6 +231,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	if !s.served.CompareAndSwap(false, true) {
 		return errors.New("server: Serve called twice")
 	}
+	go s.watchLogHealth(s.draining)
 	errc := make(chan error, 4)
 	go func() { errc <- wrapServeErr("gRPC", s.grpc.Serve(s.grpcLis)) }()
 	go func() { errc <- wrapServeErr("in-memory gRPC", s.grpc.Serve(s.memLis)) }()

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"log/slog"
 	"strings"
 	"time"
@@ -44,10 +45,12 @@ type options struct {
 	// timeouts holds the default deadline of calls that bring none, by full
 	// method name; "" applies to every method.
 	timeouts map[string]time.Duration
+	// adminGuard: see WithAdminGuard.
+	adminGuard func(context.Context) error
 }
 
 func newOptions(opts []Option) options {
-	o := options{logger: slog.Default(), snapshotSkew: DefaultSnapshotSkew, timeouts: map[string]time.Duration{"": DefaultTimeout}}
+	o := options{logger: slog.Default(), snapshotSkew: DefaultSnapshotSkew, timeouts: map[string]time.Duration{"": DefaultTimeout}, adminGuard: LoopbackOnly}
 	WithCurrencies(DefaultCurrencies...).applyService(&o)
 	for _, opt := range opts {
 		if opt != nil {
@@ -194,4 +197,11 @@ func WithIdempotencyStore(store *idempotency.Store) Option {
 // reported as it is.
 func WithStatusIndex(ix *statusindex.Index) Option {
 	return optionFunc(func(o *options) { o.statusIndex = ix })
+}
+
+// WithAdminGuard replaces the check every admin RPC (the quarantine
+// service) passes first (default LoopbackOnly). Once caller authorization
+// interceptors cover the admin services, pass nil to rely on them alone.
+func WithAdminGuard(guard func(ctx context.Context) error) Option {
+	return optionFunc(func(o *options) { o.adminGuard = guard })
 }

@@ -2,6 +2,7 @@ package statusindex_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -100,13 +101,18 @@ func TestTail(t *testing.T) {
 	obj := func(status string) map[string]any {
 		return map[string]any{"id": id, "account_group_id": ag, "status": status, "amount": "1.00", "currency": "EUR"}
 	}
-	evs, err := events.ParseDelivery(eventstest.DeliveryBody(t,
+	var evs []events.Event
+	for _, raw := range []map[string]any{
 		eventstest.RawEvent("VIRTUAL_CASH_DECREASE.ISSUED", time.Now(), obj("ISSUED")),
 		eventstest.RawEvent("TOPUP.SETTLED", time.Now(), map[string]any{"id": uuid.NewString(), "account_group_id": ag}),
 		eventstest.RawEvent("VIRTUAL_CASH_DECREASE.CANCELLED", time.Now().Add(time.Second), obj("CANCELLED")),
-	))
-	if err != nil {
-		t.Fatal(err)
+	} {
+		data, _ := json.Marshal(raw)
+		e, err := events.ParseEvent(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, e)
 	}
 	if err := l.Append(ctx, evs); err != nil {
 		t.Fatal(err)

@@ -100,7 +100,11 @@ func (ec eventsConfig) open(t testing.TB, g *Gateway, logger *slog.Logger) []ser
 	}
 	if bc.URL != "" {
 		// Registered first, so it runs after the log is closed.
-		t.Cleanup(func() { DeleteStream(t, bc.URL, cfg.Stream) })
+		qstream, _ := events.QuarantineNames(cfg)
+		t.Cleanup(func() {
+			DeleteStream(t, bc.URL, cfg.Stream)
+			DeleteStream(t, bc.URL, qstream)
+		})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -114,7 +118,11 @@ func (ec eventsConfig) open(t testing.TB, g *Gateway, logger *slog.Logger) []ser
 		t.Fatalf("servertest: event log: %v", err)
 	}
 	t.Cleanup(func() { l.Close() })
-	g.Events, g.Broker, g.LogConfig = l, b, l.Config()
+	q, err := events.OpenQuarantine(ctx, b, cfg, events.WithLogger(logger))
+	if err != nil {
+		t.Fatalf("servertest: quarantine: %v", err)
+	}
+	g.Events, g.Quarantine, g.Broker, g.LogConfig = l, q, b, l.Config()
 
 	ic := idempotency.Config{Bucket: ec.idemBucket}
 	if bc.URL != "" && ic.Bucket == "" {
@@ -147,7 +155,9 @@ func (ec eventsConfig) open(t testing.TB, g *Gateway, logger *slog.Logger) []ser
 	}()
 	t.Cleanup(func() { stopTail(); <-tailed })
 
-	opts := []server.Option{server.WithEvents(l, ec.receiverOpts...),
+	// Bound to the tenant's client id, as the gateway is to UPVEST_CLIENT_ID.
+	recvOpts := append([]webhook.Option{webhook.WithClientID(g.ClientID)}, ec.receiverOpts...)
+	opts := []server.Option{server.WithEvents(l, recvOpts...), server.WithQuarantine(q),
 		server.WithServiceOptions(service.WithIdempotencyStore(g.Idempotency), service.WithStatusIndex(ix))}
 	if len(ec.extraKeys) > 0 {
 		extra := maps.Clone(ec.extraKeys)

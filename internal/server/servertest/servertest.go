@@ -70,8 +70,9 @@ type Gateway struct {
 	// The event log (nil WithoutEvents), the broker under it, its
 	// configuration, and the simulator's way to the gateway's webhook
 	// receiver.
-	Events *events.Log
-	Broker *broker.Broker
+	Events     *events.Log
+	Quarantine *events.Quarantine
+	Broker     *broker.Broker
 	// Idempotency is the gateway's idempotency store, on Broker.
 	Idempotency *idempotency.Store
 	LogConfig   events.LogConfig
