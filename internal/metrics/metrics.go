@@ -28,23 +28,23 @@ type Metrics struct {
 	// handling-time histograms): its interceptors go first in the chain.
 	GRPC *grpcprom.ServerMetrics
 
-	upstreamRequests   *prometheus.CounterVec
-	upstreamDuration   *prometheus.HistogramVec
-	upstreamRetries    *prometheus.CounterVec
-	upstreamUnknown    *prometheus.CounterVec
-	tokenRequests      *prometheus.CounterVec
-	tokenRefreshes     *prometheus.CounterVec
-	idempotency        *prometheus.CounterVec
-	idempotencyReuse   prometheus.Counter
-	idempotencyDown    prometheus.Counter
-	webhookDeliveries  *prometheus.CounterVec
-	webhookRejections  *prometheus.CounterVec
-	webhookEvents      *prometheus.CounterVec
-	appendDuration     prometheus.Histogram
-	appendErrors       prometheus.Counter
-	streamsActive      *prometheus.GaugeVec
-	streamLag          prometheus.Histogram
-	streamsEnded       *prometheus.CounterVec
+	upstreamRequests  *prometheus.CounterVec
+	upstreamDuration  *prometheus.HistogramVec
+	upstreamRetries   *prometheus.CounterVec
+	upstreamUnknown   *prometheus.CounterVec
+	tokenRequests     *prometheus.CounterVec
+	tokenRefreshes    *prometheus.CounterVec
+	idempotency       *prometheus.CounterVec
+	idempotencyReuse  prometheus.Counter
+	idempotencyDown   prometheus.Counter
+	webhookDeliveries *prometheus.CounterVec
+	webhookRejections *prometheus.CounterVec
+	webhookEvents     *prometheus.CounterVec
+	appendDuration    prometheus.Histogram
+	appendErrors      prometheus.Counter
+	streamsActive     *prometheus.GaugeVec
+	streamLag         prometheus.Histogram
+	streamsEnded      *prometheus.CounterVec
 }
 
 // Latency buckets, from a loopback call (a millisecond) to a slow Upvest
