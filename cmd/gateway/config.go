@@ -20,17 +20,26 @@ import (
 	"github.com/upvest-gateway/gateway/internal/idempotency"
 	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/service"
+	"github.com/upvest-gateway/gateway/internal/webhook"
 )
 
 // Config is the gateway's configuration: environment variables, each
 // overridden by the flag of the same meaning.
 type Config struct {
-	BaseURL              string
-	ClientID             string
-	ClientSecret         string // secret
+	BaseURL      string
+	ClientID     string
+	ClientSecret string // secret
+	// ClientSecretFile holds the client secret instead (the Kubernetes
+	// secret-mount convention); read by Secrets.
+	ClientSecretFile     string
 	SigningKeyFile       string
 	SigningKeyID         string
 	SigningKeyPassphrase string // secret
+	// SigningKeyPassphraseFile holds the passphrase instead; read by Secrets.
+	SigningKeyPassphraseFile string
+	// SigningKeyInsecurePermissions accepts a key file that others than
+	// its owner may read.
+	SigningKeyInsecurePermissions string
 	// InsecureHTTP allows a plain http UPVEST_BASE_URL on a host other than
 	// loopback: only for a simulator on a private network (deploy/compose.yaml).
 	InsecureHTTP string
@@ -38,6 +47,14 @@ type Config struct {
 	HTTPAddr     string
 	// WebhookAddr, when set, is the webhook receiver's own listener.
 	WebhookAddr string
+	// Caller security: TLS files, the policy file, bearer tokens' JWKS and
+	// claims, and the explicit opt-out. Checked by checkSecurity, loaded by
+	// loadSecurity.
+	TLSCertFile, TLSKeyFile, TLSClientCAFile string
+	PolicyFile                               string
+	JWTJWKSFile, JWTJWKSURL                  string
+	JWTIssuer, JWTAudience, JWTIdentityClaim string
+	InsecureAllowUnauthenticated             string
 	// Limits: connections per listener and per remote address, the body
 	// timeout, open streams, gRPC connection age. Checked and converted by
 	// Limits.
@@ -64,7 +81,17 @@ type Config struct {
 	// AllowMissingRequestID lets creating calls without a request_id
 	// through with a key the gateway makes (default false: refused).
 	AllowMissingRequestID string
-	Simulate              bool
+	// The webhook receiver: our subscriptions, the body cap, how old a
+	// signature may be, and the verification budgets. Checked and
+	// converted by WebhookConfig.
+	WebhookIDs             string
+	WebhookMaxBody         string
+	WebhookMaxSignatureAge string
+	WebhookSourceRate      string
+	WebhookSourceBurst     string
+	WebhookGlobalRate      string
+	WebhookGlobalBurst     string
+	Simulate               bool
 }
 
 // setting is one configuration value: its variable, its flag and how to
@@ -82,12 +109,18 @@ var settings = []setting{
 		field: func(c *Config) *string { return &c.ClientID }},
 	{env: "UPVEST_CLIENT_SECRET", flag: "upvest-client-secret", secret: true, usage: "OAuth2 client secret (prefer the variable: flags show in ps)",
 		field: func(c *Config) *string { return &c.ClientSecret }},
+	{env: "UPVEST_CLIENT_SECRET_FILE", flag: "upvest-client-secret-file", usage: "file holding the OAuth2 client secret (instead of UPVEST_CLIENT_SECRET)",
+		field: func(c *Config) *string { return &c.ClientSecretFile }},
 	{env: "UPVEST_SIGNING_KEY_FILE", flag: "upvest-signing-key-file", usage: "PEM private key for request signatures",
 		field: func(c *Config) *string { return &c.SigningKeyFile }},
 	{env: "UPVEST_SIGNING_KEY_ID", flag: "upvest-signing-key-id", usage: "the id Upvest knows the signing key by",
 		field: func(c *Config) *string { return &c.SigningKeyID }},
 	{env: "UPVEST_SIGNING_KEY_PASSPHRASE", flag: "upvest-signing-key-passphrase", secret: true, usage: "passphrase of a protected signing key (prefer the variable)",
 		field: func(c *Config) *string { return &c.SigningKeyPassphrase }},
+	{env: "UPVEST_SIGNING_KEY_PASSPHRASE_FILE", flag: "upvest-signing-key-passphrase-file", usage: "file holding the signing key's passphrase (instead of UPVEST_SIGNING_KEY_PASSPHRASE)",
+		field: func(c *Config) *string { return &c.SigningKeyPassphraseFile }},
+	{env: "UPVEST_SIGNING_KEY_INSECURE_PERMISSIONS", flag: "upvest-signing-key-insecure-permissions", def: "false", usage: "accept a signing key file that its group or others may read",
+		field: func(c *Config) *string { return &c.SigningKeyInsecurePermissions }},
 	{env: "UPVEST_INSECURE_HTTP", flag: "upvest-insecure-http", def: "false", usage: "allow a plain http UPVEST_BASE_URL on a non-loopback host, e.g. a simulator on a private network (never for Upvest)",
 		field: func(c *Config) *string { return &c.InsecureHTTP }},
 	{env: "GATEWAY_GRPC_ADDR", flag: "grpc-addr", def: "127.0.0.1:9090", usage: "gRPC listen address",
@@ -96,11 +129,31 @@ var settings = []setting{
 		field: func(c *Config) *string { return &c.HTTPAddr }},
 	{env: "GATEWAY_WEBHOOK_ADDR", flag: "webhook-addr", usage: "listen address of the webhook receiver alone (default: served on GATEWAY_HTTP_ADDR); the one port to expose to Upvest",
 		field: func(c *Config) *string { return &c.WebhookAddr }},
+	{env: "GATEWAY_TLS_CERT_FILE", flag: "tls-cert-file", usage: "PEM certificate chain of the gRPC, HTTP and webhook listeners (reloaded when it changes); with GATEWAY_TLS_KEY_FILE",
+		field: func(c *Config) *string { return &c.TLSCertFile }},
+	{env: "GATEWAY_TLS_KEY_FILE", flag: "tls-key-file", usage: "PEM private key of GATEWAY_TLS_CERT_FILE",
+		field: func(c *Config) *string { return &c.TLSKeyFile }},
+	{env: "GATEWAY_TLS_CLIENT_CA_FILE", flag: "tls-client-ca-file", usage: "PEM bundle of the CAs whose client certificates identify callers (mutual TLS; reloaded when it changes)",
+		field: func(c *Config) *string { return &c.TLSClientCAFile }},
+	{env: "GATEWAY_POLICY_FILE", flag: "policy-file", usage: "YAML file of the callers, the RPCs and account groups each may use, and their limits (reloaded when it changes)",
+		field: func(c *Config) *string { return &c.PolicyFile }},
+	{env: "GATEWAY_JWT_JWKS_FILE", flag: "jwt-jwks-file", usage: "JWKS file of the keys that sign callers' bearer tokens (or GATEWAY_JWT_JWKS_URL)",
+		field: func(c *Config) *string { return &c.JWTJWKSFile }},
+	{env: "GATEWAY_JWT_JWKS_URL", flag: "jwt-jwks-url", usage: "https URL of the JWKS of the keys that sign callers' bearer tokens (or GATEWAY_JWT_JWKS_FILE)",
+		field: func(c *Config) *string { return &c.JWTJWKSURL }},
+	{env: "GATEWAY_JWT_ISSUER", flag: "jwt-issuer", usage: "the iss every bearer token must carry",
+		field: func(c *Config) *string { return &c.JWTIssuer }},
+	{env: "GATEWAY_JWT_AUDIENCE", flag: "jwt-audience", usage: "the aud every bearer token must carry",
+		field: func(c *Config) *string { return &c.JWTAudience }},
+	{env: "GATEWAY_JWT_IDENTITY_CLAIM", flag: "jwt-identity-claim", def: "sub", usage: "the bearer token claim that names the caller in the policy",
+		field: func(c *Config) *string { return &c.JWTIdentityClaim }},
+	{env: "GATEWAY_INSECURE_ALLOW_UNAUTHENTICATED", flag: "insecure-allow-unauthenticated", def: "false", usage: "without mutual TLS or bearer tokens, listen beyond loopback anyway: anyone who reaches the ports can move money",
+		field: func(c *Config) *string { return &c.InsecureAllowUnauthenticated }},
 	{env: "GATEWAY_DATA_DIR", flag: "data-dir", def: "./data", usage: "directory of the embedded event log",
 		field: func(c *Config) *string { return &c.DataDir }},
 	{env: "GATEWAY_NATS_URL", flag: "nats-url", secret: true, usage: "external NATS server URLs, comma-separated (default: embedded)",
 		field: func(c *Config) *string { return &c.NATSURL }},
-	{env: "GATEWAY_NATS_REPLICAS", flag: "nats-replicas", def: "1", usage: "replicas of the event stream on an external NATS cluster (1 to 5)",
+	{env: "GATEWAY_NATS_REPLICAS", flag: "nats-replicas", def: "auto", usage: "replicas of the event streams on an external NATS cluster: 1 to 5, or auto (3 on a cluster of 3 or more servers, else 1); more than the cluster has servers stops start-up",
 		field: func(c *Config) *string { return &c.NATSReplicas }},
 	{env: "GATEWAY_EVENTS_STREAM", flag: "events-stream", def: events.DefaultStream, usage: "JetStream stream name of the event log; replicas sharing a log use the same",
 		field: func(c *Config) *string { return &c.EventsStream }},
@@ -130,6 +183,20 @@ var settings = []setting{
 		field: func(c *Config) *string { return &c.MaxStreams }},
 	{env: "GATEWAY_GRPC_MAX_CONNECTION_AGE", flag: "grpc-max-connection-age", def: "1h", usage: "gRPC clients reconnect after this long (streams end UNAVAILABLE and resume), so connections spread over new replicas",
 		field: func(c *Config) *string { return &c.GRPCMaxConnectionAge }},
+	{env: "GATEWAY_WEBHOOK_IDS", flag: "webhook-ids", usage: "ids of this gateway's Upvest webhook subscriptions (UUIDs, comma-separated): a delivery for another subscription is refused; unset, deliveries are bound by upvest-client-id alone where signed",
+		field: func(c *Config) *string { return &c.WebhookIDs }},
+	{env: "GATEWAY_WEBHOOK_MAX_BODY", flag: "webhook-max-body", def: "2MiB", usage: "largest webhook delivery body, in bytes or with a KiB or MiB suffix (a subscription's max_package_size is at most 1MiB)",
+		field: func(c *Config) *string { return &c.WebhookMaxBody }},
+	{env: "GATEWAY_WEBHOOK_MAX_SIGNATURE_AGE", flag: "webhook-max-signature-age", usage: "how old a delivery's signature may be, as Upvest re-sends deliveries with their original signature (default and maximum: GATEWAY_EVENTS_DUPLICATE_WINDOW)",
+		field: func(c *Config) *string { return &c.WebhookMaxSignatureAge }},
+	{env: "GATEWAY_WEBHOOK_SOURCE_RATE", flag: "webhook-source-rate", def: "10", usage: "signature verifications per second one source address may cause before it proves to be Upvest; more are answered 429",
+		field: func(c *Config) *string { return &c.WebhookSourceRate }},
+	{env: "GATEWAY_WEBHOOK_SOURCE_BURST", flag: "webhook-source-burst", def: "20", usage: "... of which this many at once",
+		field: func(c *Config) *string { return &c.WebhookSourceBurst }},
+	{env: "GATEWAY_WEBHOOK_GLOBAL_RATE", flag: "webhook-global-rate", def: "50", usage: "signature verifications per second all unproven senders together may cause",
+		field: func(c *Config) *string { return &c.WebhookGlobalRate }},
+	{env: "GATEWAY_WEBHOOK_GLOBAL_BURST", flag: "webhook-global-burst", def: "100", usage: "... of which this many at once",
+		field: func(c *Config) *string { return &c.WebhookGlobalBurst }},
 }
 
 func settingOf(env string) setting {
@@ -230,8 +297,12 @@ func (c Config) validate() error {
 			return configErr("UPVEST_CLIENT_ID", "is required")
 		case !isUUID(c.ClientID):
 			return configErr("UPVEST_CLIENT_ID", "%q is not a UUID", c.ClientID)
-		case c.ClientSecret == "":
-			return configErr("UPVEST_CLIENT_SECRET", "is required")
+		case c.ClientSecret == "" && c.ClientSecretFile == "":
+			return configErr("UPVEST_CLIENT_SECRET", "is required, or UPVEST_CLIENT_SECRET_FILE")
+		case c.ClientSecret != "" && c.ClientSecretFile != "":
+			return configErr("UPVEST_CLIENT_SECRET_FILE", "and UPVEST_CLIENT_SECRET are both set: choose one")
+		case c.SigningKeyPassphrase != "" && c.SigningKeyPassphraseFile != "":
+			return configErr("UPVEST_SIGNING_KEY_PASSPHRASE_FILE", "and UPVEST_SIGNING_KEY_PASSPHRASE are both set: choose one")
 		case !printable(c.ClientSecret):
 			return configErr("UPVEST_CLIENT_SECRET", "contains control characters")
 		case c.SigningKeyFile == "":
@@ -245,6 +316,9 @@ func (c Config) validate() error {
 		case !printable(c.SigningKeyPassphrase):
 			return configErr("UPVEST_SIGNING_KEY_PASSPHRASE", "contains control characters")
 		}
+	}
+	if _, err := strconv.ParseBool(c.SigningKeyInsecurePermissions); err != nil {
+		return configErr("UPVEST_SIGNING_KEY_INSECURE_PERMISSIONS", "%q is not true or false", c.SigningKeyInsecurePermissions)
 	}
 	if err := checkAddr("GATEWAY_GRPC_ADDR", c.GRPCAddr); err != nil {
 		return err
@@ -266,6 +340,9 @@ func (c Config) validate() error {
 	if _, err := c.Limits(); err != nil {
 		return err
 	}
+	if err := c.checkSecurity(); err != nil {
+		return err
+	}
 	switch {
 	case c.DataDir == "":
 		return configErr("GATEWAY_DATA_DIR", "must not be empty")
@@ -284,7 +361,10 @@ func (c Config) validate() error {
 	if _, err := c.IdempotencyConfig(); err != nil {
 		return err
 	}
-	_, err = c.LogConfig()
+	if _, err = c.LogConfig(); err != nil {
+		return err
+	}
+	_, err = c.WebhookConfig()
 	return err
 }
 
@@ -305,6 +385,72 @@ func (c Config) IdempotencyConfig() (idempotency.Config, error) {
 	}
 	ic.Replicas = lc.Replicas
 	return ic, nil
+}
+
+// Authenticated reports whether callers prove who they are: by client
+// certificate (mutual TLS) or by bearer token.
+func (c Config) Authenticated() bool {
+	return c.TLSClientCAFile != "" || c.JWTJWKSFile != "" || c.JWTJWKSURL != ""
+}
+
+// InsecureUnauthenticated is GATEWAY_INSECURE_ALLOW_UNAUTHENTICATED as a bool.
+func (c Config) InsecureUnauthenticated() (bool, error) {
+	b, err := strconv.ParseBool(c.InsecureAllowUnauthenticated)
+	if err != nil {
+		return false, configErr("GATEWAY_INSECURE_ALLOW_UNAUTHENTICATED", "%q is not true or false", c.InsecureAllowUnauthenticated)
+	}
+	return b, nil
+}
+
+// checkSecurity checks the caller-security settings fit together, without
+// reading any file: that is loadSecurity's.
+func (c Config) checkSecurity() error {
+	insecure, err := c.InsecureUnauthenticated()
+	if err != nil {
+		return err
+	}
+	switch {
+	case (c.TLSCertFile == "") != (c.TLSKeyFile == ""):
+		if c.TLSCertFile == "" {
+			return configErr("GATEWAY_TLS_CERT_FILE", "is required with GATEWAY_TLS_KEY_FILE")
+		}
+		return configErr("GATEWAY_TLS_KEY_FILE", "is required with GATEWAY_TLS_CERT_FILE")
+	case c.TLSClientCAFile != "" && c.TLSCertFile == "":
+		return configErr("GATEWAY_TLS_CLIENT_CA_FILE", "needs GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE: mutual TLS is TLS")
+	case c.JWTJWKSFile != "" && c.JWTJWKSURL != "":
+		return configErr("GATEWAY_JWT_JWKS_URL", "and GATEWAY_JWT_JWKS_FILE are both set: choose one")
+	}
+	if c.JWTJWKSFile != "" || c.JWTJWKSURL != "" {
+		switch {
+		case c.JWTIssuer == "":
+			return configErr("GATEWAY_JWT_ISSUER", "is required with a JWKS: every bearer token must name its issuer")
+		case c.JWTAudience == "":
+			return configErr("GATEWAY_JWT_AUDIENCE", "is required with a JWKS: every bearer token must name this gateway")
+		case c.JWTIdentityClaim == "":
+			return configErr("GATEWAY_JWT_IDENTITY_CLAIM", "must not be empty")
+		}
+	}
+	if c.Authenticated() {
+		if c.PolicyFile == "" {
+			return configErr("GATEWAY_POLICY_FILE", "is required when callers are authenticated: with no policy, no caller may call anything")
+		}
+		if insecure {
+			return configErr("GATEWAY_INSECURE_ALLOW_UNAUTHENTICATED", "contradicts GATEWAY_TLS_CLIENT_CA_FILE or the JWKS, which authenticate callers")
+		}
+		return nil
+	}
+	if insecure {
+		return nil
+	}
+	// No caller proves who it is: only callers on this host may reach the API.
+	for _, a := range []struct{ env, addr string }{{"GATEWAY_GRPC_ADDR", c.GRPCAddr}, {"GATEWAY_HTTP_ADDR", c.HTTPAddr}} {
+		if host, _, _ := net.SplitHostPort(a.addr); !isLoopback(host) {
+			return configErr(a.env, "%q is not a loopback address, and callers are not authenticated: "+
+				"set GATEWAY_TLS_CLIENT_CA_FILE (mutual TLS) or a JWKS (bearer tokens) with GATEWAY_POLICY_FILE, "+
+				"or GATEWAY_INSECURE_ALLOW_UNAUTHENTICATED=true to let anyone who reaches it move money", a.addr)
+		}
+	}
+	return nil
 }
 
 // Limits are the server's limits (GATEWAY_MAX_CONNECTIONS and the rest).
@@ -382,17 +528,20 @@ func (c Config) LogConfig() (events.LogConfig, error) {
 	if lc.DuplicateWindow, err = positiveDuration("GATEWAY_EVENTS_DUPLICATE_WINDOW", c.EventsDuplicateWindow); err != nil {
 		return lc, err
 	}
-	if lc.MaxBytes, err = parseBytes(c.EventsMaxBytes); err != nil {
+	if lc.MaxBytes, err = parseBytes("GATEWAY_EVENTS_MAX_BYTES", c.EventsMaxBytes, "1073741824 or 1GiB"); err != nil {
 		return lc, err
 	}
-	n, err := strconv.Atoi(c.NATSReplicas)
-	switch {
-	case err != nil || n < 1 || n > 5:
-		return lc, configErr("GATEWAY_NATS_REPLICAS", "%q is not a number from 1 to 5", c.NATSReplicas)
-	case n > 1 && c.NATSURL == "":
-		return lc, configErr("GATEWAY_NATS_REPLICAS", "must be 1 with the embedded event log (GATEWAY_NATS_URL unset)")
+	// 0 is auto: the broker settles it by the size of the cluster.
+	if c.NATSReplicas != "auto" {
+		n, err := strconv.Atoi(c.NATSReplicas)
+		switch {
+		case err != nil || n < 1 || n > broker.MaxReplicas:
+			return lc, configErr("GATEWAY_NATS_REPLICAS", "%q is neither auto nor a number from 1 to 5", c.NATSReplicas)
+		case n > 1 && c.NATSURL == "":
+			return lc, configErr("GATEWAY_NATS_REPLICAS", "must be 1 or auto with the embedded event log (GATEWAY_NATS_URL unset)")
+		}
+		lc.Replicas = n
 	}
-	lc.Replicas = n
 	switch {
 	case lc.DuplicateWindow > lc.MaxAge:
 		return lc, configErr("GATEWAY_EVENTS_DUPLICATE_WINDOW", "%s is longer than GATEWAY_EVENTS_MAX_AGE %s", lc.DuplicateWindow, lc.MaxAge)
@@ -412,8 +561,81 @@ func positiveDuration(env, v string) (time.Duration, error) {
 	return d, nil
 }
 
-// parseBytes reads a size such as 1073741824 or 1GiB.
-func parseBytes(v string) (int64, error) {
+// WebhookConfig is the webhook receiver's part of the configuration.
+type WebhookConfig struct {
+	IDs             []string // our webhook subscriptions
+	MaxBody         int64
+	MaxSignatureAge time.Duration
+	Limits          webhook.RateLimits
+}
+
+// maxWebhookBody bounds GATEWAY_WEBHOOK_MAX_BODY: a delivery is held in
+// memory while it is verified.
+const maxWebhookBody = 64 << 20
+
+// WebhookConfig checks and converts the GATEWAY_WEBHOOK_* settings.
+func (c Config) WebhookConfig() (WebhookConfig, error) {
+	var wc WebhookConfig
+	var err error
+	if wc.IDs, err = webhook.ParseWebhookIDs(c.WebhookIDs); err != nil {
+		return wc, configErr("GATEWAY_WEBHOOK_IDS", "%v: it must list UUIDs separated by commas", err)
+	}
+	if wc.MaxBody, err = parseBytes("GATEWAY_WEBHOOK_MAX_BODY", c.WebhookMaxBody, "2097152 or 2MiB"); err != nil {
+		return wc, err
+	}
+	if wc.MaxBody > maxWebhookBody {
+		return wc, configErr("GATEWAY_WEBHOOK_MAX_BODY", "%q is more than 64MiB", c.WebhookMaxBody)
+	}
+	window, err := positiveDuration("GATEWAY_EVENTS_DUPLICATE_WINDOW", c.EventsDuplicateWindow)
+	if err != nil {
+		return wc, err
+	}
+	wc.MaxSignatureAge = window
+	if c.WebhookMaxSignatureAge != "" {
+		if wc.MaxSignatureAge, err = positiveDuration("GATEWAY_WEBHOOK_MAX_SIGNATURE_AGE", c.WebhookMaxSignatureAge); err != nil {
+			return wc, err
+		}
+		if wc.MaxSignatureAge > window {
+			// Beyond the window a replayed delivery would store its events again.
+			return wc, configErr("GATEWAY_WEBHOOK_MAX_SIGNATURE_AGE", "%s is longer than GATEWAY_EVENTS_DUPLICATE_WINDOW %s", wc.MaxSignatureAge, window)
+		}
+	}
+	if wc.Limits.PerSource, err = positiveRate("GATEWAY_WEBHOOK_SOURCE_RATE", c.WebhookSourceRate); err != nil {
+		return wc, err
+	}
+	if wc.Limits.SourceBurst, err = positiveCount("GATEWAY_WEBHOOK_SOURCE_BURST", c.WebhookSourceBurst); err != nil {
+		return wc, err
+	}
+	if wc.Limits.Global, err = positiveRate("GATEWAY_WEBHOOK_GLOBAL_RATE", c.WebhookGlobalRate); err != nil {
+		return wc, err
+	}
+	if wc.Limits.GlobalBurst, err = positiveCount("GATEWAY_WEBHOOK_GLOBAL_BURST", c.WebhookGlobalBurst); err != nil {
+		return wc, err
+	}
+	return wc, nil
+}
+
+// positiveRate reads a rate per second such as 10 or 0.5.
+func positiveRate(env, v string) (float64, error) {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || !(f > 0) || f > 1e6 {
+		return 0, configErr(env, "%q is not a positive number of verifications per second, such as 10 or 0.5", v)
+	}
+	return f, nil
+}
+
+// positiveCount reads a whole number from 1 to a million.
+func positiveCount(env, v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 1e6 {
+		return 0, configErr(env, "%q is not a whole number from 1 to 1000000", v)
+	}
+	return n, nil
+}
+
+// parseBytes reads a size such as 1073741824 or 1GiB; example is shown in
+// the error.
+func parseBytes(env, v, example string) (int64, error) {
 	num, unit := v, int64(1)
 	for i, suffix := range []string{"KiB", "MiB", "GiB", "TiB"} {
 		if n, ok := strings.CutSuffix(v, suffix); ok {
@@ -423,7 +645,7 @@ func parseBytes(v string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(num, 10, 64)
 	if err != nil || n <= 0 || n > math.MaxInt64/unit {
-		return 0, configErr("GATEWAY_EVENTS_MAX_BYTES", "%q is not a positive size such as 1073741824 or 1GiB", v)
+		return 0, configErr(env, "%q is not a positive size such as %s", v, example)
 	}
 	return n * unit, nil
 }

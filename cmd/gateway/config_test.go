@@ -13,6 +13,7 @@ import (
 	"github.com/upvest-gateway/gateway/internal/broker"
 	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/idempotency"
+	"github.com/upvest-gateway/gateway/internal/webhook"
 )
 
 const (
@@ -54,9 +55,10 @@ func TestParseConfigDefaults(t *testing.T) {
 		SigningKeyFile: "/etc/upvest/key.pem", SigningKeyID: "key-1", SigningKeyPassphrase: testPass,
 		GRPCAddr: "127.0.0.1:9090", HTTPAddr: "127.0.0.1:8080", DataDir: "./data",
 		EventsStream: "UPVEST_EVENTS", EventsSubject: "upvest.events", EventsMaxAge: "168h", EventsMaxBytes: "1GiB",
-		EventsDuplicateWindow: "24h", NATSReplicas: "1", InsecureHTTP: "false", EventsSyncAlways: "true", AllowMissingRequestID: "false", IdempotencyRetention: "24h",
+		EventsDuplicateWindow: "24h", NATSReplicas: "auto", InsecureHTTP: "false", EventsSyncAlways: "true", AllowMissingRequestID: "false", IdempotencyRetention: "24h", SigningKeyInsecurePermissions: "false", JWTIdentityClaim: "sub", InsecureAllowUnauthenticated: "false",
 		IdempotencyBucket: "UPVEST_GATEWAY_IDEMPOTENCY",
 		MaxConns:          "4096", MaxConnsPerIP: "512", BodyTimeout: "10s", MaxStreams: "20000", GRPCMaxConnectionAge: "1h",
+		WebhookMaxBody: "2MiB", WebhookSourceRate: "10", WebhookSourceBurst: "20", WebhookGlobalRate: "50", WebhookGlobalBurst: "100",
 	}
 	if cfg != want {
 		t.Errorf("ParseConfig = %+v, want %+v", cfg, want)
@@ -66,7 +68,7 @@ func TestParseConfigDefaults(t *testing.T) {
 func TestParseConfigOverrides(t *testing.T) {
 	env := with(validEnv(), "GATEWAY_GRPC_ADDR", "0.0.0.0:1", "UPVEST_BASE_URL", "https://api.upvest.co",
 		"UPVEST_CLIENT_SECRET", testSecret+"\n", "GATEWAY_NATS_URL", "nats://a:4222, nats://b:4222")
-	cfg, err := ParseConfig(env, []string{"--grpc-addr", "127.0.0.1:7000", "--http-addr=:7001", "-data-dir", "/var/lib/gw"})
+	cfg, err := ParseConfig(env, []string{"--grpc-addr", "127.0.0.1:7000", "--http-addr=:7001", "-data-dir", "/var/lib/gw", "--insecure-allow-unauthenticated=true"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +111,7 @@ func TestParseConfigErrors(t *testing.T) {
 		want string // the whole message, or a prefix ending in "…"
 	}{
 		{"missing client id", with(validEnv(), "UPVEST_CLIENT_ID", ""), nil, "UPVEST_CLIENT_ID is required (or --upvest-client-id)"},
-		{"missing secret", with(validEnv(), "UPVEST_CLIENT_SECRET", ""), nil, "UPVEST_CLIENT_SECRET is required (or --upvest-client-secret)"},
+		{"missing secret", with(validEnv(), "UPVEST_CLIENT_SECRET", ""), nil, "UPVEST_CLIENT_SECRET is required, or UPVEST_CLIENT_SECRET_FILE (or --upvest-client-secret)"},
 		{"missing key file", with(validEnv(), "UPVEST_SIGNING_KEY_FILE", ""), nil, "UPVEST_SIGNING_KEY_FILE is required (or --upvest-signing-key-file)"},
 		{"missing key id", with(validEnv(), "UPVEST_SIGNING_KEY_ID", ""), nil, "UPVEST_SIGNING_KEY_ID is required (or --upvest-signing-key-id)"},
 		{"nothing at all", map[string]string{}, nil, "UPVEST_CLIENT_ID is required (or --upvest-client-id)"},
@@ -138,8 +140,17 @@ func TestParseConfigErrors(t *testing.T) {
 		{"duplicate window longer than max age", with(validEnv(), "GATEWAY_EVENTS_MAX_AGE", "1h"), nil, "GATEWAY_EVENTS_DUPLICATE_WINDOW 24h0m0s is longer than GATEWAY_EVENTS_MAX_AGE 1h0m0s (or --events-duplicate-window)"},
 		{"max bytes", with(validEnv(), "GATEWAY_EVENTS_MAX_BYTES", "1GB"), nil, `GATEWAY_EVENTS_MAX_BYTES "1GB" is not a positive size such as 1073741824 or 1GiB (or --events-max-bytes)`},
 		{"max bytes overflow", with(validEnv(), "GATEWAY_EVENTS_MAX_BYTES", "9999999999TiB"), nil, `GATEWAY_EVENTS_MAX_BYTES "9999999999TiB" is not…`},
-		{"replicas", with(validEnv(), "GATEWAY_NATS_REPLICAS", "7", "GATEWAY_NATS_URL", "nats://n:4222"), nil, `GATEWAY_NATS_REPLICAS "7" is not a number from 1 to 5 (or --nats-replicas)`},
-		{"replicas embedded", with(validEnv(), "GATEWAY_NATS_REPLICAS", "3"), nil, "GATEWAY_NATS_REPLICAS must be 1 with the embedded event log (GATEWAY_NATS_URL unset) (or --nats-replicas)"},
+		{"replicas", with(validEnv(), "GATEWAY_NATS_REPLICAS", "7", "GATEWAY_NATS_URL", "nats://n:4222"), nil, `GATEWAY_NATS_REPLICAS "7" is neither auto nor a number from 1 to 5 (or --nats-replicas)`},
+		{"replicas embedded", with(validEnv(), "GATEWAY_NATS_REPLICAS", "3"), nil, "GATEWAY_NATS_REPLICAS must be 1 or auto with the embedded event log (GATEWAY_NATS_URL unset) (or --nats-replicas)"},
+		{"webhook ids", with(validEnv(), "GATEWAY_WEBHOOK_IDS", "9df39835-be87-4243-9018-f2500b39cee6,"+marker), nil, "GATEWAY_WEBHOOK_IDS entry 2 is not a UUID: it must list UUIDs separated by commas (or --webhook-ids)"},
+		{"webhook max body", with(validEnv(), "GATEWAY_WEBHOOK_MAX_BODY", "2MB"), nil, `GATEWAY_WEBHOOK_MAX_BODY "2MB" is not a positive size such as 2097152 or 2MiB (or --webhook-max-body)`},
+		{"webhook max body too large", with(validEnv(), "GATEWAY_WEBHOOK_MAX_BODY", "1GiB"), nil, `GATEWAY_WEBHOOK_MAX_BODY "1GiB" is more than 64MiB…`},
+		{"signature age", with(validEnv(), "GATEWAY_WEBHOOK_MAX_SIGNATURE_AGE", "5"), nil, `GATEWAY_WEBHOOK_MAX_SIGNATURE_AGE "5" is not a positive duration…`},
+		{"signature age beyond the duplicate window", with(validEnv(), "GATEWAY_WEBHOOK_MAX_SIGNATURE_AGE", "48h"), nil, "GATEWAY_WEBHOOK_MAX_SIGNATURE_AGE 48h0m0s is longer than GATEWAY_EVENTS_DUPLICATE_WINDOW 24h0m0s (or --webhook-max-signature-age)"},
+		{"source rate", with(validEnv(), "GATEWAY_WEBHOOK_SOURCE_RATE", "0"), nil, `GATEWAY_WEBHOOK_SOURCE_RATE "0" is not a positive number…`},
+		{"global rate NaN", with(validEnv(), "GATEWAY_WEBHOOK_GLOBAL_RATE", "NaN"), nil, `GATEWAY_WEBHOOK_GLOBAL_RATE "NaN" is not a positive number…`},
+		{"source burst", with(validEnv(), "GATEWAY_WEBHOOK_SOURCE_BURST", "1.5"), nil, `GATEWAY_WEBHOOK_SOURCE_BURST "1.5" is not a whole number from 1 to 1000000 (or --webhook-source-burst)`},
+		{"global burst", with(validEnv(), "GATEWAY_WEBHOOK_GLOBAL_BURST", "-3"), nil, `GATEWAY_WEBHOOK_GLOBAL_BURST "-3" is not a whole number…`},
 		{"sync always", with(validEnv(), "GATEWAY_EVENTS_SYNC_ALWAYS", "sometimes"), nil, `GATEWAY_EVENTS_SYNC_ALWAYS "sometimes" is not true or false (or --events-sync-always)`},
 		{"stream name", with(validEnv(), "GATEWAY_EVENTS_STREAM", "a.b"), nil, `GATEWAY_EVENTS_STREAM "a.b" is not a stream name…`},
 		{"subject wildcard", with(validEnv(), "GATEWAY_EVENTS_SUBJECT", "upvest.*"), nil, `GATEWAY_EVENTS_SUBJECT "upvest.*" is not a subject prefix…`},
@@ -154,6 +165,17 @@ func TestParseConfigErrors(t *testing.T) {
 		{"max streams", with(validEnv(), "GATEWAY_MAX_STREAMS", "many"), nil, `GATEWAY_MAX_STREAMS "many" is not…`},
 		{"body timeout", with(validEnv(), "GATEWAY_HTTP_BODY_TIMEOUT", "10"), nil, `GATEWAY_HTTP_BODY_TIMEOUT "10" is not a positive duration…`},
 		{"connection age", with(validEnv(), "GATEWAY_GRPC_MAX_CONNECTION_AGE", "0s"), nil, `GATEWAY_GRPC_MAX_CONNECTION_AGE "0s" is not a positive duration…`},
+		{"cert without key", with(validEnv(), "GATEWAY_TLS_CERT_FILE", "c.pem"), nil, "GATEWAY_TLS_KEY_FILE is required with GATEWAY_TLS_CERT_FILE…"},
+		{"key without cert", with(validEnv(), "GATEWAY_TLS_KEY_FILE", "k.pem"), nil, "GATEWAY_TLS_CERT_FILE is required with GATEWAY_TLS_KEY_FILE…"},
+		{"client CA without TLS", with(validEnv(), "GATEWAY_TLS_CLIENT_CA_FILE", "ca.pem"), nil, "GATEWAY_TLS_CLIENT_CA_FILE needs GATEWAY_TLS_CERT_FILE…"},
+		{"mutual TLS without policy", with(validEnv(), "GATEWAY_TLS_CERT_FILE", "c.pem", "GATEWAY_TLS_KEY_FILE", "k.pem", "GATEWAY_TLS_CLIENT_CA_FILE", "ca.pem"), nil, "GATEWAY_POLICY_FILE is required when callers are authenticated…"},
+		{"two JWKS", with(validEnv(), "GATEWAY_JWT_JWKS_FILE", "j.json", "GATEWAY_JWT_JWKS_URL", "https://idp/jwks"), nil, "GATEWAY_JWT_JWKS_URL and GATEWAY_JWT_JWKS_FILE are both set…"},
+		{"JWKS without issuer", with(validEnv(), "GATEWAY_JWT_JWKS_URL", "https://idp/jwks", "GATEWAY_POLICY_FILE", "p.yaml"), nil, "GATEWAY_JWT_ISSUER is required with a JWKS…"},
+		{"JWKS without audience", with(validEnv(), "GATEWAY_JWT_JWKS_URL", "https://idp/jwks", "GATEWAY_JWT_ISSUER", "https://idp", "GATEWAY_POLICY_FILE", "p.yaml"), nil, "GATEWAY_JWT_AUDIENCE is required with a JWKS…"},
+		{"insecure and authenticated", with(validEnv(), "GATEWAY_TLS_CERT_FILE", "c.pem", "GATEWAY_TLS_KEY_FILE", "k.pem", "GATEWAY_TLS_CLIENT_CA_FILE", "ca.pem", "GATEWAY_POLICY_FILE", "p.yaml", "GATEWAY_INSECURE_ALLOW_UNAUTHENTICATED", "true"), nil, "GATEWAY_INSECURE_ALLOW_UNAUTHENTICATED contradicts…"},
+		{"unauthenticated beyond loopback", with(validEnv(), "GATEWAY_GRPC_ADDR", "0.0.0.0:9090"), nil, `GATEWAY_GRPC_ADDR "0.0.0.0:9090" is not a loopback address, and callers are not authenticated…`},
+		{"unauthenticated on every interface", with(validEnv(), "GATEWAY_HTTP_ADDR", ":8080"), nil, `GATEWAY_HTTP_ADDR ":8080" is not a loopback address…`},
+		{"insecure not a bool", with(validEnv(), "GATEWAY_INSECURE_ALLOW_UNAUTHENTICATED", "yes"), nil, `GATEWAY_INSECURE_ALLOW_UNAUTHENTICATED "yes" is not true or false…`},
 		{"unknown flag", validEnv(), []string{"--upvest-client-secrt=" + testSecret}, "flag provided but not defined: --upvest-client-secrt"},
 		{"positional argument", validEnv(), []string{"--simulate", testSecret}, "unexpected argument #2…"},
 		{"bad bool", validEnv(), []string{"--simulate=maybe"}, "invalid boolean value…"},
@@ -217,11 +239,38 @@ func TestLogConfig(t *testing.T) {
 	}
 	cfg, _ = ParseConfig(validEnv(), []string{"--events-max-bytes", "1073741824"})
 	if lc, _ := cfg.LogConfig(); lc.MaxBytes != events.DefaultMaxBytes || lc.MaxAge != events.DefaultMaxAge ||
-		lc.DuplicateWindow != events.DefaultDuplicateWindow || lc.Stream != events.DefaultStream || lc.Replicas != 1 {
+		lc.DuplicateWindow != events.DefaultDuplicateWindow || lc.Stream != events.DefaultStream || lc.Replicas != 0 {
 		t.Errorf("defaults: %+v", lc)
 	}
 	if bc, _ := cfg.BrokerConfig(); !bc.SyncAlways {
 		t.Errorf("broker defaults: %+v", bc)
+	}
+}
+
+func TestWebhookConfig(t *testing.T) {
+	a, b := "9df39835-be87-4243-9018-f2500b39cee6", "1b097e06-8a14-4181-b72a-de0972a3c57b"
+	cfg, err := ParseConfig(with(validEnv(), "GATEWAY_WEBHOOK_IDS", strings.ToUpper(a)+", "+b, "GATEWAY_WEBHOOK_MAX_BODY", "4MiB",
+		"GATEWAY_WEBHOOK_MAX_SIGNATURE_AGE", "6h", "GATEWAY_WEBHOOK_SOURCE_RATE", "0.5", "GATEWAY_WEBHOOK_SOURCE_BURST", "3",
+		"GATEWAY_WEBHOOK_GLOBAL_RATE", "20", "GATEWAY_WEBHOOK_GLOBAL_BURST", "40"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc, err := cfg.WebhookConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := WebhookConfig{IDs: []string{a, b}, MaxBody: 4 << 20, MaxSignatureAge: 6 * time.Hour,
+		Limits: webhook.RateLimits{PerSource: 0.5, SourceBurst: 3, Global: 20, GlobalBurst: 40}}
+	if fmt.Sprint(wc) != fmt.Sprint(want) {
+		t.Errorf("WebhookConfig = %+v, want %+v", wc, want)
+	}
+	// Defaults: the signature may be as old as the duplicate window, and
+	// the body fits the largest max_package_size.
+	cfg, _ = ParseConfig(with(validEnv(), "GATEWAY_EVENTS_DUPLICATE_WINDOW", "12h"), nil)
+	wc, err = cfg.WebhookConfig()
+	if err != nil || wc.MaxSignatureAge != 12*time.Hour || wc.MaxBody != webhook.DefaultMaxBody || len(wc.IDs) != 0 ||
+		wc.Limits != webhook.DefaultRateLimits {
+		t.Errorf("defaults: %+v, %v", wc, err)
 	}
 }
 

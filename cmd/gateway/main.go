@@ -5,6 +5,7 @@
 //	gateway                 # configured by UPVEST_* and GATEWAY_* variables
 //	gateway --simulate      # against an in-process simulator, no credentials
 //	gateway -h              # every setting
+//	gateway events quarantine list|show|reinject  # the running gateway's quarantine
 //
 // A missing or bad setting stops start-up with one line naming it (exit 2).
 // SIGINT or SIGTERM drains calls in flight, for at most drainTimeout.

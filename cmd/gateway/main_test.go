@@ -22,6 +22,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/upvest-gateway/gateway/internal/events/eventstest"
 )
 
 // TestMain lets a test start this very binary as the gateway: with
@@ -116,6 +120,9 @@ func TestRunStartsAndStops(t *testing.T) {
 	}
 	if strings.Contains(stdout+stderr, marker) {
 		t.Errorf("a secret was printed:\n%s\n%s", stdout, stderr)
+	}
+	if !strings.Contains(stderr, "no webhook subscription ids known") {
+		t.Errorf("the start-up log does not say that deliveries are bound by client id alone:\n%s", stderr)
 	}
 	if _, err := os.Stat(filepath.Join(dataDir, "jetstream")); err != nil {
 		t.Errorf("the embedded event log is not under GATEWAY_DATA_DIR: %v", err)
@@ -248,5 +255,39 @@ func TestSimulateSubprocess(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "gateway stopped") {
 		t.Errorf("no clean shutdown in the log:\n%s", stderr.String())
+	}
+}
+
+// TestRunReplicas: on an external NATS the event streams get 3 replicas by
+// default when the cluster has 3 servers, and start-up stops, naming the
+// setting, when more replicas are configured than the cluster has servers.
+func TestRunReplicas(t *testing.T) {
+	cluster := eventstest.StartCluster(t, 3)
+	single := eventstest.StartCluster(t, 1)
+	base := with(validEnv(), "UPVEST_SIGNING_KEY_FILE", writeKey(t), "GATEWAY_GRPC_ADDR", "127.0.0.1:0", "GATEWAY_HTTP_ADDR", "127.0.0.1:0")
+
+	code, _, stderr := runOnce(t, with(base, "GATEWAY_NATS_URL", single.URL(), "GATEWAY_NATS_REPLICAS", "3"))
+	if code != exitConfig || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "gateway: GATEWAY_NATS_REPLICAS is 3, but the NATS cluster has 1 server") {
+		t.Errorf("3 replicas on one server: exit %d, stderr %q", code, stderr)
+	}
+
+	code, stdout, stderr := runOnce(t, with(base, "GATEWAY_NATS_URL", cluster.URL(), "GATEWAY_EVENTS_STREAM", "RUN_REPLICAS"))
+	if code != exitOK {
+		t.Fatalf("auto replicas on a cluster of 3: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	nc, err := nats.Connect(cluster.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	for _, name := range []string{"RUN_REPLICAS", "RUN_REPLICAS_QUARANTINE"} {
+		s, err := js.Stream(context.Background(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := s.CachedInfo().Config.Replicas; r != 3 {
+			t.Errorf("stream %s has %d replicas, want 3", name, r)
+		}
 	}
 }

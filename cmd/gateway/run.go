@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -26,9 +27,11 @@ import (
 	"github.com/upvest-gateway/gateway/internal/idempotency"
 	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/service"
+	"github.com/upvest-gateway/gateway/internal/statusindex"
 	"github.com/upvest-gateway/gateway/internal/upstream"
 	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
 	"github.com/upvest-gateway/gateway/internal/upvestsim"
+	"github.com/upvest-gateway/gateway/internal/webhook"
 )
 
 // drainTimeout bounds the graceful shutdown; it stays below Kubernetes'
@@ -45,6 +48,9 @@ const (
 // run is the whole program; main only supplies the process's arguments,
 // environment and output.
 func run(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "events" {
+		return runEvents(ctx, args[1:], env, os.Stdin, stdout, stderr)
+	}
 	cfg, err := ParseConfig(env, args)
 	if errors.Is(err, flag.ErrHelp) {
 		usage(stdout)
@@ -88,14 +94,19 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	if webhookLis != nil {
 		receiverAddr = webhookLis.Addr()
 	}
-	client, closeUpstream, err := newUpstream(cfg, logger, stdout, webhookURL(receiverAddr))
+	up, err := newUpstream(cfg, logger, stdout, webhookURL(receiverAddr))
 	if err != nil {
 		closeListeners()
 		return fail(stderr, err)
 	}
-	defer closeUpstream()
+	defer up.stop()
+	recvOpts, err := receiverOptions(cfg, up)
+	if err != nil {
+		closeListeners()
+		return fail(stderr, err)
+	}
 
-	b, log, err := openEventLog(ctx, cfg, logger)
+	b, log, quarantine, err := openEventLog(ctx, cfg, logger)
 	if err != nil {
 		closeListeners()
 		return fail(stderr, err)
@@ -105,17 +116,29 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	defer b.Close()
 	defer log.Close()
 
-	store, err := openIdempotency(ctx, cfg, b, logger)
+	store, err := openIdempotency(ctx, cfg, b, log.Config().Replicas, logger)
 	if err != nil {
 		closeListeners()
 		return fail(stderr, err)
 	}
+	security, err := loadSecurity(ctx, cfg, logger)
+	if err != nil {
+		closeListeners()
+		return fail(stderr, err)
+	}
+	statuses, stopTail, err := openStatusIndex(ctx, b, log, logger)
+	if err != nil {
+		closeListeners()
+		return fail(stderr, err)
+	}
+	defer stopTail()
 	serviceOpts, _ := cfg.ServiceOptions() // checked by ParseConfig
-	serviceOpts = append(serviceOpts, service.WithIdempotencyStore(store))
+	serviceOpts = append(serviceOpts, service.WithIdempotencyStore(store), service.WithStatusIndex(statuses))
 	limits, _ := cfg.Limits()
-	srv, err := server.New(server.Config{Upstream: client, GRPCListener: grpcLis, HTTPListener: httpLis, WebhookListener: webhookLis},
-		server.WithLogger(logger), server.WithShutdownTimeout(drainTimeout), server.WithEvents(log),
-		server.WithServiceOptions(serviceOpts...), server.WithLimits(limits))
+	srv, err := server.New(server.Config{Upstream: up.client, GRPCListener: grpcLis, HTTPListener: httpLis, WebhookListener: webhookLis},
+		append(security, server.WithLogger(logger), server.WithShutdownTimeout(drainTimeout),
+			server.WithEvents(log, recvOpts...), server.WithQuarantine(quarantine),
+			server.WithServiceOptions(serviceOpts...), server.WithLimits(limits))...)
 	if err != nil {
 		closeListeners()
 		return fail(stderr, err)
@@ -148,6 +171,7 @@ func fail(stderr io.Writer, err error) int {
 
 func usage(w io.Writer) {
 	fmt.Fprint(w, `Usage: gateway [flags]
+       gateway events quarantine list|show|reinject ...   (gateway events -h)
 
 Serves the Upvest gRPC gateway. Every setting is an environment variable
 (in brackets) or the flag of the same meaning; a flag wins over its variable.
@@ -168,17 +192,17 @@ func newLogger(w io.Writer, human bool) *slog.Logger {
 const openTimeout = 30 * time.Second
 
 // openEventLog opens the broker (the embedded NATS server under
-// GATEWAY_DATA_DIR, or GATEWAY_NATS_URL) and the event log on it. A failure
-// is not a configuration error (exit 1): NATS may just not be up yet, and
-// the orchestrator restarts the gateway.
-func openEventLog(ctx context.Context, cfg Config, logger *slog.Logger) (*broker.Broker, *events.Log, error) {
+// GATEWAY_DATA_DIR, or GATEWAY_NATS_URL), the event log on it and the log's
+// quarantine. A failure is not a configuration error (exit 1): NATS may just
+// not be up yet, and the orchestrator restarts the gateway.
+func openEventLog(ctx context.Context, cfg Config, logger *slog.Logger) (*broker.Broker, *events.Log, *events.Quarantine, error) {
 	bc, err := cfg.BrokerConfig()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	lc, err := cfg.LogConfig()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	// Start-up runs to its end even if a signal comes meanwhile; Serve then
 	// stops at once.
@@ -187,22 +211,81 @@ func openEventLog(ctx context.Context, cfg Config, logger *slog.Logger) (*broker
 	b, err := broker.Open(ctx, bc, broker.WithLogger(logger))
 	if err != nil {
 		// The library's errors never quote the NATS URL (it may hold credentials).
-		return nil, nil, fmt.Errorf("event log: %w", err)
+		return nil, nil, nil, fmt.Errorf("event log: %w", err)
+	}
+	if lc.Replicas, err = streamReplicas(b, lc.Replicas, logger); err != nil {
+		b.Close()
+		return nil, nil, nil, err
 	}
 	log, err := events.Open(ctx, b, lc, events.WithLogger(logger))
 	if err != nil {
 		b.Close()
-		return nil, nil, fmt.Errorf("event log: %w", err)
+		return nil, nil, nil, fmt.Errorf("event log: %w", err)
 	}
-	return b, log, nil
+	q, err := events.OpenQuarantine(ctx, b, lc, events.WithLogger(logger))
+	if err != nil {
+		log.Close()
+		b.Close()
+		return nil, nil, nil, fmt.Errorf("event log: %w", err)
+	}
+	return b, log, q, nil
 }
 
-// openIdempotency opens the idempotency store on b.
-func openIdempotency(ctx context.Context, cfg Config, b *broker.Broker, logger *slog.Logger) (*idempotency.Store, error) {
+// streamReplicas settles GATEWAY_NATS_REPLICAS (0: auto) on the cluster b
+// is connected to, refusing more replicas than it has servers, and says
+// what a single replica on an external NATS risks.
+func streamReplicas(b *broker.Broker, requested int, logger *slog.Logger) (int, error) {
+	n, err := b.Replicas(requested)
+	if err != nil {
+		return 0, configErr("GATEWAY_NATS_REPLICAS", "is %d, but the NATS cluster has %d server(s): an acknowledged event would not be on %d servers; refusing to start",
+			requested, b.Servers(), requested)
+	}
+	logger.Info("events: stream replicas", "replicas", n, "auto", requested == 0, "nats_servers", b.Servers(), "embedded", b.Embedded())
+	if n == 1 && !b.Embedded() {
+		logger.Warn("events: the event streams have one replica: an acknowledged event is lost with that NATS server's storage, " +
+			"and webhooks are answered 503 while it is down; run a NATS cluster of 3 servers (GATEWAY_NATS_REPLICAS=auto then uses 3)")
+	}
+	return n, nil
+}
+
+// openStatusIndex opens the status index on b and starts recording the
+// event log's statuses into it; the returned func stops that.
+func openStatusIndex(ctx context.Context, b *broker.Broker, log *events.Log, logger *slog.Logger) (*statusindex.Index, func(), error) {
+	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), openTimeout)
+	defer cancel()
+	// As many replicas as the event log: the index is only as durable as
+	// what it is fed from.
+	ix, err := statusindex.Open(octx, b, statusindex.Config{Replicas: log.Config().Replicas}, statusindex.WithLogger(logger))
+	if err != nil {
+		return nil, nil, fmt.Errorf("status index: %w", err)
+	}
+	tailCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		lc := log.Config()
+		// A NATS outage at start-up: keep trying, the index is best-effort.
+		for tailCtx.Err() == nil {
+			if err := ix.Tail(tailCtx, b.JetStream(), lc.Stream, lc.Subject); err != nil && tailCtx.Err() == nil {
+				logger.Warn("status index: cannot tail the event log; retrying", "err", err)
+				select {
+				case <-time.After(5 * time.Second):
+				case <-tailCtx.Done():
+				}
+			}
+		}
+	}()
+	return ix, func() { stop(); <-done }, nil
+}
+
+// openIdempotency opens the idempotency store on b, with the event log's
+// replicas as settled on the cluster.
+func openIdempotency(ctx context.Context, cfg Config, b *broker.Broker, replicas int, logger *slog.Logger) (*idempotency.Store, error) {
 	ic, err := cfg.IdempotencyConfig()
 	if err != nil {
 		return nil, err
 	}
+	ic.Replicas = replicas
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), openTimeout)
 	defer cancel()
 	store, err := idempotency.Open(ctx, b.JetStream(), ic, idempotency.WithLogger(logger))
@@ -222,23 +305,38 @@ func webhookURL(addr net.Addr) string {
 	return "http://" + net.JoinHostPort(host, port) + server.WebhookPath
 }
 
+// upvest is the Upvest the gateway talks to: its client, the tenant's
+// client id, the webhook subscription of the in-process simulator ("" for
+// Upvest itself), and how to stop what newUpstream started.
+type upvest struct {
+	client    *upstream.Client
+	clientID  string
+	webhookID string
+	stop      func()
+}
+
 // newUpstream makes the Upvest client: against Upvest as configured, or
 // against an in-process simulator with --simulate, which delivers its
-// webhooks to webhookURL. The returned func stops what it started.
-func newUpstream(cfg Config, logger *slog.Logger, stdout io.Writer, webhookURL string) (*upstream.Client, func(), error) {
-	ucfg := upstream.Config{BaseURL: cfg.BaseURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret}
-	stop := func() {}
+// webhooks to webhookURL.
+func newUpstream(cfg Config, logger *slog.Logger, stdout io.Writer, webhookURL string) (*upvest, error) {
+	ucfg := upstream.Config{BaseURL: cfg.BaseURL, ClientID: cfg.ClientID}
+	up := &upvest{stop: func() {}}
 	if cfg.Simulate {
 		sim, err := startSimulator(logger, webhookURL)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		ucfg, stop = sim.cfg, sim.stop
+		ucfg, up.stop, up.webhookID = sim.cfg, sim.stop, sim.webhookID
 		fmt.Fprintf(stdout, "gateway: simulating Upvest at %s (in process: no real money moves)\n", ucfg.BaseURL)
 	} else {
+		secret, err := readSecret("UPVEST_CLIENT_SECRET", cfg.ClientSecret, cfg.ClientSecretFile)
+		if err != nil {
+			return nil, err
+		}
+		ucfg.ClientSecret = secret
 		signer, err := loadSigner(cfg)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		ucfg.Signer = signer
 	}
@@ -248,16 +346,49 @@ func newUpstream(cfg Config, logger *slog.Logger, stdout io.Writer, webhookURL s
 	}
 	client, err := upstream.New(ucfg, opts...)
 	if err != nil {
-		stop()
+		up.stop()
 		// Its messages name the field and never the secret.
-		return nil, nil, &ConfigError{Reason: err.Error()}
+		return nil, &ConfigError{Reason: err.Error()}
 	}
-	return client, stop, nil
+	up.client, up.clientID = client, ucfg.ClientID
+	return up, nil
+}
+
+// receiverOptions configure the webhook receiver: bound to our client id
+// and our webhook subscriptions (GATEWAY_WEBHOOK_IDS, and the simulator's
+// with --simulate), with the body cap, signature age and verification
+// budgets of GATEWAY_WEBHOOK_*.
+func receiverOptions(cfg Config, up *upvest) ([]webhook.Option, error) {
+	wc, err := cfg.WebhookConfig()
+	if err != nil {
+		return nil, err
+	}
+	// The seam for managing webhook subscriptions: whatever registers one
+	// with Upvest adds its id here.
+	subs, err := webhook.NewSubscriptions(wc.IDs...)
+	if err != nil {
+		return nil, configErr("GATEWAY_WEBHOOK_IDS", "%v", err)
+	}
+	if up.webhookID != "" {
+		if err := subs.Add(up.webhookID); err != nil {
+			return nil, err
+		}
+	}
+	return []webhook.Option{
+		webhook.WithClientID(up.clientID),
+		webhook.WithSubscriptions(subs),
+		webhook.WithMaxBody(wc.MaxBody),
+		webhook.WithMaxSignatureAge(wc.MaxSignatureAge),
+		webhook.WithRateLimits(wc.Limits),
+	}, nil
 }
 
 // loadSigner reads and parses the signing key. Errors name the setting and
 // the kind of problem, never key material.
 func loadSigner(cfg Config) (*httpsig.Signer, error) {
+	if err := checkKeyPermissions(cfg); err != nil {
+		return nil, err
+	}
 	pemBytes, err := os.ReadFile(cfg.SigningKeyFile)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -267,9 +398,13 @@ func loadSigner(cfg Config) (*httpsig.Signer, error) {
 	case err != nil:
 		return nil, configErr("UPVEST_SIGNING_KEY_FILE", "%q cannot be read", cfg.SigningKeyFile)
 	}
+	passphrase, err := readSecret("UPVEST_SIGNING_KEY_PASSPHRASE", cfg.SigningKeyPassphrase, cfg.SigningKeyPassphraseFile)
+	if err != nil {
+		return nil, err
+	}
 	var pass []byte
-	if cfg.SigningKeyPassphrase != "" {
-		pass = []byte(cfg.SigningKeyPassphrase)
+	if passphrase != "" {
+		pass = []byte(passphrase)
 	}
 	key, err := httpsig.ParsePrivateKey(pemBytes, pass)
 	clear(pemBytes)
@@ -284,10 +419,54 @@ func loadSigner(cfg Config) (*httpsig.Signer, error) {
 	return signer, nil
 }
 
+// checkKeyPermissions refuses a signing key file its group or others may
+// read: whoever reads it can sign as the tenant.
+func checkKeyPermissions(cfg Config) error {
+	if allow, _ := strconv.ParseBool(cfg.SigningKeyInsecurePermissions); allow { // checked by ParseConfig
+		return nil
+	}
+	fi, err := os.Stat(cfg.SigningKeyFile) // through symlinks, as Kubernetes mounts secrets
+	if err != nil {
+		return nil // reading it says what is wrong
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return configErr("UPVEST_SIGNING_KEY_FILE", "%q may be read by its group or others (mode %04o): make it 0400 or 0600 "+
+			"(in Kubernetes, defaultMode: 0400), or set UPVEST_SIGNING_KEY_INSECURE_PERMISSIONS=true", cfg.SigningKeyFile, perm)
+	}
+	return nil
+}
+
+// readSecret is the value of a secret setting: env's own, or the content of
+// the file its _FILE variant names, without the trailing line break that
+// editors and secret stores add. Errors name the setting and the file,
+// never the content.
+func readSecret(env, value, file string) (string, error) {
+	if file == "" {
+		return value, nil
+	}
+	b, err := os.ReadFile(file)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", configErr(env+"_FILE", "%q does not exist", file)
+	case err != nil:
+		return "", configErr(env+"_FILE", "%q cannot be read", file)
+	}
+	v := clean(string(b), true)
+	clear(b)
+	switch {
+	case v == "":
+		return "", configErr(env+"_FILE", "%q is empty", file)
+	case !printable(v):
+		return "", configErr(env+"_FILE", "%q holds control characters", file)
+	}
+	return v, nil
+}
+
 // simulator is the in-process Upvest of --simulate.
 type simulator struct {
-	cfg  upstream.Config
-	stop func()
+	cfg       upstream.Config
+	webhookID string // its subscription delivering to this gateway
+	stop      func()
 }
 
 // startSimulator serves the simulator on a random loopback port, with a
@@ -323,7 +502,7 @@ func startSimulator(logger *slog.Logger, webhookURL string) (*simulator, error) 
 	cfg.BaseURL = "http://" + lis.Addr().String()
 	hs := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = hs.Serve(lis) }()
-	return &simulator{cfg: cfg, stop: func() {
+	return &simulator{cfg: cfg, webhookID: sim.WebhookID(), stop: func() {
 		_ = hs.Close()
 		sim.Close()
 	}}, nil

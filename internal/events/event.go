@@ -3,7 +3,6 @@ package events
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -111,39 +110,16 @@ func (e *DeliveryError) Error() string {
 	return b.String()
 }
 
-// ParseDelivery parses a webhook body {"payload": [event, ...]} and validates
-// every event: id a UUID, type FAMILY.STATUS (upper-case words), created_at
-// RFC 3339, object a JSON object whose account_group_id, when present, is a
-// UUID. One bad event fails the whole delivery (a *DeliveryError), so that a
-// delivery is stored entirely or not at all. Unknown fields are ignored, as
-// upstream may add some.
-func ParseDelivery(body []byte) ([]Event, error) {
-	var env struct {
-		Payload json.RawMessage `json:"payload"`
-	}
-	if err := json.Unmarshal(body, &env); err != nil {
-		return nil, &DeliveryError{Index: -1, Reason: "body is not a JSON object"}
-	}
-	if !isJSON(env.Payload, '[') {
-		return nil, &DeliveryError{Index: -1, Field: "payload", Reason: "missing or not an array"}
-	}
-	var raw []json.RawMessage
-	if err := json.Unmarshal(env.Payload, &raw); err != nil {
-		return nil, &DeliveryError{Index: -1, Field: "payload", Reason: "not an array"}
-	}
-	events := make([]Event, 0, len(raw))
-	for i, r := range raw {
-		e, err := parseEvent(r)
-		if err != nil {
-			var de *DeliveryError
-			if errors.As(err, &de) {
-				de.Index = i
-			}
-			return nil, err
-		}
-		events = append(events, e)
-	}
-	return events, nil
+// ParseEvent validates one upstream event, as a webhook delivery holds it
+// (internal/webhook reads the delivery's envelope): id a UUID, type
+// FAMILY.STATUS (upper-case words), created_at RFC 3339 within the years
+// 0000-9999 in UTC, webhook_id a UUID when present, object a JSON object
+// whose account_group_id, when present, is a UUID. Unknown fields are
+// ignored, as upstream may add some. Its errors are *DeliveryError naming
+// the field at fault, with Index 0 for the caller to set; they never quote
+// a value.
+func ParseEvent(data []byte) (Event, error) {
+	return parseEvent(data)
 }
 
 // parseEvent validates one event. It is also how the log reads back what

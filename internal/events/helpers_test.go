@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"testing"
@@ -135,13 +136,15 @@ func rawEvent(typ, accountGroup string) map[string]any {
 // makeEvents returns n parsed events of the given type and account group.
 func makeEvents(t testing.TB, n int, typ, ag string) []Event {
 	t.Helper()
-	raws := make([]map[string]any, n)
-	for i := range raws {
-		raws[i] = rawEvent(typ, ag)
-	}
-	evs, err := ParseDelivery(eventstest.DeliveryBody(t, raws...))
-	if err != nil {
-		t.Fatal(err)
+	evs := make([]Event, n)
+	for i := range evs {
+		raw, err := json.Marshal(rawEvent(typ, ag))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if evs[i], err = ParseEvent(raw); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return evs
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	rpccode "google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -100,6 +101,13 @@ func FromStatus(httpStatus int, st *status.Status) *Details {
 			}
 		}
 	}
+	return p
+}
+
+// WithRetryAfter makes Write send Retry-After: d in whole seconds, at least
+// one, for a problem that is over once the caller waits (429, 503).
+func (p *Details) WithRetryAfter(d time.Duration) *Details {
+	p.retryAfter = max(1, int(math.Ceil(d.Seconds())))
 	return p
 }
 

@@ -71,3 +71,17 @@ func TestNew(t *testing.T) {
 		t.Errorf("round trip: %+v, %v", back, err)
 	}
 }
+
+func TestWithRetryAfter(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		d    time.Duration
+		want string
+	}{{0, "1"}, {300 * time.Millisecond, "1"}, {1500 * time.Millisecond, "2"}, {time.Minute, "60"}} {
+		w := httptest.NewRecorder()
+		problem.Write(w, problem.New(http.StatusTooManyRequests, rpccode.Code_RESOURCE_EXHAUSTED, "rate_limited", "slow down").WithRetryAfter(tc.d))
+		if got := w.Header().Get("Retry-After"); got != tc.want || w.Code != http.StatusTooManyRequests {
+			t.Errorf("WithRetryAfter(%v): %d Retry-After %q, want %q", tc.d, w.Code, got, tc.want)
+		}
+	}
+}

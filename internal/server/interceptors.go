@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/upvest-gateway/gateway/internal/auth"
 	"github.com/upvest-gateway/gateway/internal/service"
 )
 
@@ -71,8 +72,10 @@ func logUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 			hc.ServerTransportStream = sts
 			ctx = grpc.NewContextWithServerTransportStream(ctx, hc)
 		}
+		note := &callNote{}
+		ctx = context.WithValue(ctx, callNoteKey{}, note)
 		resp, err := handler(ctx, req)
-		logCall(ctx, log, info.FullMethod, start, hc.get(), err)
+		logCall(ctx, log, info.FullMethod, start, hc.get(), note, err)
 		return resp, err
 	}
 }
@@ -81,20 +84,66 @@ func logUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 func logStream(log *slog.Logger) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		start := time.Now()
-		w := &capturingStream{ServerStream: ss}
+		note := &callNote{}
+		w := &capturingStream{ServerStream: &contextStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), callNoteKey{}, note)}}
 		err := handler(srv, w)
-		logCall(ss.Context(), log, info.FullMethod, start, w.hc.get(), err)
+		logCall(ss.Context(), log, info.FullMethod, start, w.hc.get(), note, err)
 		return err
 	}
 }
 
-func logCall(ctx context.Context, log *slog.Logger, method string, start time.Time, header metadata.MD, err error) {
+// callNote is what the interceptors inside the request log learn of a
+// call that its log line reports: who the caller turned out to be.
+type callNote struct {
+	mu     sync.Mutex
+	caller string
+}
+
+type callNoteKey struct{}
+
+// noteCaller records the caller the guard identified in the call's note.
+func noteCaller(ctx context.Context) {
+	n, ok := ctx.Value(callNoteKey{}).(*callNote)
+	if !ok {
+		return
+	}
+	if c, ok := auth.CallerFromContext(ctx); ok {
+		n.mu.Lock()
+		n.caller = c.Identity
+		n.mu.Unlock()
+	}
+}
+
+func noteCallerUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	noteCaller(ctx)
+	return handler(ctx, req)
+}
+
+func noteCallerStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	noteCaller(ss.Context())
+	return handler(srv, ss)
+}
+
+func logCall(ctx context.Context, log *slog.Logger, method string, start time.Time, header metadata.MD, note *callNote, err error) {
 	st := status.Convert(err)
 	attrs := []slog.Attr{
 		slog.String("method", method),
 		slog.String("code", st.Code().String()),
 		slog.Duration("duration", time.Since(start)),
 		slog.String("transport", transportOf(ctx)),
+	}
+	note.mu.Lock()
+	if note.caller != "" {
+		attrs = append(attrs, slog.String("caller", note.caller))
+	}
+	note.mu.Unlock()
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil && p.Addr.Network() != "bufconn" {
+		attrs = append(attrs, slog.String("peer", p.Addr.String()))
+	} else if md, ok := metadata.FromIncomingContext(ctx); ok {
+		// A REST call: grpc-gateway passes the HTTP client's address on.
+		if v := first(md, "x-forwarded-for"); v != "" {
+			attrs = append(attrs, slog.String("peer", v))
+		}
 	}
 	if v := first(header, service.UpvestRequestIDMetadata); v != "" {
 		attrs = append(attrs, slog.String("upvest_request_id", v))

@@ -7,8 +7,10 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/upvest-gateway/gateway/internal/auth"
 	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/service"
+	"github.com/upvest-gateway/gateway/internal/tlsconfig"
 	"github.com/upvest-gateway/gateway/internal/webhook"
 )
 
@@ -114,18 +116,22 @@ type optionFunc func(*options)
 func (f optionFunc) applyServer(o *options) { f(o) }
 
 type options struct {
-	logger          *slog.Logger
-	serviceOpts     []service.Option
-	httpRoutes      []httpRoute
-	maxBodyBytes    int64
-	shutdownTimeout time.Duration
-	grpcOpts        []grpc.ServerOption
-	unary           []grpc.UnaryServerInterceptor
-	stream          []grpc.StreamServerInterceptor
-	events          *events.Log
-	receiverOpts    []webhook.Option
-	webhookKeys     webhook.KeySource
-	limits          Limits
+	logger           *slog.Logger
+	serviceOpts      []service.Option
+	httpRoutes       []httpRoute
+	maxBodyBytes     int64
+	shutdownTimeout  time.Duration
+	logCheckInterval time.Duration
+	grpcOpts         []grpc.ServerOption
+	unary            []grpc.UnaryServerInterceptor
+	stream           []grpc.StreamServerInterceptor
+	events           *events.Log
+	quarantine       *events.Quarantine
+	receiverOpts     []webhook.Option
+	webhookKeys      webhook.KeySource
+	limits           Limits
+	tls              *tlsconfig.Server
+	guard            *auth.Guard
 }
 
 type httpRoute struct {
@@ -135,9 +141,10 @@ type httpRoute struct {
 
 func newOptions(opts []Option) options {
 	o := options{
-		logger:          slog.Default(),
-		maxBodyBytes:    DefaultMaxBodyBytes,
-		shutdownTimeout: DefaultShutdownTimeout,
+		logger:           slog.Default(),
+		maxBodyBytes:     DefaultMaxBodyBytes,
+		shutdownTimeout:  DefaultShutdownTimeout,
+		logCheckInterval: DefaultLogCheckInterval,
 	}
 	for _, opt := range opts {
 		if opt != nil {
@@ -174,6 +181,15 @@ func WithEvents(log *events.Log, opts ...webhook.Option) Option {
 		o.events = log
 		o.receiverOpts = append(o.receiverOpts, opts...)
 	})
+}
+
+// WithQuarantine is the event log's quarantine (events.OpenQuarantine),
+// required with WithEvents: the webhook receiver keeps there what the log
+// cannot take, so that one bad event never holds back Upvest's deliveries,
+// and the EventQuarantineService lets operators list and re-inject it. The
+// caller owns q.
+func WithQuarantine(q *events.Quarantine) Option {
+	return optionFunc(func(o *options) { o.quarantine = q })
 }
 
 // WithWebhookKeys replaces where the receiver gets the keys deliveries are
@@ -214,6 +230,17 @@ func WithShutdownTimeout(d time.Duration) Option {
 	})
 }
 
+// WithLogCheckInterval sets how often, with WithEvents, the gRPC health of
+// the services serving Watch RPCs is checked against the event log (default
+// DefaultLogCheckInterval).
+func WithLogCheckInterval(d time.Duration) Option {
+	return optionFunc(func(o *options) {
+		if d > 0 {
+			o.logCheckInterval = d
+		}
+	})
+}
+
 // WithGRPCServerOptions adds options to the gRPC server (credentials,
 // limits).
 func WithGRPCServerOptions(opts ...grpc.ServerOption) Option {
@@ -230,4 +257,22 @@ func WithUnaryInterceptors(i ...grpc.UnaryServerInterceptor) Option {
 // WithStreamInterceptors adds stream interceptors inside the gateway's own.
 func WithStreamInterceptors(i ...grpc.StreamServerInterceptor) Option {
 	return optionFunc(func(o *options) { o.stream = append(o.stream, i...) })
+}
+
+// WithTLS serves every listener over TLS from tls's files (reloaded when
+// they change): gRPC with mutual TLS when tls has a client CA bundle; the
+// HTTP and webhook listeners with a client certificate checked when one is
+// sent, so that probes and Upvest need none. The REST face's in-memory
+// connection to the gRPC server stays plain.
+func WithTLS(tls *tlsconfig.Server) Option {
+	return optionFunc(func(o *options) { o.tls = tls })
+}
+
+// WithGuard puts the caller checks of guard (identity, the policy's methods
+// and account groups, per-caller limits) in front of every RPC, on gRPC and
+// the REST face alike, right inside the request log and panic recovery.
+// REST calls bring their identity by bearer token, or by the client
+// certificate the HTTP listener verified, which the REST face forwards.
+func WithGuard(guard *auth.Guard) Option {
+	return optionFunc(func(o *options) { o.guard = guard })
 }

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	gatewayv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/v1"
+	"github.com/upvest-gateway/gateway/internal/auth"
 	"github.com/upvest-gateway/gateway/internal/service"
 )
 
@@ -37,9 +38,10 @@ func dialInMemory(lis *bufconn.Listener) (*grpc.ClientConn, error) {
 // newRESTMux is the REST face: grpc-gateway over conn, with the
 // Idempotency-Key header in and out, problem+json errors, and JSON that
 // refuses unknown fields (a typo in a money request must not be ignored).
-func newRESTMux(conn *grpc.ClientConn) (*runtime.ServeMux, error) {
-	mux := runtime.NewServeMux(
-		runtime.WithIncomingHeaderMatcher(incomingHeader),
+func newRESTMux(conn *grpc.ClientConn, guard *auth.Guard) (*runtime.ServeMux, error) {
+	opts := []runtime.ServeMuxOption{
+		// No header can pose as the identity the REST face forwards.
+		runtime.WithIncomingHeaderMatcher(auth.RESTHeaderMatcher(incomingHeader)),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 		runtime.WithOutgoingTrailerMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithErrorHandler(problemErrorHandler),
@@ -53,7 +55,11 @@ func newRESTMux(conn *grpc.ClientConn) (*runtime.ServeMux, error) {
 				UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 			},
 		}),
-	)
+	}
+	if guard != nil {
+		opts = append(opts, runtime.WithMetadata(guard.RESTMetadata))
+	}
+	mux := runtime.NewServeMux(opts...)
 	ctx := context.Background() // used by the generated code only to register
 	regs := []struct {
 		name string

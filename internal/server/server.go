@@ -64,6 +64,8 @@ type Server struct {
 	restConn    *grpc.ClientConn
 	rest        *runtime.ServeMux
 	served      atomic.Bool
+	// watchServices are the services whose health follows the event log.
+	watchServices []string
 	// draining is canceled when shutdown begins, ending every stream.
 	draining    context.Context
 	stopStreams context.CancelFunc
@@ -98,21 +100,35 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	s.draining, s.stopStreams = context.WithCancel(context.Background())
 	serviceOpts := append([]service.Option{service.WithLogger(s.log)}, o.serviceOpts...)
 	if o.events != nil {
+		if o.quarantine == nil {
+			return nil, errors.New("server: WithEvents needs WithQuarantine: without it one malformed event would hold back every webhook delivery")
+		}
 		keys := o.webhookKeys
 		if keys == nil {
 			keys = func(ctx context.Context) (map[string]crypto.PublicKey, error) { return cfg.Upstream.GetVerifyKeys(ctx) }
 		}
-		recv := webhook.NewReceiver(o.events, keys, append([]webhook.Option{webhook.WithLogger(s.log)}, o.receiverOpts...)...)
+		recv := webhook.NewReceiver(o.events, o.quarantine, keys, append([]webhook.Option{webhook.WithLogger(s.log)}, o.receiverOpts...)...)
 		// No size cap here (the receiver has its own), but the same time
 		// limit for the body as every request.
 		s.webhook = limitBody(recv, 0, lim.BodyTimeout)
 		serviceOpts = append(serviceOpts, service.WithEvents(o.events))
 	}
 
-	// Logging outermost, so it sees the code recovery made of a panic.
-	unary := append([]grpc.UnaryServerInterceptor{logUnary(s.log), recoverUnary(s.log)}, o.unary...)
-	stream := append([]grpc.StreamServerInterceptor{logStream(s.log), recoverStream(s.log), s.limitStreams, s.endOnShutdown}, o.stream...)
-	grpcOpts := append([]grpc.ServerOption{
+	// Logging outermost, so it sees the code recovery made of a panic, then
+	// the caller checks, so nothing else runs for a caller refused.
+	unary := []grpc.UnaryServerInterceptor{logUnary(s.log), recoverUnary(s.log)}
+	stream := []grpc.StreamServerInterceptor{logStream(s.log), recoverStream(s.log)}
+	if o.guard != nil {
+		unary = append(unary, o.guard.UnaryServerInterceptor(), noteCallerUnary)
+		stream = append(stream, o.guard.StreamServerInterceptor(), noteCallerStream)
+	}
+	unary = append(unary, o.unary...)
+	stream = append(append(stream, s.limitStreams, s.endOnShutdown), o.stream...)
+	var creds []grpc.ServerOption
+	if o.tls != nil {
+		creds = append(creds, grpc.Creds(o.tls.GRPCCredentials()))
+	}
+	grpcOpts := append(creds, []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(maxRecvMsgSize),
@@ -124,10 +140,17 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 			Time: 2 * time.Minute, Timeout: 20 * time.Second,
 			MaxConnectionAge: lim.MaxConnectionAge, MaxConnectionAgeGrace: lim.MaxConnectionAgeGrace,
 		}),
-	}, o.grpcOpts...)
+	}...)
+	grpcOpts = append(grpcOpts, o.grpcOpts...)
 	s.grpc = grpc.NewServer(grpcOpts...)
 
 	names := service.Register(s.grpc, cfg.Upstream, serviceOpts...)
+	if o.events != nil {
+		// The operator's surface of the quarantine: gRPC, so that the caller
+		// authorization of every other RPC covers it too.
+		names = append(names, service.RegisterQuarantine(s.grpc, o.quarantine, o.events, serviceOpts...))
+		s.watchServices = names
+	}
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	for _, n := range append(names, "") {
@@ -140,7 +163,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("server: in-memory connection: %w", err)
 	}
 	s.restConn = conn
-	rest, err := newRESTMux(conn)
+	rest, err := newRESTMux(conn, o.guard)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -163,13 +186,25 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 // streams stay open for as long as they run; the time to send a body is
 // bounded per request by limitBody instead.
 func (s *Server) newHTTPServer(h http.Handler) *http.Server {
-	return &http.Server{
+	hs := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: s.opts.limits.HeaderTimeout,
 		IdleTimeout:       s.opts.limits.IdleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	if s.opts.tls != nil {
+		hs.TLSConfig = s.opts.tls.HTTP()
+	}
+	return hs
+}
+
+// serveHTTP serves hs on lis, over TLS when the gateway has it.
+func (s *Server) serveHTTP(hs *http.Server, lis net.Listener) error {
+	if s.opts.tls != nil {
+		return hs.ServeTLS(lis, "", "") // the certificate comes from hs.TLSConfig
+	}
+	return hs.Serve(lis)
 }
 
 // GRPCAddr is the address the gRPC listener is bound to.
@@ -196,12 +231,13 @@ func (s *Server) Serve(ctx context.Context) error {
 	if !s.served.CompareAndSwap(false, true) {
 		return errors.New("server: Serve called twice")
 	}
+	go s.watchLogHealth(s.draining)
 	errc := make(chan error, 4)
 	go func() { errc <- wrapServeErr("gRPC", s.grpc.Serve(s.grpcLis)) }()
 	go func() { errc <- wrapServeErr("in-memory gRPC", s.grpc.Serve(s.memLis)) }()
-	go func() { errc <- wrapServeErr("HTTP", s.http.Serve(s.httpLis)) }()
+	go func() { errc <- wrapServeErr("HTTP", s.serveHTTP(s.http, s.httpLis)) }()
 	if s.webhookHTTP != nil {
-		go func() { errc <- wrapServeErr("webhook", s.webhookHTTP.Serve(s.webhookLis)) }()
+		go func() { errc <- wrapServeErr("webhook", s.serveHTTP(s.webhookHTTP, s.webhookLis)) }()
 	}
 	s.log.InfoContext(ctx, "gateway serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "webhook", cmp.Or(s.WebhookAddr(), s.HTTPAddr()))
 

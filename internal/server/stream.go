@@ -41,7 +41,20 @@ import (
 // An error before the first message (invalid filter, expired token …) is an
 // ordinary problem+json answer with its HTTP status, as for every other REST
 // call. An error after it ends the stream with a last record holding the
-// problem: {"error": <problem>} in NDJSON, "event: error" in SSE.
+// problem: {"error": <problem>} in NDJSON, and in SSE
+//
+//	event: end
+//	data: <the problem as JSON>
+//
+// The name is not "error" on purpose: a browser's EventSource hands an
+// "error" event to its onerror handler, where it cannot be told from a lost
+// connection, and a page that closes the EventSource there loses the
+// automatic resume. An "end" event reaches only listeners for "end"; the
+// connection then closes, and the EventSource reconnects by itself with
+// Last-Event-ID, which resumes exactly after the last event it got. Whether
+// to resume is in the problem: UNAVAILABLE and RESOURCE_EXHAUSTED are over
+// on reconnecting; a reconnect that cannot succeed (an expired token) is
+// answered with a non-200 problem, which makes an EventSource stop.
 //
 // For SSE the Last-Event-ID header is the resume token, and it wins over a
 // resume_token query parameter: an EventSource reconnects to the URL it was
@@ -126,9 +139,13 @@ func (eventStream) message(w io.Writer, token, kind string, data []byte) error {
 	return err
 }
 
+// SSEEndEvent is the event name that ends a Server-Sent Events stream with
+// a problem (see above).
+const SSEEndEvent = "end"
+
 func (eventStream) problem(w io.Writer, data []byte) error {
 	var b bytes.Buffer
-	b.WriteString("event: error\n")
+	b.WriteString("event: " + SSEEndEvent + "\n")
 	sseData(&b, data)
 	_, err := w.Write(b.Bytes())
 	return err

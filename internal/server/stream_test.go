@@ -266,11 +266,11 @@ func TestStreamErrors(t *testing.T) {
 	}
 	e := sse.nextEvent(t)
 	var p problem.Details
-	if err := json.Unmarshal([]byte(e.data), &p); err != nil || e.event != "error" || p.Code != "UNAVAILABLE" || p.Status != http.StatusServiceUnavailable {
-		t.Errorf("SSE after shutdown: %+v, want an error event with an UNAVAILABLE problem", e)
+	if err := json.Unmarshal([]byte(e.data), &p); err != nil || e.event != server.SSEEndEvent || p.Code != "UNAVAILABLE" || p.Status != http.StatusServiceUnavailable {
+		t.Errorf("SSE after shutdown: %+v, want an end event with an UNAVAILABLE problem", e)
 	}
 	if _, err := sse.r.ReadByte(); !errors.Is(err, io.EOF) {
-		t.Errorf("SSE after the error event: %v, want the end", err)
+		t.Errorf("SSE after the end event: %v, want the end", err)
 	}
 	for {
 		rec := nd.line(t)

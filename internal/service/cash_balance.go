@@ -37,17 +37,26 @@ func (s *CashBalanceService) GetCashBalance(ctx context.Context, req *gatewayv1.
 
 // WatchCashBalance streams an account group's cash balance: without a
 // resume token first a snapshot read from Upvest, then every
-// CASH_BALANCE.UPDATED event newer than the newest balance already sent.
+// CASH_BALANCE.UPDATED event that is not older than the newest balance
+// already sent.
+//
+// The rule, never back in time: an update whose created_at is before the
+// newest balance sent is replaced by a heartbeat with its token (Upvest
+// delivers in no order across deliveries, so an older one can arrive
+// late). An update whose created_at equals it is sent: of two updates with
+// the same created_at, the later one in the log wins, as it is the later one
+// Upvest delivered (two updates in one delivery, 100.00 then 40.00 at the
+// same time, end at 40.00). Dropping it would leave the subscriber on a
+// balance that is no longer current.
 //
 // The subscription starts before the snapshot is read, so no update can fall
 // between the two. The snapshot's read_at is when the read started, less the
-// allowed clock skew (WithSnapshotSkew): an update created after that may or
-// may not be in the snapshot, so it is sent; one created before is in it, so
-// it is not. Upvest delivers updates in no order
-// across deliveries: an update whose created_at is not after the newest
-// balance sent is replaced by a heartbeat with its token, so the stream never
-// goes back in time. The resume tokens of this stream carry that newest
-// time (balanceToken), so a resumed stream does not go back in time either.
+// allowed clock skew (WithSnapshotSkew): an update created at or after that
+// may or may not be in the snapshot, so it is sent; one created before is
+// in it, so it is not. The resume tokens of this stream carry the newest
+// time sent (balanceToken), so a resumed stream does not go back in time
+// either, and still sends an update of that same time that comes later in
+// the log.
 func (s *CashBalanceService) WatchCashBalance(req *gatewayv1.WatchCashBalanceRequest, stream grpc.ServerStreamingServer[gatewayv1.WatchCashBalanceResponse]) error {
 	ctx := stream.Context()
 	if err := s.watchAvailable(ctx); err != nil {
@@ -86,7 +95,7 @@ func (s *CashBalanceService) WatchCashBalance(req *gatewayv1.WatchCashBalanceReq
 				ReadAt:      timestamppb.New(readAt),
 				CashBalance: cashBalanceToProto(b),
 			}}
-		case m.Event == nil, !m.Event.CreatedAt.After(newest):
+		case m.Event == nil, m.Event.CreatedAt.Before(newest):
 			resp.Kind = &gatewayv1.WatchCashBalanceResponse_Heartbeat{Heartbeat: heartbeat()}
 		default:
 			newest = m.Event.CreatedAt

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/upvest-gateway/gateway/internal/auth"
 	"github.com/upvest-gateway/gateway/internal/upstream"
 )
 
@@ -23,7 +24,7 @@ import (
 // (validation, timeouts, unknown outcomes, streams).
 const (
 	UpvestErrorDomain  = "upvest.co"
-	GatewayErrorDomain = "upvest-gateway"
+	GatewayErrorDomain = auth.ErrorDomain
 )
 
 // defaultRetryDelay is the RetryInfo of a 429 that named no Retry-After.

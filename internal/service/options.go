@@ -1,12 +1,14 @@
 package service
 
 import (
+	"context"
 	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/idempotency"
+	"github.com/upvest-gateway/gateway/internal/statusindex"
 	"github.com/upvest-gateway/gateway/internal/upstream"
 )
 
@@ -38,13 +40,17 @@ type options struct {
 	generateRequestIDs bool
 	// idempotency: see WithIdempotencyStore; nil runs creates without it.
 	idempotency *idempotency.Store
+	// statusIndex: see WithStatusIndex.
+	statusIndex *statusindex.Index
 	// timeouts holds the default deadline of calls that bring none, by full
 	// method name; "" applies to every method.
 	timeouts map[string]time.Duration
+	// adminGuard: see WithAdminGuard.
+	adminGuard func(context.Context) error
 }
 
 func newOptions(opts []Option) options {
-	o := options{logger: slog.Default(), snapshotSkew: DefaultSnapshotSkew, timeouts: map[string]time.Duration{"": DefaultTimeout}}
+	o := options{logger: slog.Default(), snapshotSkew: DefaultSnapshotSkew, timeouts: map[string]time.Duration{"": DefaultTimeout}, adminGuard: LoopbackOnly}
 	WithCurrencies(DefaultCurrencies...).applyService(&o)
 	for _, opt := range opts {
 		if opt != nil {
@@ -181,4 +187,21 @@ func (o *options) timeout(method string) time.Duration {
 // same request_id with a different request is refused with ALREADY_EXISTS.
 func WithIdempotencyStore(store *idempotency.Store) Option {
 	return optionFunc(func(o *options) { o.idempotency = store })
+}
+
+// WithStatusIndex gives the services the gateway's record of the resources
+// Upvest cannot be asked about (virtual cash decreases): a cancel of one is
+// checked against a restricted caller's account groups, and a cancel that
+// Upvest refuses is a success if the decrease is in fact cancelled. Without
+// it, restricted callers cannot cancel decreases, and a refused cancel is
+// reported as it is.
+func WithStatusIndex(ix *statusindex.Index) Option {
+	return optionFunc(func(o *options) { o.statusIndex = ix })
+}
+
+// WithAdminGuard replaces the check every admin RPC (the quarantine
+// service) passes first (default LoopbackOnly). Once caller authorization
+// interceptors cover the admin services, pass nil to rely on them alone.
+func WithAdminGuard(guard func(ctx context.Context) error) Option {
+	return optionFunc(func(o *options) { o.adminGuard = guard })
 }

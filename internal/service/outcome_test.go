@@ -221,3 +221,34 @@ func TestUnreadableTokenAnswer(t *testing.T) {
 		})
 	}
 }
+
+// TestDecreaseCancelReconciles: Upvest cannot be asked about a virtual cash
+// decrease, so the gateway's status index, fed by the decrease's events,
+// tells a cancel whose answer was lost from one Upvest refused.
+func TestDecreaseCancelReconciles(t *testing.T) {
+	t.Parallel()
+	g := servertest.Start(t, noRetry)
+	ag := uuid.NewString()
+	newDecrease := func() string {
+		var d gatewayv1.CreateVirtualCashDecreaseResponse
+		checkOK(t, call(t, g, viaGRPC, createVirtualCashDecrease(), &gatewayv1.CreateVirtualCashDecreaseRequest{
+			RequestId: uuid.NewString(), AccountGroupId: ag, Amount: "1.00", Currency: "EUR"}, &d))
+		return d.GetVirtualCashDecrease().GetId()
+	}
+	cancelIt := func(id string) outcome {
+		return call(t, g, viaGRPC, cancelVirtualCashDecrease(id), &gatewayv1.CancelVirtualCashDecreaseRequest{VirtualCashDecreaseId: id}, &gatewayv1.CancelVirtualCashDecreaseResponse{})
+	}
+	id := newDecrease()
+	g.Sim.InjectFault(upvestsim.Fault{Kind: upvestsim.FaultDropAfterApply, Method: http.MethodDelete, PathPrefix: "/virtual_cash_balances/decreases/" + id})
+	checkOK(t, cancelIt(id))
+	checkOK(t, cancelIt(id)) // again: still a success
+
+	checkOK(t, call(t, g, viaGRPC, createVirtualCashIncrease(), &gatewayv1.CreateVirtualCashIncreaseRequest{
+		RequestId: uuid.NewString(), AccountGroupId: ag, Amount: "10.00", Currency: "EUR"}, &gatewayv1.CreateVirtualCashIncreaseResponse{}))
+	g.Sim.Advance() // the increase is confirmed: cash to cover a decrease
+	confirmed := newDecrease()
+	g.Sim.Advance() // ISSUED → CONFIRMED
+	if o := cancelIt(confirmed); o.code != codes.FailedPrecondition {
+		t.Errorf("cancel of a confirmed decrease: %v, want FailedPrecondition", o.code)
+	}
+}

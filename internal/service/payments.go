@@ -104,11 +104,7 @@ func (s *PaymentsService) ListWithdrawals(ctx context.Context, req *gatewayv1.Li
 
 // CancelWithdrawal cancels a withdrawal while it is NEW.
 func (s *PaymentsService) CancelWithdrawal(ctx context.Context, req *gatewayv1.CancelWithdrawalRequest) (*gatewayv1.CancelWithdrawalResponse, error) {
-	cancelled := func(ctx context.Context, id string, o ...upstream.CallOption) (bool, error) {
-		w, err := s.client.GetWithdrawal(ctx, id, o...)
-		return err == nil && w.Status == upstream.StatusCancelled, err
-	}
-	if err := cancel(ctx, &s.backend, "withdrawal_id", req.GetWithdrawalId(), s.client.CancelWithdrawal, cancelled); err != nil {
+	if err := cancel(ctx, &s.backend, "withdrawal_id", req.GetWithdrawalId(), s.client.CancelWithdrawal, readChecks(&s.backend, s.client.GetWithdrawal)); err != nil {
 		return nil, err
 	}
 	return &gatewayv1.CancelWithdrawalResponse{}, nil

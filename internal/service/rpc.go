@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"path"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/upvest-gateway/gateway/internal/auth"
 	"github.com/upvest-gateway/gateway/internal/upstream"
 )
 
@@ -52,47 +54,107 @@ func create[B, T any](ctx context.Context, c *backend, requestID string, check f
 	return exactlyOnce(ctx, c, key, body, call)
 }
 
-// get reads one resource by its id, named field in the request.
-func get[T any](ctx context.Context, c *backend, field, id string,
-	fn func(context.Context, string, ...upstream.CallOption) (*T, error),
-) (*T, error) {
+// resource is an Upvest resource: it belongs to an account group.
+type resource[T any] interface {
+	*T
+	AccountGroup() string
+}
+
+// get reads one resource by its id, named field in the request, and returns
+// it if the caller may use its account group.
+func get[T any, P resource[T]](ctx context.Context, c *backend, field, id string,
+	fn func(context.Context, string, ...upstream.CallOption) (P, error),
+) (P, error) {
 	v := c.validator()
 	v.id(field, id)
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	return invoke(ctx, c, "", func(ctx context.Context, o ...upstream.CallOption) (*T, error) {
+	r, err := invoke(ctx, c, "", func(ctx context.Context, o ...upstream.CallOption) (P, error) {
 		return fn(ctx, id, o...)
 	})
+	if err != nil {
+		return nil, err
+	}
+	if err := auth.CheckAccountGroup(ctx, r.AccountGroup()); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
-// cancel cancels one resource by its id, named field in the request. Upvest
-// answers 422 to a cancel of a resource that can no longer be cancelled,
-// which is also what the retry of a cancel that took effect meets (its
-// answer lost on the way), and what a caller's second cancel meets: so a
-// 422 is checked against the resource itself, and one that is CANCELLED is a
-// cancel that succeeded. cancelled reads whether it is; nil where Upvest
-// has no way to read the resource.
+// cancelChecks are how a cancel learns what it must know of its resource;
+// a nil func is a question that cannot be answered.
+type cancelChecks struct {
+	// accountGroup of the resource, for callers held to some account groups.
+	accountGroup func(ctx context.Context, id string) (string, error)
+	// cancelled reports whether the resource is cancelled, once Upvest
+	// refused a cancel of it.
+	cancelled func(ctx context.Context, id string) (bool, error)
+}
+
+// readChecks are the checks of a resource Upvest can read, through its read.
+func readChecks[T any, P interface {
+	resource[T]
+	GetStatus() string
+}](c *backend, read func(context.Context, string, ...upstream.CallOption) (P, error)) cancelChecks {
+	get := func(ctx context.Context, id string) (P, error) {
+		return invoke(ctx, c, "", func(ctx context.Context, o ...upstream.CallOption) (P, error) { return read(ctx, id, o...) })
+	}
+	return cancelChecks{
+		accountGroup: func(ctx context.Context, id string) (string, error) {
+			r, err := get(ctx, id)
+			if err != nil {
+				return "", err
+			}
+			return r.AccountGroup(), nil
+		},
+		cancelled: func(ctx context.Context, id string) (bool, error) {
+			r, err := get(ctx, id)
+			return err == nil && r.GetStatus() == upstream.StatusCancelled, err
+		},
+	}
+}
+
+// cancel cancels one resource by its id, named field in the request.
+//
+// A caller held to some account groups gets the resource's account group
+// checked first, and the cancel only if it is one of theirs.
+//
+// Upvest answers 422 to a cancel of a resource that can no longer be
+// cancelled, which is also what the retry of a cancel that took effect
+// meets (its answer lost on the way), and what a caller's second cancel
+// meets: so a 422 is checked against the resource itself, and one that is
+// CANCELLED is a cancel that succeeded.
 func cancel(ctx context.Context, c *backend, field, id string,
-	fn func(context.Context, string, ...upstream.CallOption) error,
-	cancelled func(context.Context, string, ...upstream.CallOption) (bool, error),
+	fn func(context.Context, string, ...upstream.CallOption) error, checks cancelChecks,
 ) error {
 	v := c.validator()
 	v.id(field, id)
 	if err := v.err(); err != nil {
 		return err
 	}
+	if auth.Restricted(ctx) {
+		if checks.accountGroup == nil {
+			method, _ := grpc.Method(ctx)
+			return gatewayStatus(codes.PermissionDenied, "ACCOUNT_GROUP_UNKNOWN",
+				path.Base(method)+": this caller may use only some account groups, and the gateway cannot tell which one this resource belongs to")
+		}
+		ag, err := checks.accountGroup(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := auth.CheckAccountGroup(ctx, ag); err != nil {
+			return err
+		}
+	}
 	_, err := invoke(ctx, c, "", func(ctx context.Context, o ...upstream.CallOption) (struct{}, error) {
 		return struct{}{}, fn(ctx, id, o...)
 	})
-	if cancelled == nil || status.Code(err) != codes.FailedPrecondition {
+	if checks.cancelled == nil || status.Code(err) != codes.FailedPrecondition {
 		return err
 	}
-	done, rerr := invoke(ctx, c, "", func(ctx context.Context, o ...upstream.CallOption) (bool, error) {
-		return cancelled(ctx, id, o...)
-	})
-	switch {
-	case rerr != nil:
+	switch done, cerr := checks.cancelled(ctx, id); {
+	case cerr != nil:
 		// Not known whether the cancel took effect: say so rather than
 		// report a refusal that may be wrong.
 		return gatewayStatus(codes.Unavailable, "OUTCOME_UNKNOWN",

@@ -56,11 +56,7 @@ func (s *TopupService) ListTopups(ctx context.Context, req *gatewayv1.ListTopups
 
 // CancelTopup cancels a top-up while it is NEW or CONFIRMED.
 func (s *TopupService) CancelTopup(ctx context.Context, req *gatewayv1.CancelTopupRequest) (*gatewayv1.CancelTopupResponse, error) {
-	cancelled := func(ctx context.Context, id string, o ...upstream.CallOption) (bool, error) {
-		t, err := s.client.GetTopup(ctx, id, o...)
-		return err == nil && t.Status == upstream.StatusCancelled, err
-	}
-	if err := cancel(ctx, &s.backend, "topup_id", req.GetTopupId(), s.client.CancelTopup, cancelled); err != nil {
+	if err := cancel(ctx, &s.backend, "topup_id", req.GetTopupId(), s.client.CancelTopup, readChecks(&s.backend, s.client.GetTopup)); err != nil {
 		return nil, err
 	}
 	return &gatewayv1.CancelTopupResponse{}, nil

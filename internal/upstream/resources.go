@@ -138,6 +138,24 @@ type List[T any] struct {
 	Data []T      `json:"data"`
 }
 
-// StatusCancelled is the status of a cancelled top-up, withdrawal, direct
-// debit or virtual cash decrease.
-const StatusCancelled = "CANCELLED"
+// Statuses that end a resource's life: a top-up, withdrawal, direct debit
+// or virtual cash decrease that was cancelled, or that went through.
+const (
+	StatusCancelled = "CANCELLED"
+	StatusConfirmed = "CONFIRMED"
+)
+
+// AccountGroup is the account group a resource belongs to, so that callers
+// may be held to theirs whatever the resource.
+func (v *VirtualCashIncrease) AccountGroup() string { return v.AccountGroupID }
+func (v *VirtualCashDecrease) AccountGroup() string { return v.AccountGroupID }
+func (t *Topup) AccountGroup() string               { return t.AccountGroupID }
+func (d *DirectDebit) AccountGroup() string         { return d.AccountGroupID }
+func (w *Withdrawal) AccountGroup() string          { return w.AccountGroupID }
+func (b *CashBalance) AccountGroup() string         { return b.AccountGroupID }
+
+// GetStatus is a resource's status word, e.g. CANCELLED.
+func (v *VirtualCashDecrease) GetStatus() string { return v.Status }
+func (t *Topup) GetStatus() string               { return t.Status }
+func (d *DirectDebit) GetStatus() string         { return d.Status }
+func (w *Withdrawal) GetStatus() string          { return w.Status }

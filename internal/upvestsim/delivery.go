@@ -128,14 +128,29 @@ func (s *Sim) attempt(sub *subscription, b batch, try int) bool {
 }
 
 // post sends one signed delivery and reports the status answered.
-func (s *Sim) post(ctx context.Context, url string, body []byte) (int, error) {
+func (s *Sim) post(ctx context.Context, url string, body []byte, opts ...DeliveryOption) (int, error) {
+	var o deliveryOptions
+	for _, opt := range opts {
+		if opt != nil {
+			opt.applyDelivery(&o)
+		}
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.ContentLength = int64(len(body))
-	if err := s.webhookSigner.Sign(req, body); err != nil {
+	if o.clientID != "" {
+		req.Header.Set("Upvest-Client-Id", o.clientID) // covered by the signature
+	}
+	signer := s.webhookSigner
+	if !o.signedAt.IsZero() {
+		if signer, err = s.webhookSignerAt(o.signedAt); err != nil {
+			return 0, err
+		}
+	}
+	if err := signer.Sign(req, body); err != nil {
 		return 0, err
 	}
 	resp, err := s.cfg.WebhookClient.Do(req)
@@ -177,4 +192,36 @@ func backoff(try int) time.Duration {
 		a, b = b, a+b
 	}
 	return time.Duration(min(a, maxBackoffUnits))
+}
+
+// SendDelivery POSTs body to url once, signed with the simulator's webhook
+// key as its own deliveries are, and returns the status answered. It is
+// for deliveries the simulator's state would not produce: another tenant's
+// (Upvest signs every tenant's deliveries with the same keys), ones with
+// malformed events, ones signed long ago. It is not recorded in Deliveries.
+func (s *Sim) SendDelivery(ctx context.Context, url string, body []byte, opts ...DeliveryOption) (int, error) {
+	return s.post(ctx, url, body, opts...)
+}
+
+// A DeliveryOption adjusts a delivery made with SendDelivery.
+type DeliveryOption interface{ applyDelivery(*deliveryOptions) }
+
+type deliveryOptions struct {
+	clientID string
+	signedAt time.Time
+}
+
+type deliveryOptionFunc func(*deliveryOptions)
+
+func (f deliveryOptionFunc) applyDelivery(o *deliveryOptions) { f(o) }
+
+// ForClient sends upvest-client-id: id, covered by the signature.
+func ForClient(id string) DeliveryOption {
+	return deliveryOptionFunc(func(o *deliveryOptions) { o.clientID = id })
+}
+
+// SignedAt signs as if at t (created = t), as a delivery Upvest re-sends
+// with its original signature.
+func SignedAt(t time.Time) DeliveryOption {
+	return deliveryOptionFunc(func(o *deliveryOptions) { o.signedAt = t })
 }

@@ -1,7 +1,9 @@
 package upvestsim
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"strings"
 	"time"
 )
@@ -29,10 +31,16 @@ type Event struct {
 	Type      string          `json:"type"`
 	Object    json.RawMessage `json:"object"`
 	WebhookID string          `json:"webhook_id"`
+
+	raw json.RawMessage // EmitRaw: delivered exactly so
 }
 
-// MarshalJSON renders created_at with timeLayout, as deliveries do.
+// MarshalJSON renders created_at with timeLayout, as deliveries do; an
+// event of EmitRaw is rendered as it was given.
 func (e Event) MarshalJSON() ([]byte, error) {
+	if e.raw != nil {
+		return e.raw, nil
+	}
 	type plain Event
 	return json.Marshal(struct {
 		plain
@@ -70,6 +78,34 @@ func (s *Sim) emit(eventType string, object any) {
 		}
 	}
 	s.events = append(s.events, ev)
+}
+
+// EmitRaw queues raw, the JSON of one event exactly as it is to be
+// delivered, for every enabled subscription that wants its type (one of
+// every category when the type cannot be read): the way to make the
+// simulator deliver what Upvest should not, such as a malformed event, in
+// its ordinary batches, retried and holding back later ones as Upvest
+// does. Its webhook_id is left as raw has it.
+func (s *Sim) EmitRaw(raw json.RawMessage) error {
+	if !json.Valid(raw) {
+		return errors.New("upvestsim: EmitRaw: not JSON")
+	}
+	var probe struct {
+		ID     string          `json:"id"`
+		Type   string          `json:"type"`
+		Object json.RawMessage `json:"object"`
+	}
+	_ = json.Unmarshal(raw, &probe) // what can be read, for Events
+	ev := Event{ID: probe.ID, Type: probe.Type, Object: probe.Object, raw: bytes.Clone(raw)}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sub := range s.subs {
+		if sub.wants(ev.Type) {
+			sub.enqueue(ev)
+		}
+	}
+	s.events = append(s.events, ev)
+	return nil
 }
 
 // Events returns every event emitted so far, in order.

@@ -74,6 +74,7 @@ type Sim struct {
 	records    recordLog
 
 	webhookKID    string
+	webhookKey    *ecdsa.PrivateKey
 	webhookSigner *httpsig.Signer
 	jwks          []byte // GET /auth/verify_keys body
 
@@ -123,7 +124,7 @@ func New(cfg Config) (*Sim, error) {
 	if cfg.WebhookURL != "" {
 		s.mu.Lock()
 		s.addSubscription(webhookJSON{
-			Title:   "upvestsim",
+			Title:   preregisteredTitle,
 			URL:     cfg.WebhookURL,
 			Enabled: true,
 			Type:    []string{categoryAll},
@@ -206,6 +207,9 @@ func checkWebhookURL(raw string) error {
 	return nil
 }
 
+// preregisteredTitle is the title of the Config.WebhookURL subscription.
+const preregisteredTitle = "upvestsim"
+
 // initWebhookKey makes the P-521 key deliveries are signed with, as Upvest
 // documents, and renders the JWKS clients fetch to verify them.
 func (s *Sim) initWebhookKey() error {
@@ -213,8 +217,10 @@ func (s *Sim) initWebhookKey() error {
 	if err != nil {
 		return fmt.Errorf("upvestsim: webhook key: %w", err)
 	}
-	s.webhookKID = s.ids.uuid()
-	if s.webhookSigner, err = httpsig.NewSigner(key, s.webhookKID, httpsig.WithVersion(6)); err != nil {
+	s.webhookKID, s.webhookKey = s.ids.uuid(), key
+	// Signed on the simulator's clock: a simulator running behind signs
+	// deliveries that arrive with old signatures.
+	if s.webhookSigner, err = httpsig.NewSigner(key, s.webhookKID, httpsig.WithVersion(6), httpsig.WithClock(s.cfg.Now)); err != nil {
 		return fmt.Errorf("upvestsim: webhook signer: %w", err)
 	}
 	jwk, err := httpsig.NewJWK(s.webhookKID, &key.PublicKey)
@@ -229,6 +235,25 @@ func (s *Sim) initWebhookKey() error {
 
 // WebhookKeyID is the kid of the key that signs webhook deliveries.
 func (s *Sim) WebhookKeyID() string { return s.webhookKID }
+
+// webhookSignerAt signs deliveries as if at t.
+func (s *Sim) webhookSignerAt(t time.Time) (*httpsig.Signer, error) {
+	return httpsig.NewSigner(s.webhookKey, s.webhookKID, httpsig.WithVersion(6), httpsig.WithClock(func() time.Time { return t }))
+}
+
+// WebhookID is the id of the subscription registered for
+// Config.WebhookURL, "" when there is none: the id every event delivered
+// through it carries as webhook_id.
+func (s *Sim) WebhookID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sub := range s.subs {
+		if sub.json.Title == preregisteredTitle && sub.json.URL == s.cfg.WebhookURL {
+			return sub.json.ID
+		}
+	}
+	return ""
+}
 
 // Close stops status transitions and webhook delivery, aborting deliveries
 // in progress, and waits for its goroutines. The Sim keeps answering API

@@ -416,3 +416,62 @@ func toStrings(v any) []string {
 	}
 	return out
 }
+
+// A raw event (malformed, as Upvest should never send) is delivered as it
+// was given, in order with the others, and retried and holding back later
+// events like any other.
+func TestWebhookEmitRaw(t *testing.T) {
+	rc := newReceiver(t, func(n int) int {
+		if n == 1 {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	e := webhookEnv(t, rc.srv.URL+"/hooks", withConfig(func(c *upvestsim.Config) { c.WebhookBackoffUnit = time.Millisecond }))
+	raw := []byte(`{"id":"3b3c7c38-6a36-4d0e-8a3b-6c8e5b2f1a11","created_at":"2026-01-02T10:00:00","type":"TOPUP.SETTLED","object":{},"webhook_id":"` + e.sim.WebhookID() + `"}`)
+	if err := e.sim.EmitRaw(raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sim.EmitRaw([]byte(`{`)); err == nil {
+		t.Fatal("EmitRaw took invalid JSON")
+	}
+	e.create(t, "/payments/topups", topup(group1, "25.00"))
+	got := rc.waitFor(t, 2)
+	for _, d := range got[:2] {
+		if !bytes.Contains(d.body, raw) {
+			t.Fatalf("delivery %s lacks the raw event as given", d.body)
+		}
+	}
+	if !bytes.Equal(got[0].body, got[1].body) {
+		t.Fatal("the retry differs from the first attempt")
+	}
+	if e.sim.WebhookID() == "" || len(e.sim.Events()) < 2 || e.sim.Events()[0].ID != "3b3c7c38-6a36-4d0e-8a3b-6c8e5b2f1a11" {
+		t.Fatalf("events %+v", e.sim.Events())
+	}
+}
+
+// SendDelivery signs with the webhook key: with upvest-client-id covered
+// when asked, and as of a given time.
+func TestWebhookSendDelivery(t *testing.T) {
+	rc := newReceiver(t, nil)
+	e := newEnv(t)
+	keys := e.jwks(t)
+	at := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
+	client := "5f3e7c1a-2b4d-4e6f-8a9b-0c1d2e3f4a5b"
+	code, err := e.sim.SendDelivery(t.Context(), rc.srv.URL+"/hooks", []byte(`{"payload":[]}`), upvestsim.ForClient(client), upvestsim.SignedAt(at))
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("SendDelivery: %d %v", code, err)
+	}
+	d := rc.waitFor(t, 1)[0]
+	req := httptest.NewRequest(d.method, d.path, bytes.NewReader(d.body))
+	req.Header = d.header.Clone()
+	v, err := httpsig.Verify(t.Context(), req, d.body, keys, httpsig.VerifyOptions{
+		Now: func() time.Time { return at }, Required: []string{"upvest-client-id"},
+	})
+	if err != nil || !v.Created.Equal(at) || d.header.Get("Upvest-Client-Id") != client {
+		t.Fatalf("verified %+v, %v; header %v", v, err, d.header)
+	}
+	if n := len(e.sim.Deliveries()); n != 0 {
+		t.Errorf("SendDelivery recorded %d deliveries", n)
+	}
+}

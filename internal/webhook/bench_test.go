@@ -16,7 +16,7 @@ import (
 func BenchmarkReceiver(b *testing.B) {
 	l := openLog(b, logSetup{broker: broker.Config{DataDir: b.TempDir()}})
 	s := eventstest.NewWebhookSigner(b, "kid-1", httpsig.Version6)
-	srv := httptest.NewServer(NewReceiver(l, newKeySource(s).fetch))
+	srv := httptest.NewServer(NewReceiver(l, l.quarantine, newKeySource(s).fetch, WithRateLimits(RateLimits{PerSource: 1e6, SourceBurst: 1e6, Global: 1e6, GlobalBurst: 1e6})))
 	defer srv.Close()
 	const batch = 10
 	bodies := make([][]byte, b.N)

@@ -42,7 +42,11 @@ func backendConfig(t *testing.T, be eventstest.Backend) logSetup {
 	if be.URL == "" {
 		cfg.broker.DataDir = t.TempDir()
 	} else {
-		t.Cleanup(func() { deleteStream(t, be.URL, cfg.log.Stream) })
+		qstream, _ := events.QuarantineNames(cfg.log)
+		t.Cleanup(func() {
+			deleteStream(t, be.URL, cfg.log.Stream)
+			deleteStream(t, be.URL, qstream)
+		})
 	}
 	return cfg
 }
@@ -62,11 +66,12 @@ func deleteStream(t *testing.T, url, stream string) {
 	}
 }
 
-// testLog is an open event log and the broker under it.
+// testLog is an open event log, its quarantine and the broker under them.
 type testLog struct {
 	*events.Log
-	broker *broker.Broker
-	stream string
+	quarantine *events.Quarantine
+	broker     *broker.Broker
+	stream     string
 }
 
 func (l *testLog) close() {
@@ -92,7 +97,12 @@ func openLog(t testing.TB, cfg logSetup) *testLog {
 		b.Close()
 		t.Fatalf("events.Open: %v", err)
 	}
-	tl := &testLog{Log: l, broker: b, stream: l.Config().Stream}
+	q, err := events.OpenQuarantine(ctx, b, cfg.log, events.WithLogger(testLogger(t)))
+	if err != nil {
+		b.Close()
+		t.Fatalf("events.OpenQuarantine: %v", err)
+	}
+	tl := &testLog{Log: l, quarantine: q, broker: b, stream: l.Config().Stream}
 	t.Cleanup(tl.close)
 	return tl
 }
@@ -105,6 +115,16 @@ func storedCount(t *testing.T, l *testLog) uint64 {
 		t.Fatalf("stream info: %v", err)
 	}
 	return s.CachedInfo().State.Msgs
+}
+
+// quarantined lists the quarantine of l.
+func quarantined(t *testing.T, l *testLog) []events.QuarantinedEvent {
+	t.Helper()
+	recs, next, err := l.quarantine.List(context.Background(), "", 1000)
+	if err != nil || next != "" {
+		t.Fatalf("quarantine List: %v (next %q)", err, next)
+	}
+	return recs
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -134,9 +154,15 @@ func makeEvents(t testing.TB, n int, typ, ag string) []events.Event {
 	for i := range raws {
 		raws[i] = rawEvent(typ, ag)
 	}
-	evs, err := events.ParseDelivery(eventstest.DeliveryBody(t, raws...))
+	raws2, err := parseEnvelope(eventstest.DeliveryBody(t, raws...))
 	if err != nil {
 		t.Fatal(err)
+	}
+	evs := make([]events.Event, len(raws2))
+	for i, raw := range raws2 {
+		if evs[i], err = events.ParseEvent(raw); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return evs
 }

@@ -16,14 +16,20 @@ type KeySource func(ctx context.Context) (map[string]crypto.PublicKey, error)
 
 // Defaults of the key cache.
 const (
-	// DefaultKeyRefetchInterval is the least time between two fetches caused
-	// by deliveries naming an unknown key id: an attacker must not be able
-	// to make every forged request cost an upstream call.
+	// DefaultKeyRefetchInterval is the least time between two fetches,
+	// whatever the state of the cache (keys present, missing, expired, or
+	// the last fetch failed): an attacker must not be able to make forged
+	// deliveries cost upstream calls.
 	DefaultKeyRefetchInterval = 30 * time.Second
 	// DefaultKeyMaxAge is how long fetched keys are used before the next
 	// delivery fetches them again, so a key Upvest withdraws stops being
 	// accepted.
 	DefaultKeyMaxAge = time.Hour
+	// keyRetryBackoff is the wait after a failed fetch; it doubles with each
+	// further failure, up to the refetch interval, so that the keys come
+	// back soon after a short upstream outage without a fetch per delivery
+	// during a long one.
+	keyRetryBackoff = time.Second
 )
 
 var (
@@ -33,19 +39,22 @@ var (
 )
 
 // keyCache holds the verification keys and fetches them again, at most one
-// fetch at a time, when they are missing, too old, or a delivery names a
+// fetch at a time and at most one per interval (less after failures, see
+// keyRetryBackoff), when they are missing, too old, or a delivery names a
 // key id it does not know.
 type keyCache struct {
 	source   KeySource
 	now      func() time.Time
-	interval time.Duration // least time between unknown-kid refetches
+	interval time.Duration // least time between fetches
 	maxAge   time.Duration
 
-	mu          sync.Mutex
-	keys        map[string]crypto.PublicKey
-	fetchedAt   time.Time // last successful fetch
-	lastRefetch time.Time // last fetch caused by an unknown key id
-	inflight    *keyFetch
+	mu        sync.Mutex
+	keys      map[string]crypto.PublicKey
+	fetchedAt time.Time // last successful fetch
+	lastFetch time.Time // start of the last fetch, whatever its outcome
+	failures  int       // failed fetches since the last success
+	lastErr   error
+	inflight  *keyFetch
 }
 
 type keyFetch struct {
@@ -55,55 +64,65 @@ type keyFetch struct {
 
 // resolve returns the key for kid; it has the shape of httpsig.KeyResolver.
 func (c *keyCache) resolve(ctx context.Context, kid string) (crypto.PublicKey, error) {
-	for attempt := 0; ; attempt++ {
-		c.mu.Lock()
-		now := c.now()
-		fresh := c.keys != nil && now.Sub(c.fetchedAt) < c.maxAge
-		key, known := c.keys[kid]
-		if known && fresh {
-			c.mu.Unlock()
-			return key, nil
-		}
-		if attempt > 0 {
-			// We waited for a fetch that has completed.
-			c.mu.Unlock()
-			if known {
-				return key, nil // stale, but the fetch failed: keep working
-			}
-			return nil, errUnknownKeyID
-		}
-		f := c.inflight
-		if f == nil {
-			switch {
-			case !fresh:
-				// Missing or expired keys: always worth a fetch.
-			case now.Sub(c.lastRefetch) < c.interval:
-				c.mu.Unlock()
-				return nil, errKeyFetchThrottle
-			default:
-				c.lastRefetch = now
-			}
-			f = &keyFetch{done: make(chan struct{})}
-			c.inflight = f
-			go c.fetch(f)
-		}
+	c.mu.Lock()
+	now := c.now()
+	fresh := c.keys != nil && now.Sub(c.fetchedAt) < c.maxAge
+	key, known := c.keys[kid]
+	if known && fresh {
 		c.mu.Unlock()
-
-		select {
-		case <-f.done:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		if f.err != nil {
-			c.mu.Lock()
-			key, known = c.keys[kid]
-			c.mu.Unlock()
-			if known {
-				return key, nil
-			}
-			return nil, f.err
-		}
+		return key, nil
 	}
+	f := c.inflight
+	if f == nil {
+		if !c.mayFetch(now) {
+			defer c.mu.Unlock()
+			switch {
+			case known:
+				return key, nil // old, but no fetch is allowed yet: keep working
+			case c.keys == nil || c.failures > 0:
+				// Our side cannot tell: 503, and Upvest retries.
+				if c.lastErr == nil {
+					return nil, errKeysUnavailable
+				}
+				return nil, fmt.Errorf("%w: %w", errKeysUnavailable, c.lastErr)
+			default:
+				return nil, errKeyFetchThrottle
+			}
+		}
+		c.lastFetch = now
+		f = &keyFetch{done: make(chan struct{})}
+		c.inflight = f
+		go c.fetch(f)
+	}
+	c.mu.Unlock()
+
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	c.mu.Lock()
+	key, known = c.keys[kid]
+	c.mu.Unlock()
+	switch {
+	case known:
+		return key, nil // also when the fetch failed: the old key still serves
+	case f.err != nil:
+		return nil, f.err
+	}
+	return nil, errUnknownKeyID
+}
+
+// mayFetch reports whether a fetch may start at now; c.mu is held.
+func (c *keyCache) mayFetch(now time.Time) bool {
+	if c.lastFetch.IsZero() {
+		return true
+	}
+	wait := c.interval
+	if c.failures > 0 {
+		wait = min(c.interval, keyRetryBackoff<<min(c.failures-1, 16))
+	}
+	return now.Sub(c.lastFetch) >= wait
 }
 
 // fetch runs detached from any one request, so that a delivery giving up
@@ -118,9 +137,12 @@ func (c *keyCache) fetch(f *keyFetch) {
 	c.mu.Lock()
 	if err != nil {
 		f.err = fmt.Errorf("%w: %w", errKeysUnavailable, err)
+		c.failures++
+		c.lastErr = err
 	} else {
 		c.keys = maps.Clone(keys)
 		c.fetchedAt = c.now()
+		c.failures, c.lastErr = 0, nil
 	}
 	c.inflight = nil
 	c.mu.Unlock()

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"net/http"
+	"time"
 
 	rpccode "google.golang.org/genproto/googleapis/rpc/code"
 
@@ -32,4 +33,9 @@ func codeOf(status int) rpccode.Code {
 // Details never echo the body or headers.
 func writeProblem(w http.ResponseWriter, status int, word, detail string) {
 	problem.Write(w, problem.New(status, codeOf(status), word, detail))
+}
+
+// writeProblemRetry is writeProblem with a Retry-After of wait.
+func writeProblemRetry(w http.ResponseWriter, status int, word, detail string, wait time.Duration) {
+	problem.Write(w, problem.New(status, codeOf(status), word, detail).WithRetryAfter(wait))
 }

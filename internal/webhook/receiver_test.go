@@ -23,12 +23,26 @@ import (
 	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
 )
 
-func newTestReceiver(t *testing.T, app Appender, ks *keySource, opts ...Option) string {
+// newTestReceiver serves a receiver on l and its quarantine.
+func newTestReceiver(t *testing.T, l *testLog, ks *keySource, opts ...Option) string {
+	t.Helper()
+	return newTestReceiverOn(t, l, l.quarantine, ks, opts...)
+}
+
+// newTestReceiverOn serves a receiver appending to app.
+func newTestReceiverOn(t *testing.T, app Appender, q Quarantine, ks *keySource, opts ...Option) string {
+	t.Helper()
+	url, _ := serveReceiver(t, app, q, ks, opts...)
+	return url
+}
+
+func serveReceiver(t *testing.T, app Appender, q Quarantine, ks *keySource, opts ...Option) (string, *Receiver) {
 	t.Helper()
 	opts = append([]Option{WithLogger(testLogger(t))}, opts...)
-	srv := httptest.NewServer(NewReceiver(app, ks.fetch, opts...))
+	rc := NewReceiver(app, q, ks.fetch, opts...)
+	srv := httptest.NewServer(rc)
 	t.Cleanup(srv.Close)
-	return srv.URL + "/webhooks/upvest"
+	return srv.URL + "/webhooks/upvest", rc
 }
 
 func TestReceiverStores(t *testing.T) {
@@ -101,8 +115,6 @@ func TestReceiverRejects(t *testing.T) {
 		url := newTestReceiver(t, l, newKeySource(good), WithMaxBody(4096))
 		ag := uuid.NewString()
 		valid := eventstest.DeliveryBody(t, rawEvent("TOPUP.SETTLED", ag), rawEvent("TOPUP.CANCELLED", ag))
-		bad := rawEvent("TOPUP.SETTLED", ag)
-		bad["created_at"] = "not a time"
 		var big []map[string]any
 		for len(eventstest.DeliveryBody(t, big...)) <= 4096 {
 			big = append(big, rawEvent("TOPUP.SETTLED", ag))
@@ -127,20 +139,14 @@ func TestReceiverRejects(t *testing.T) {
 				r.Method = http.MethodPut
 				return r
 			}, 405, ""},
-			{"expired signature", func() *http.Request {
-				s := newTestSignerAt(t, good, time.Now().Add(-time.Hour))
+			{"signature older than the maximum age", func() *http.Request {
+				s := newTestSignerAt(t, good, time.Now().Add(-DefaultMaxSignatureAge-time.Hour))
 				return eventstest.NewDelivery(t, url, s, valid)
 			}, 401, "expired"},
-			{"malformed json", func() *http.Request { return eventstest.NewDelivery(t, url, good, []byte(`{"payload":[{`)) }, 400, ""},
-			{"one bad event", func() *http.Request {
-				return eventstest.NewDelivery(t, url, good, eventstest.DeliveryBody(t, rawEvent("TOPUP.SETTLED", ag), bad, rawEvent("TOPUP.SETTLED", ag)))
-			}, 400, "payload[1].created_at"},
-			{"created_at out of range in UTC", func() *http.Request {
-				out := rawEvent("TOPUP.SETTLED", ag)
-				out["created_at"] = "0000-01-01T00:30:00+01:00"
-				return eventstest.NewDelivery(t, url, good, eventstest.DeliveryBody(t, rawEvent("TOPUP.SETTLED", ag), out))
-			}, 400, "payload[1].created_at"},
-			{"empty body", func() *http.Request { return eventstest.NewDelivery(t, url, good, nil) }, 400, ""},
+			{"signature created in the future beyond the skew", func() *http.Request {
+				s := newTestSignerAt(t, good, time.Now().Add(MaxClockSkew+time.Minute))
+				return eventstest.NewDelivery(t, url, s, valid)
+			}, 401, "not_yet_valid"},
 			{"oversize", func() *http.Request { return eventstest.NewDelivery(t, url, good, eventstest.DeliveryBody(t, big...)) }, 413, ""},
 			{"oversize chunked", func() *http.Request {
 				r := eventstest.NewDelivery(t, url, nil, eventstest.DeliveryBody(t, big...))
@@ -164,8 +170,8 @@ func TestReceiverRejects(t *testing.T) {
 				}
 			})
 		}
-		if n := storedCount(t, l); n != 0 {
-			t.Fatalf("%d events stored from rejected deliveries", n)
+		if n, q := storedCount(t, l), len(quarantined(t, l)); n != 0 || q != 0 {
+			t.Fatalf("%d events stored and %d quarantined from rejected deliveries", n, q)
 		}
 		if code, body := post(t, url, good, valid); code != http.StatusOK {
 			t.Fatalf("valid delivery = %d %s", code, body)
@@ -186,28 +192,33 @@ func newTestSignerAt(t *testing.T, s *eventstest.WebhookSigner, at time.Time) *e
 	return &eventstest.WebhookSigner{KID: s.KID, Key: s.Key, Signer: signer}
 }
 
-// An unknown key id makes the receiver fetch the keys again, once; further
-// unknown ids within the refetch interval cost no fetch.
+// An unknown key id makes the receiver fetch the keys again, but never
+// sooner than the refetch interval after the last fetch.
 func TestReceiverUnknownKeyID(t *testing.T) {
 	l := openBackend(t, eventstest.Backends()[0])
 	good := eventstest.NewWebhookSigner(t, "kid-1", httpsig.Version6)
 	ks := newKeySource(good)
-	url := newTestReceiver(t, l, ks)
+	clock := newTestClock()
+	url := newTestReceiver(t, l, ks, WithClock(clock.now), WithKeyRefetch(time.Minute, time.Hour))
 	stranger := eventstest.NewWebhookSigner(t, "kid-2", httpsig.Version6)
-	body := eventstest.DeliveryBody(t, rawEvent("TOPUP.SETTLED", ""))
 
 	steps := []struct {
-		s     *eventstest.WebhookSigner
-		code  int
-		calls int32
+		advance time.Duration
+		s       *eventstest.WebhookSigner
+		code    int
+		calls   int32
 	}{
-		{good, 200, 1},     // first delivery fills the cache
-		{stranger, 401, 2}, // unknown kid: one refetch, still unknown
-		{stranger, 401, 2}, // no second refetch within the interval
-		{good, 200, 2},
+		{0, good, 200, 1},               // first delivery fills the cache
+		{0, stranger, 401, 1},           // unknown kid, but the keys were just fetched
+		{time.Minute, stranger, 401, 2}, // a minute on: one refetch, still unknown
+		{time.Second, stranger, 401, 2}, // no second refetch within the interval
+		{0, good, 200, 2},               // known keys cost nothing
+		{2 * time.Minute, stranger, 401, 3},
 	}
 	for i, st := range steps {
-		if code, resp := post(t, url, st.s, body); code != st.code {
+		clock.advance(st.advance)
+		body := eventstest.DeliveryBody(t, rawEvent("TOPUP.SETTLED", ""))
+		if code, resp := post(t, url, newTestSignerAt(t, st.s, clock.now()), body); code != st.code {
 			t.Fatalf("step %d: status %d %s, want %d", i, code, resp, st.code)
 		}
 		if c := ks.calls.Load(); c != st.calls {
@@ -215,41 +226,61 @@ func TestReceiverUnknownKeyID(t *testing.T) {
 		}
 	}
 
-	// Upvest rotates its key: the new kid is fetched on first sight.
-	ks2 := newKeySource(good)
-	url2 := newTestReceiver(t, l, ks2)
-	if code, _ := post(t, url2, good, body); code != 200 {
-		t.Fatal(code)
-	}
+	// Upvest rotates its key: the new kid is fetched once the interval has
+	// passed, and from then on known.
 	m := map[string]crypto.PublicKey{good.KID: good.Key.Public(), stranger.KID: stranger.Key.Public()}
-	ks2.keys.Store(&m)
-	if code, resp := post(t, url2, stranger, eventstest.DeliveryBody(t, rawEvent("TOPUP.SETTLED", ""))); code != 200 {
-		t.Fatalf("rotated key: %d %s", code, resp)
+	ks.keys.Store(&m)
+	clock.advance(time.Minute)
+	for i := range 3 {
+		body := eventstest.DeliveryBody(t, rawEvent("TOPUP.SETTLED", ""))
+		if code, resp := post(t, url, newTestSignerAt(t, stranger, clock.now()), body); code != 200 {
+			t.Fatalf("rotated key, delivery %d: %d %s", i, code, resp)
+		}
 	}
-	if c := ks2.calls.Load(); c != 2 {
-		t.Fatalf("%d key fetches, want 2", c)
+	if c := ks.calls.Load(); c != 4 {
+		t.Fatalf("%d key fetches, want 4", c)
 	}
 }
 
-// Key fetch failures are ours, not the sender's: 503, so Upvest retries.
+// Key fetch failures are ours, not the sender's: 503, so Upvest retries;
+// the next fetch waits a short backoff, and the retry then succeeds.
 func TestReceiverKeysUnavailable(t *testing.T) {
 	l := openBackend(t, eventstest.Backends()[0])
 	good := eventstest.NewWebhookSigner(t, "kid-1", httpsig.Version6)
 	ks := newKeySource(good)
 	ks.fail.Store(true)
-	url := newTestReceiver(t, l, ks)
-	body := eventstest.DeliveryBody(t, rawEvent("TOPUP.SETTLED", ""))
-	if code, resp := post(t, url, good, body); code != http.StatusServiceUnavailable {
+	clock := newTestClock()
+	url := newTestReceiver(t, l, ks, WithClock(clock.now))
+	send := func() (int, string) {
+		return post(t, url, newTestSignerAt(t, good, clock.now()), eventstest.DeliveryBody(t, rawEvent("TOPUP.SETTLED", "")))
+	}
+	if code, resp := send(); code != http.StatusServiceUnavailable {
 		t.Fatalf("status %d %s, want 503", code, resp)
 	}
 	if n := storedCount(t, l); n != 0 {
 		t.Fatalf("%d stored", n)
 	}
 	ks.fail.Store(false)
-	if code, resp := post(t, url, good, body); code != http.StatusOK {
+	if code, resp := send(); code != http.StatusServiceUnavailable || ks.calls.Load() != 1 {
+		t.Fatalf("status %d %s with %d fetches right after a failed fetch, want 503 and no new fetch", code, resp, ks.calls.Load())
+	}
+	clock.advance(keyRetryBackoff)
+	if code, resp := send(); code != http.StatusOK {
 		t.Fatalf("status %d %s after keys are back", code, resp)
 	}
 }
+
+// testClock is a clock tests move by hand.
+type testClock struct{ ns atomic.Int64 }
+
+func newTestClock() *testClock {
+	c := &testClock{}
+	c.ns.Store(time.Now().UnixNano())
+	return c
+}
+
+func (c *testClock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *testClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 func TestKeyCacheSingleFlight(t *testing.T) {
 	release := make(chan struct{})
@@ -314,7 +345,7 @@ func TestReceiverLogDown(t *testing.T) {
 		var sw swapLog
 		sw.p.Store(l)
 		good := eventstest.NewWebhookSigner(t, "kid-1", httpsig.Version6)
-		url := newTestReceiver(t, &sw, newKeySource(good), WithAppendTimeout(2*time.Second))
+		url := newTestReceiverOn(t, &sw, l.quarantine, newKeySource(good), WithAppendTimeout(2*time.Second))
 		body := eventstest.DeliveryBody(t, rawEvent("TOPUP.SETTLED", ""), rawEvent("TOPUP.CANCELLED", ""))
 
 		l.close()
@@ -344,7 +375,7 @@ func TestReceiverClock(t *testing.T) {
 	var now atomic.Int64
 	now.Store(time.Now().Unix())
 	clock := func() time.Time { return time.Unix(now.Load(), 0) }
-	url := newTestReceiver(t, l, ks, WithClock(clock), WithKeyRefetch(time.Minute, 10*time.Minute))
+	url := newTestReceiver(t, l, ks, WithClock(clock), WithKeyRefetch(time.Minute, 10*time.Minute), WithMaxSignatureAge(30*time.Minute))
 	body := eventstest.DeliveryBody(t, rawEvent("TOPUP.SETTLED", ""))
 
 	if code, resp := post(t, url, newTestSignerAt(t, s, clock()), body); code != 200 {
@@ -362,13 +393,13 @@ func TestReceiverClock(t *testing.T) {
 	}
 }
 
-// Each delivery is logged with its verdict, event count and key id, never
-// with its body.
+// Each delivery is logged with its verdict, event counts and key id, and
+// each quarantined event with its record id and reason, never with a body.
 func TestReceiverLogsNoBody(t *testing.T) {
 	l := openBackend(t, eventstest.Backends()[0])
 	s := eventstest.NewWebhookSigner(t, "kid-1", httpsig.Version6)
 	var buf logtest.Buffer
-	srv := httptest.NewServer(NewReceiver(l, newKeySource(s).fetch, WithLogger(slog.New(slog.NewTextHandler(&buf, nil)))))
+	srv := httptest.NewServer(NewReceiver(l, l.quarantine, newKeySource(s).fetch, WithLogger(slog.New(slog.NewTextHandler(&buf, nil)))))
 	t.Cleanup(srv.Close)
 	ev := rawEvent("TOPUP.SETTLED", uuid.NewString())
 	bad := rawEvent("TOPUP.SETTLED", "")
@@ -378,7 +409,8 @@ func TestReceiverLogsNoBody(t *testing.T) {
 	}
 	post(t, srv.URL, nil, eventstest.DeliveryBody(t, ev))
 	out := buf.String()
-	for _, want := range []string{"verdict=stored", "verdict=bad_request", "verdict=unauthorized", "keyid=kid-1", "events=1"} {
+	for _, want := range []string{"verdict=stored", "quarantined=1", "reason=\"payload[1].id: not a UUID\"", "verdict=unauthorized", "keyid=kid-1", "events=1",
+		"no webhook subscription ids known"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}
@@ -390,23 +422,33 @@ func TestReceiverLogsNoBody(t *testing.T) {
 	}
 }
 
-// A delivery the log refuses is a 400 that stores nothing, not a 503 that
-// Upvest retries forever.
-func TestReceiverAppendRefusalIsBadRequest(t *testing.T) {
+// An event the log refuses for good (a *events.DeliveryError naming it) is
+// quarantined, the rest of the delivery stored, and the delivery answered
+// 200: not a 400 that would stall it, nor a 503 that Upvest retries forever.
+func TestReceiverAppendRefusalIsQuarantined(t *testing.T) {
 	l := openBackend(t, eventstest.Backend{Name: "embedded"})
 	signer := eventstest.NewWebhookSigner(t, "kid-1", httpsig.Version6)
 	ag := uuid.NewString()
-	bad := makeEvents(t, 2, "TOPUP.SETTLED", ag)
-	bad[1].CreatedAt = time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)
-	// The events ParseDelivery returns are replaced by ones Append refuses,
-	// as a change to ParseDelivery might let through.
-	app := appenderFunc(func(ctx context.Context, _ []events.Event) error { return l.Append(ctx, bad) })
-	url := newTestReceiver(t, app, newKeySource(signer))
-	code, body := post(t, url, signer, eventstest.DeliveryBody(t, rawEvent("TOPUP.SETTLED", ag), rawEvent("TOPUP.SETTLED", ag)))
-	if code != http.StatusBadRequest || !strings.Contains(body, "payload[1]") {
-		t.Fatalf("delivery = %d %s, want 400 naming payload[1]", code, body)
+	first, victim, last := rawEvent("TOPUP.SETTLED", ag), rawEvent("TOPUP.SETTLED", ag), rawEvent("TOPUP.SETTLED", ag)
+	// A log that refuses one event, as a stricter log (or a change to
+	// ParseEvent letting through what the log cannot store) would.
+	app := appenderFunc(func(ctx context.Context, evs []events.Event) error {
+		for i := range evs {
+			if evs[i].ID == victim["id"] {
+				evs[i].CreatedAt = time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)
+			}
+		}
+		return l.Append(ctx, evs)
+	})
+	url := newTestReceiverOn(t, app, l.quarantine, newKeySource(signer))
+	if code, body := post(t, url, signer, eventstest.DeliveryBody(t, first, victim, last)); code != http.StatusOK {
+		t.Fatalf("delivery = %d %s, want 200", code, body)
 	}
-	if n := storedCount(t, l); n != 0 {
-		t.Fatalf("%d events stored from a refused delivery", n)
+	if n := storedCount(t, l); n != 2 {
+		t.Fatalf("%d events stored, want 2", n)
+	}
+	recs := quarantined(t, l)
+	if len(recs) != 1 || recs[0].Index != 1 || recs[0].EventID != victim["id"] || !strings.Contains(recs[0].Reason, "payload[1]") {
+		t.Fatalf("quarantine %+v, want the refused event at payload[1]", recs)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/upvest-gateway/gateway/internal/idempotency"
 	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/service"
+	"github.com/upvest-gateway/gateway/internal/statusindex"
 	"github.com/upvest-gateway/gateway/internal/webhook"
 )
 
@@ -99,7 +100,11 @@ func (ec eventsConfig) open(t testing.TB, g *Gateway, logger *slog.Logger) []ser
 	}
 	if bc.URL != "" {
 		// Registered first, so it runs after the log is closed.
-		t.Cleanup(func() { DeleteStream(t, bc.URL, cfg.Stream) })
+		qstream, _ := events.QuarantineNames(cfg)
+		t.Cleanup(func() {
+			DeleteStream(t, bc.URL, cfg.Stream)
+			DeleteStream(t, bc.URL, qstream)
+		})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -113,7 +118,11 @@ func (ec eventsConfig) open(t testing.TB, g *Gateway, logger *slog.Logger) []ser
 		t.Fatalf("servertest: event log: %v", err)
 	}
 	t.Cleanup(func() { l.Close() })
-	g.Events, g.Broker, g.LogConfig = l, b, l.Config()
+	q, err := events.OpenQuarantine(ctx, b, cfg, events.WithLogger(logger))
+	if err != nil {
+		t.Fatalf("servertest: quarantine: %v", err)
+	}
+	g.Events, g.Quarantine, g.Broker, g.LogConfig = l, q, b, l.Config()
 
 	ic := idempotency.Config{Bucket: ec.idemBucket}
 	if bc.URL != "" && ic.Bucket == "" {
@@ -125,7 +134,31 @@ func (ec eventsConfig) open(t testing.TB, g *Gateway, logger *slog.Logger) []ser
 		t.Fatalf("servertest: idempotency store: %v", err)
 	}
 
-	opts := []server.Option{server.WithEvents(l, ec.receiverOpts...), server.WithServiceOptions(service.WithIdempotencyStore(g.Idempotency))}
+	sc := statusindex.Config{}
+	if ic.Bucket != "" {
+		sc.Bucket = ic.Bucket + "_STATUS"
+		if bc.URL != "" {
+			t.Cleanup(func() { DeleteStream(t, bc.URL, "KV_"+sc.Bucket) })
+		}
+	}
+	ix, err := statusindex.Open(ctx, b, sc, statusindex.WithLogger(logger))
+	if err != nil {
+		t.Fatalf("servertest: status index: %v", err)
+	}
+	tailCtx, stopTail := context.WithCancel(context.Background())
+	tailed := make(chan struct{})
+	go func() {
+		defer close(tailed)
+		if err := ix.Tail(tailCtx, b.JetStream(), l.Config().Stream, l.Config().Subject); err != nil && tailCtx.Err() == nil {
+			logger.Error("servertest: status index tail", "err", err)
+		}
+	}()
+	t.Cleanup(func() { stopTail(); <-tailed })
+
+	// Bound to the tenant's client id, as the gateway is to UPVEST_CLIENT_ID.
+	recvOpts := append([]webhook.Option{webhook.WithClientID(g.ClientID)}, ec.receiverOpts...)
+	opts := []server.Option{server.WithEvents(l, recvOpts...), server.WithQuarantine(q),
+		server.WithServiceOptions(service.WithIdempotencyStore(g.Idempotency), service.WithStatusIndex(ix))}
 	if len(ec.extraKeys) > 0 {
 		extra := maps.Clone(ec.extraKeys)
 		opts = append(opts, server.WithWebhookKeys(func(ctx context.Context) (map[string]crypto.PublicKey, error) {

@@ -19,6 +19,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -34,6 +35,7 @@ import (
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	gatewayv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/v1"
@@ -41,6 +43,7 @@ import (
 	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/idempotency"
 	"github.com/upvest-gateway/gateway/internal/server"
+	"github.com/upvest-gateway/gateway/internal/tlsconfig"
 	"github.com/upvest-gateway/gateway/internal/upstream"
 	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
 	"github.com/upvest-gateway/gateway/internal/upvestsim"
@@ -67,8 +70,9 @@ type Gateway struct {
 	// The event log (nil WithoutEvents), the broker under it, its
 	// configuration, and the simulator's way to the gateway's webhook
 	// receiver.
-	Events *events.Log
-	Broker *broker.Broker
+	Events     *events.Log
+	Quarantine *events.Quarantine
+	Broker     *broker.Broker
 	// Idempotency is the gateway's idempotency store, on Broker.
 	Idempotency *idempotency.Store
 	LogConfig   events.LogConfig
@@ -103,6 +107,8 @@ type config struct {
 	webhookLis  bool
 	replicaOf   *Gateway
 	logger      *slog.Logger
+	tls         *tlsconfig.Server
+	clientTLS   *tls.Config
 	events      eventsConfig
 }
 
@@ -153,6 +159,14 @@ func WithReplicaOf(first *Gateway) Option {
 	return optionFunc(func(c *config) { c.replicaOf = first })
 }
 
+// WithTLS serves the gateway over TLS from srv (server.WithTLS), and makes
+// Conn and HTTP clients that present client (its root CAs must trust the
+// gateway's certificate; its certificate, if any, identifies the caller).
+// BaseURL and WebhookBaseURL are https.
+func WithTLS(srv *tlsconfig.Server, client *tls.Config) Option {
+	return optionFunc(func(c *config) { c.tls, c.clientTLS = srv, client })
+}
+
 // WithWebhookListener gives the gateway its own webhook listener
 // (server.Config.WebhookListener); the simulator delivers there, and
 // WebhookBaseURL is its address.
@@ -194,12 +208,16 @@ func Start(t testing.TB, opts ...Option) *Gateway {
 	// The listeners first, so the simulator can be pointed at the gateway.
 	grpcLis := listen(t)
 	httpLis := listen(t)
-	g.BaseURL = "http://" + httpLis.Addr().String()
+	scheme := "http://"
+	if c.tls != nil {
+		scheme = "https://"
+	}
+	g.BaseURL = scheme + httpLis.Addr().String()
 	g.WebhookBaseURL = g.BaseURL
 	var webhookLis net.Listener
 	if c.webhookLis {
 		webhookLis = listen(t)
-		g.WebhookBaseURL = "http://" + webhookLis.Addr().String()
+		g.WebhookBaseURL = scheme + webhookLis.Addr().String()
 	}
 
 	if first := c.replicaOf; first != nil {
@@ -227,6 +245,9 @@ func Start(t testing.TB, opts ...Option) *Gateway {
 	}
 
 	srvOpts := []server.Option{server.WithLogger(c.logger), server.WithShutdownTimeout(5 * time.Second)}
+	if c.tls != nil {
+		srvOpts = append(srvOpts, server.WithTLS(c.tls))
+	}
 	if !c.events.disabled {
 		srvOpts = append(srvOpts, c.events.open(t, g, c.logger)...)
 	}
@@ -246,11 +267,15 @@ func Start(t testing.TB, opts ...Option) *Gateway {
 		}
 	})
 
-	g.Conn, err = grpc.NewClient("passthrough:///"+g.Server.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds := insecure.NewCredentials()
+	if c.clientTLS != nil {
+		creds = credentials.NewTLS(c.clientTLS)
+	}
+	g.Conn, err = grpc.NewClient("passthrough:///"+g.Server.GRPCAddr(), grpc.WithTransportCredentials(creds))
 	if err != nil {
 		t.Fatalf("servertest: gRPC client: %v", err)
 	}
-	g.HTTP = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}
+	g.HTTP = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: c.clientTLS}}
 	t.Cleanup(func() {
 		g.Conn.Close()
 		g.HTTP.CloseIdleConnections()

@@ -23,12 +23,16 @@ const (
 	pemPrivateKey   = "PRIVATE KEY"
 	pemPublicKey    = "PUBLIC KEY"
 	pemECParameters = "EC PARAMETERS"
+	// pemEncryptedPrivateKey is PKCS#8 encrypted with a passphrase, OpenSSL
+	// 3's default for a protected key.
+	pemEncryptedPrivateKey = "ENCRYPTED PRIVATE KEY"
 )
 
 // ParsePrivateKey parses a PEM private key for signing: SEC1
 // "EC PRIVATE KEY" on P-256, P-384 or P-521, PKCS#8 "PRIVATE KEY" holding an
-// ECDSA or Ed25519 key, or legacy password-protected PEM (Proc-Type:
-// 4,ENCRYPTED with DEK-Info). passphrase may be nil for unencrypted keys and
+// ECDSA or Ed25519 key, PKCS#8 "ENCRYPTED PRIVATE KEY" (PBES2 with PBKDF2
+// or scrypt and AES-CBC, as OpenSSL 3 writes), or legacy password-protected
+// PEM (Proc-Type: 4,ENCRYPTED with DEK-Info). passphrase may be nil for unencrypted keys and
 // is ignored for them. "EC PARAMETERS" blocks are skipped; more than one
 // private key block is refused as ambiguous. Errors never include key bytes.
 func ParsePrivateKey(pemBytes, passphrase []byte) (crypto.Signer, error) {
@@ -51,8 +55,11 @@ func ParsePrivateKey(pemBytes, passphrase []byte) (crypto.Signer, error) {
 		case pemECParameters:
 			// Emitted by "openssl ecparam -genkey"; the curve is
 			// repeated inside the key itself.
-		case "ENCRYPTED PRIVATE KEY":
-			return nil, errors.New("httpsig: encrypted PKCS#8 keys are not supported; convert with: openssl pkcs8 -topk8 -nocrypt, or openssl ec -aes256")
+		case pemEncryptedPrivateKey:
+			if block != nil {
+				return nil, errors.New("httpsig: PEM data holds more than one private key")
+			}
+			block = b
 		default:
 			skipped = append(skipped, b.Type)
 		}
@@ -65,6 +72,21 @@ func ParsePrivateKey(pemBytes, passphrase []byte) (crypto.Signer, error) {
 	}
 
 	der := block.Bytes
+	if block.Type == pemEncryptedPrivateKey {
+		if len(passphrase) == 0 {
+			return nil, ErrPassphraseRequired
+		}
+		plain, err := decryptPKCS8(der, passphrase)
+		if err != nil {
+			return nil, err
+		}
+		defer clear(plain)
+		key, err := parsePrivateDER(pemPrivateKey, plain)
+		if err != nil {
+			return nil, fmt.Errorf("%w (the decrypted key does not parse)", ErrIncorrectPassphrase)
+		}
+		return key, nil
+	}
 	// RFC 1423 PEM encryption is deprecated because it is unauthenticated
 	// (padding oracles). That threat needs an attacker who can submit
 	// ciphertexts to us; here we only decrypt the operator's own key file

@@ -41,6 +41,12 @@ type VerifyOptions struct {
 	// far away; default 5m. Zero means the default; negative is treated as
 	// zero age.
 	MaxAge time.Duration
+	// IgnoreExpires leaves the expires parameter unchecked, so that MaxAge
+	// alone bounds how old a signature may be: for a sender that retries a
+	// request with its original signature long after its expires (Upvest
+	// re-sending a webhook delivery), where a replay within MaxAge is
+	// harmless. created in the future is refused all the same.
+	IgnoreExpires bool
 	// Required lists component names that must be covered, as they appear
 	// in signature-input (`@method`, `content-digest`; surrounding quotes
 	// are tolerated). The body digest (content-digest for version 15,
@@ -310,7 +316,7 @@ func checkWindow(p Params, opts VerifyOptions) *VerifyError {
 	if t.Sub(created) > maxAge+skew {
 		return verifyErr(ReasonExpired, "created %s ago, more than the maximum age %s", t.Sub(created).Round(time.Second), maxAge)
 	}
-	if p.Expires != 0 {
+	if p.Expires != 0 && !opts.IgnoreExpires {
 		if expires := time.Unix(p.Expires, 0); t.After(expires.Add(skew)) {
 			return verifyErr(ReasonExpired, "expired %s ago", t.Sub(expires).Round(time.Second))
 		}

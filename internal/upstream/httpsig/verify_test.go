@@ -125,6 +125,18 @@ func TestVerifyRejects(t *testing.T) {
 			o.Now = func() time.Time { return fixedNow.Add(10 * time.Minute) }
 			o.MaxAge = time.Hour
 		}, reason: ""},
+		{name: "expired, expires ignored, within max age", opts: func(o *VerifyOptions) {
+			o.Now = func() time.Time { return fixedNow.Add(10 * time.Minute) }
+			o.MaxAge, o.IgnoreExpires = time.Hour, true
+		}, reason: ""},
+		{name: "expires ignored, older than max age", opts: func(o *VerifyOptions) {
+			o.Now = func() time.Time { return fixedNow.Add(2 * time.Hour) }
+			o.MaxAge, o.IgnoreExpires = time.Hour, true
+		}, reason: ReasonExpired},
+		{name: "expires ignored, created in the future", opts: func(o *VerifyOptions) {
+			o.Now = func() time.Time { return fixedNow.Add(-2 * time.Minute) }
+			o.IgnoreExpires = true
+		}, reason: ReasonNotYetValid},
 		{name: "no skew allowed", opts: func(o *VerifyOptions) {
 			o.Now = func() time.Time { return fixedNow.Add(-time.Second) }
 			o.MaxSkew = -1
