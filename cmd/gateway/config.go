@@ -20,6 +20,7 @@ import (
 	"github.com/upvest-gateway/gateway/internal/idempotency"
 	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/service"
+	"github.com/upvest-gateway/gateway/internal/statusindex"
 	"github.com/upvest-gateway/gateway/internal/webhook"
 )
 
@@ -78,6 +79,9 @@ type Config struct {
 	// IdempotencyRetention is how long a request_id's outcome is kept.
 	IdempotencyBucket    string
 	IdempotencyRetention string
+	// StatusBucket is the key-value bucket of the gateway's record of
+	// virtual cash decreases.
+	StatusBucket string
 	// AllowMissingRequestID lets creating calls without a request_id
 	// through with a key the gateway makes (default false: refused).
 	AllowMissingRequestID string
@@ -171,6 +175,8 @@ var settings = []setting{
 		field: func(c *Config) *string { return &c.IdempotencyBucket }},
 	{env: "GATEWAY_IDEMPOTENCY_RETENTION", flag: "idempotency-retention", def: "24h", usage: "how long the outcome of a request_id is kept to answer its repeats (the idempotency store shares GATEWAY_NATS_REPLICAS)",
 		field: func(c *Config) *string { return &c.IdempotencyRetention }},
+	{env: "GATEWAY_STATUS_BUCKET", flag: "status-bucket", def: statusindex.DefaultBucket, usage: "JetStream key-value bucket of the gateway's record of virtual cash decreases; replicas sharing a log use the same",
+		field: func(c *Config) *string { return &c.StatusBucket }},
 	{env: "GATEWAY_ALLOW_MISSING_REQUEST_ID", flag: "allow-missing-request-id", def: "false", usage: "let creating calls without a request_id through, with a key the gateway makes per call (a caller's retry of such a call acts twice)",
 		field: func(c *Config) *string { return &c.AllowMissingRequestID }},
 	{env: "GATEWAY_MAX_CONNECTIONS", flag: "max-connections", def: "4096", usage: "connections each listener holds at once; more wait in the kernel's backlog (keep the sum below the open-files limit)",
@@ -360,6 +366,9 @@ func (c Config) validate() error {
 	}
 	if _, err := c.IdempotencyConfig(); err != nil {
 		return err
+	}
+	if !bucketName(c.StatusBucket) {
+		return configErr("GATEWAY_STATUS_BUCKET", "%q is not a bucket name (letters, digits, - and _)", c.StatusBucket)
 	}
 	if _, err = c.LogConfig(); err != nil {
 		return err

@@ -56,8 +56,8 @@ func TestParseConfigDefaults(t *testing.T) {
 		GRPCAddr: "127.0.0.1:9090", HTTPAddr: "127.0.0.1:8080", DataDir: "./data",
 		EventsStream: "UPVEST_EVENTS", EventsSubject: "upvest.events", EventsMaxAge: "168h", EventsMaxBytes: "1GiB",
 		EventsDuplicateWindow: "24h", NATSReplicas: "auto", InsecureHTTP: "false", EventsSyncAlways: "true", AllowMissingRequestID: "false", IdempotencyRetention: "24h", SigningKeyInsecurePermissions: "false", JWTIdentityClaim: "sub", InsecureAllowUnauthenticated: "false",
-		IdempotencyBucket: "UPVEST_GATEWAY_IDEMPOTENCY",
-		MaxConns:          "4096", MaxConnsPerIP: "512", BodyTimeout: "10s", MaxStreams: "20000", GRPCMaxConnectionAge: "1h",
+		IdempotencyBucket: "UPVEST_GATEWAY_IDEMPOTENCY", StatusBucket: "UPVEST_GATEWAY_STATUS",
+		MaxConns: "4096", MaxConnsPerIP: "512", BodyTimeout: "10s", MaxStreams: "20000", GRPCMaxConnectionAge: "1h",
 		WebhookMaxBody: "2MiB", WebhookSourceRate: "10", WebhookSourceBurst: "20", WebhookGlobalRate: "50", WebhookGlobalBurst: "100",
 	}
 	if cfg != want {
@@ -158,6 +158,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"webhook addr", with(validEnv(), "GATEWAY_WEBHOOK_ADDR", "8443"), nil, `GATEWAY_WEBHOOK_ADDR "8443" is not a host:port address (or --webhook-addr)`},
 		{"webhook addr is the http addr", with(validEnv(), "GATEWAY_WEBHOOK_ADDR", "127.0.0.1:8080"), nil, `GATEWAY_WEBHOOK_ADDR "127.0.0.1:8080" is also GATEWAY_HTTP_ADDR or GATEWAY_GRPC_ADDR…`},
 		{"idempotency bucket", with(validEnv(), "GATEWAY_IDEMPOTENCY_BUCKET", "a.b"), nil, `GATEWAY_IDEMPOTENCY_BUCKET "a.b" is not a bucket name (letters, digits, - and _) (or --idempotency-bucket)`},
+		{"status bucket", with(validEnv(), "GATEWAY_STATUS_BUCKET", "status*"), nil, `GATEWAY_STATUS_BUCKET "status*" is not a bucket name (letters, digits, - and _) (or --status-bucket)`},
 		{"idempotency retention", with(validEnv(), "GATEWAY_IDEMPOTENCY_RETENTION", "1 day"), nil, `GATEWAY_IDEMPOTENCY_RETENTION "1 day" is not a positive duration…`},
 		{"missing request id", with(validEnv(), "GATEWAY_ALLOW_MISSING_REQUEST_ID", "sure"), nil, `GATEWAY_ALLOW_MISSING_REQUEST_ID "sure" is not true or false…`},
 		{"max connections", with(validEnv(), "GATEWAY_MAX_CONNECTIONS", "0"), nil, `GATEWAY_MAX_CONNECTIONS "0" is not a whole number of at least 1…`},

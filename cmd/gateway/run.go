@@ -126,7 +126,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 		closeListeners()
 		return fail(stderr, err)
 	}
-	statuses, stopTail, err := openStatusIndex(ctx, b, log, logger)
+	statuses, stopTail, err := openStatusIndex(ctx, cfg, b, log, logger)
 	if err != nil {
 		closeListeners()
 		return fail(stderr, err)
@@ -250,12 +250,12 @@ func streamReplicas(b *broker.Broker, requested int, logger *slog.Logger) (int, 
 
 // openStatusIndex opens the status index on b and starts recording the
 // event log's statuses into it; the returned func stops that.
-func openStatusIndex(ctx context.Context, b *broker.Broker, log *events.Log, logger *slog.Logger) (*statusindex.Index, func(), error) {
+func openStatusIndex(ctx context.Context, cfg Config, b *broker.Broker, log *events.Log, logger *slog.Logger) (*statusindex.Index, func(), error) {
 	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), openTimeout)
 	defer cancel()
 	// As many replicas as the event log: the index is only as durable as
 	// what it is fed from.
-	ix, err := statusindex.Open(octx, b, statusindex.Config{Replicas: log.Config().Replicas}, statusindex.WithLogger(logger))
+	ix, err := statusindex.Open(octx, b, statusindex.Config{Bucket: cfg.StatusBucket, Replicas: log.Config().Replicas}, statusindex.WithLogger(logger))
 	if err != nil {
 		return nil, nil, fmt.Errorf("status index: %w", err)
 	}
