@@ -110,7 +110,7 @@ func startCluster(t *testing.T) *cluster {
 	}
 	natsURL := os.Getenv("GATEWAY_NATS_URL")
 	sfx := strings.ToUpper(strings.ReplaceAll(uuid.NewString()[:8], "-", ""))
-	stream, bucket := "CHAOS_EVENTS_"+sfx, "CHAOS_IDEMPOTENCY_"+sfx
+	stream, bucket, statusBucket := "CHAOS_EVENTS_"+sfx, "CHAOS_IDEMPOTENCY_"+sfx, "CHAOS_STATUS_"+sfx
 	if natsURL == "" {
 		natsURL = eventstest.StartNATS(t)
 	} else {
@@ -118,9 +118,10 @@ func startCluster(t *testing.T) *cluster {
 		t.Cleanup(func() {
 			servertest.DeleteStream(t, natsURL, stream)
 			servertest.DeleteStream(t, natsURL, "KV_"+bucket)
+			servertest.DeleteStream(t, natsURL, "KV_"+statusBucket)
 		})
 	}
-	t.Logf("NATS %s, stream %s, bucket %s", natsURL, stream, bucket)
+	t.Logf("NATS %s, stream %s, buckets %s and %s", natsURL, stream, bucket, statusBucket)
 
 	keyFile, pubFile := tenantKey(t, dir)
 	clientID, secret := uuid.NewString(), uuid.NewString()
@@ -140,7 +141,7 @@ func startCluster(t *testing.T) *cluster {
 			"GATEWAY_GRPC_ADDR=" + grpcAddrs[i], "GATEWAY_HTTP_ADDR=" + httpAddrs[i],
 			"GATEWAY_DATA_DIR=" + filepath.Join(dir, fmt.Sprintf("gateway%d", i+1)),
 			"GATEWAY_NATS_URL=" + natsURL, "GATEWAY_EVENTS_STREAM=" + stream, "GATEWAY_EVENTS_SUBJECT=chaos" + sfx + ".events",
-			"GATEWAY_IDEMPOTENCY_BUCKET=" + bucket,
+			"GATEWAY_IDEMPOTENCY_BUCKET=" + bucket, "GATEWAY_STATUS_BUCKET=" + statusBucket,
 			// The default, spelled out: the contract holds for callers that
 			// send a request_id, and the suite's always do.
 			"GATEWAY_ALLOW_MISSING_REQUEST_ID=false",
