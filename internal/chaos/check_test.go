@@ -14,21 +14,8 @@ import (
 	"github.com/upvest-gateway/gateway/internal/upvestsim"
 )
 
-// decreaseCancelReconciled says whether the gateway can tell that a cancel
-// of a virtual cash decrease took effect when Upvest answers its retry 422.
-// It cannot yet: Upvest has no GET of a virtual cash decrease, so after an
-// applied-then-dropped DELETE (or a second caller's cancel) the retry's
-// 422 "already CANCELLED" is passed on as FAILED_PRECONDITION, although
-// the cancel took effect. Until the gateway keeps its own record of
-// decreases (account group and status, from create answers and webhook
-// events), the check of decrease cancels reports what it finds and skips;
-// set this to true with that record.
-const decreaseCancelReconciled = false
-
-// check holds the run's results against the simulator's ledger. It
-// returns the cancels of decreases that broke the rule, checked apart
-// while decreaseCancelReconciled is false.
-func check(t *testing.T, l upvestsim.Ledger, ops []*op, groups []string) (decreaseViolations []string) {
+// check holds the run's results against the simulator's ledger.
+func check(t *testing.T, l upvestsim.Ledger, ops []*op, groups []string) {
 	t.Helper()
 	byKey := map[string][]upvestsim.LedgerEntry{}
 	byID := map[string]upvestsim.LedgerEntry{}
@@ -62,12 +49,7 @@ func check(t *testing.T, l upvestsim.Ledger, ops []*op, groups []string) (decrea
 			continue
 		}
 		for _, c := range o.cancels {
-			v := cancelViolation(o, r, c)
-			switch {
-			case v == "":
-			case o.kind.name == upvestsim.KindVirtualCashDecrease:
-				decreaseViolations = append(decreaseViolations, v)
-			default:
+			if v := cancelViolation(o, r, c); v != "" {
 				t.Error(v)
 			}
 		}
@@ -81,7 +63,6 @@ func check(t *testing.T, l upvestsim.Ledger, ops []*op, groups []string) (decrea
 		}
 	}
 	checkBalances(t, l, groups)
-	return decreaseViolations
 }
 
 // checkCreate: every caller with an answer got the same one, at least one

@@ -31,6 +31,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	gatewayv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/v1"
+	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/events/eventstest"
 	"github.com/upvest-gateway/gateway/internal/server/servertest"
 	"github.com/upvest-gateway/gateway/internal/upvestsim"
@@ -116,7 +117,9 @@ func startCluster(t *testing.T) *cluster {
 	} else {
 		// Registered before the gateways start, so run after they stop.
 		t.Cleanup(func() {
+			quarantine, _ := events.QuarantineNames(events.LogConfig{Stream: stream})
 			servertest.DeleteStream(t, natsURL, stream)
+			servertest.DeleteStream(t, natsURL, quarantine)
 			servertest.DeleteStream(t, natsURL, "KV_"+bucket)
 			servertest.DeleteStream(t, natsURL, "KV_"+statusBucket)
 		})
