@@ -72,11 +72,16 @@ func TestReplicasShareTheLog(t *testing.T) {
 
 	sfx := uuid.NewString()[:8]
 	stream := "GATEWAY_REPLICAS_" + sfx
-	t.Cleanup(func() { servertest.DeleteStream(t, natsURL, stream) })
+	idem, statuses := "REPLICAS_IDEM_"+sfx, "REPLICAS_STATUS_"+sfx
+	t.Cleanup(func() {
+		for _, s := range []string{stream, stream + "_QUARANTINE", "KV_" + idem, "KV_" + statuses} {
+			servertest.DeleteStream(t, natsURL, s)
+		}
+	})
 	env := []string{
 		"UPVEST_BASE_URL=" + sim[1], "UPVEST_CLIENT_ID=" + clientID, "UPVEST_CLIENT_SECRET=" + secret,
 		"UPVEST_SIGNING_KEY_FILE=" + keyFile, "UPVEST_SIGNING_KEY_ID=tenant-key",
-		"GATEWAY_NATS_URL=" + natsURL, "GATEWAY_EVENTS_STREAM=" + stream, "GATEWAY_EVENTS_SUBJECT=replicas" + sfx + ".events",
+		"GATEWAY_NATS_URL=" + natsURL, "GATEWAY_EVENTS_STREAM=" + stream, "GATEWAY_IDEMPOTENCY_BUCKET=" + idem, "GATEWAY_STATUS_BUCKET=" + statuses, "GATEWAY_EVENTS_SUBJECT=replicas" + sfx + ".events",
 	}
 	listening := regexp.MustCompile(`^gateway: listening grpc=(\S+) http=(\S+)$`)
 	gw1 := startProcess(t, "gateway 1", listening, gatewayBin, nil,
