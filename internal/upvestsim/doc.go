@@ -86,7 +86,7 @@
 // # Inspection and faults
 //
 // Tests inspect the Sim directly (Events, Effects, Requests, Deliveries,
-// CashBalance) and inject faults (InjectFault, Config.FaultRate). The same is
-// served as JSON under /_sim/ for programs in other languages; faults never
-// apply there.
+// CashBalance, Subscriptions) and inject faults (InjectFault,
+// Config.FaultRate). The same is served as JSON under /_sim/ for programs in
+// other languages; faults never apply there.
 package upvestsim
