@@ -475,11 +475,18 @@ func checkKeyPermissions(cfg Config) error {
 	if err != nil {
 		return nil // reading it says what is wrong
 	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return configErr("UPVEST_SIGNING_KEY_FILE", "%q may be read by its group or others (mode %04o): make it 0400 or 0600 "+
-			"(in Kubernetes, defaultMode: 0400), or set UPVEST_SIGNING_KEY_INSECURE_PERMISSIONS=true", cfg.SigningKeyFile, perm)
+	perm := fi.Mode().Perm()
+	switch {
+	case perm&0o077 == 0:
+		return nil
+	case perm&0o037 == 0 && ownGroup(fi):
+		// Readable by the gateway's own group alone: how Kubernetes mounts
+		// a secret (root's, mode 0440 from defaultMode 0400) for a pod whose
+		// fsGroup is the gateway's group.
+		return nil
 	}
-	return nil
+	return configErr("UPVEST_SIGNING_KEY_FILE", "%q may be read by its group or others (mode %04o): make it 0400 or 0600 "+
+		"(in Kubernetes, defaultMode: 0400 with the pod's fsGroup the gateway's group), or set UPVEST_SIGNING_KEY_INSECURE_PERMISSIONS=true", cfg.SigningKeyFile, perm)
 }
 
 // readSecret is the value of a secret setting: env's own, or the content of
