@@ -16,7 +16,7 @@ import (
 // shell and no curl, so the binary asks the running gateway on its own
 // host itself.
 
-const healthcheckUsage = `Usage: gateway healthcheck [--addr HOST:PORT] [--path /healthz|/readyz] [--timeout 3s]
+const healthcheckUsage = `Usage: gateway healthcheck [--addr HOST:PORT] [--path /healthz] [--timeout 3s]
 
 Asks the gateway running on this host for its health: exit 0 when it answers
 200, 1 otherwise. The address is GATEWAY_ADMIN_ADDR when set, else
@@ -30,7 +30,7 @@ func runHealthcheck(ctx context.Context, args []string, env map[string]string, s
 	fs.SetOutput(io.Discard)
 	addr, tlsOn := healthcheckAddr(env)
 	fs.StringVar(&addr, "addr", addr, "the gateway's admin or HTTP address")
-	path := fs.String("path", "/healthz", "/healthz (alive) or /readyz (ready for traffic)")
+	path := fs.String("path", "/healthz", "/healthz (alive), /readyz (ready for traffic), or another path answering 200 when healthy")
 	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -44,8 +44,8 @@ func runHealthcheck(ctx context.Context, args []string, env map[string]string, s
 	case fs.NArg() > 0:
 		fmt.Fprintf(stderr, "gateway healthcheck: unexpected argument\n%s", healthcheckUsage)
 		return exitConfig
-	case *path != "/healthz" && *path != "/readyz":
-		fmt.Fprintf(stderr, "gateway healthcheck: --path must be /healthz or /readyz\n")
+	case !strings.HasPrefix(*path, "/") || strings.ContainsAny(*path, " \t\r\n#"):
+		fmt.Fprintf(stderr, "gateway healthcheck: --path must be an absolute path such as /healthz\n")
 		return exitConfig
 	case *timeout <= 0:
 		fmt.Fprintf(stderr, "gateway healthcheck: --timeout must be positive\n")

@@ -38,7 +38,8 @@ func TestHealthcheck(t *testing.T) {
 		{"flag wins", map[string]string{"GATEWAY_HTTP_ADDR": down}, []string{"--addr", addr}, exitOK, "/healthz"},
 		{"readiness", map[string]string{"GATEWAY_HTTP_ADDR": addr}, []string{"--path=/readyz"}, exitOK, `/readyz {"status":"READY"}`},
 		{"nothing listening", map[string]string{"GATEWAY_HTTP_ADDR": down}, nil, exitFailure, "gateway healthcheck: /healthz: "},
-		{"other path", nil, []string{"--addr", addr, "--path", "/v1/"}, exitConfig, "--path must be /healthz or /readyz"},
+		{"not a path", nil, []string{"--addr", addr, "--path", "healthz"}, exitConfig, "--path must be an absolute path"},
+		{"a route answering 404", nil, []string{"--addr", addr, "--path", "/nothing"}, exitFailure, "/nothing answered 404"},
 		{"bad addr", nil, []string{"--addr", "nowhere"}, exitConfig, `--addr "nowhere" is not a host:port address`},
 		{"operand", nil, []string{"now"}, exitConfig, "unexpected argument"},
 	}
