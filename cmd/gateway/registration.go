@@ -60,7 +60,7 @@ func startRegistration(ctx context.Context, cfg Config, up *upvest, subs *webhoo
 	case refused(err):
 		return nil, fmt.Errorf("GATEWAY_WEBHOOK_PUBLIC_URL: %w", err)
 	}
-	logger.Warn("webhook registration: Upvest not reached; serving meanwhile and trying again in the background", "err", err)
+	logger.Warn("webhook registration: not done yet; serving meanwhile and trying again in the background", "err", err)
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
