@@ -6,6 +6,8 @@
 //	gateway --simulate      # against an in-process simulator, no credentials
 //	gateway -h              # every setting
 //	gateway events quarantine list|show|reinject  # the running gateway's quarantine
+//	gateway webhooks list|register|delete         # the tenant's webhook subscriptions at Upvest
+//	gateway healthcheck                           # the container's HEALTHCHECK: exit 0 when healthy
 //
 // A missing or bad setting stops start-up with one line naming it (exit 2).
 // SIGINT or SIGTERM drains calls in flight, for at most drainTimeout.

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -38,6 +39,10 @@ import (
 // default 30 s grace period so calls are drained, not killed.
 const drainTimeout = 20 * time.Second
 
+// imageUID is the numeric user the container image (deploy/Dockerfile)
+// runs as, and the Kubernetes manifests' runAsUser: a test keeps them equal.
+const imageUID = 65532
+
 // Exit codes.
 const (
 	exitOK      = 0
@@ -48,8 +53,15 @@ const (
 // run is the whole program; main only supplies the process's arguments,
 // environment and output.
 func run(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "events" {
-		return runEvents(ctx, args[1:], env, os.Stdin, stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "events":
+			return runEvents(ctx, args[1:], env, os.Stdin, stdout, stderr)
+		case "webhooks":
+			return runWebhooks(ctx, args[1:], env, stdout, stderr)
+		case "healthcheck":
+			return runHealthcheck(ctx, args[1:], env, stdout, stderr)
+		}
 	}
 	cfg, err := ParseConfig(env, args)
 	if errors.Is(err, flag.ErrHelp) {
@@ -100,11 +112,19 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 		return fail(stderr, err)
 	}
 	defer up.stop()
-	recvOpts, err := receiverOptions(cfg, up)
+	recvOpts, subs, err := receiverOptions(cfg, up)
 	if err != nil {
 		closeListeners()
 		return fail(stderr, err)
 	}
+	// Before the receiver starts, so that it starts bound to the
+	// registered subscription.
+	stopRegistration, err := startRegistration(ctx, cfg, up, subs, logger)
+	if err != nil {
+		closeListeners()
+		return fail(stderr, err)
+	}
+	defer stopRegistration()
 
 	b, log, quarantine, err := openEventLog(ctx, cfg, logger)
 	if err != nil {
@@ -172,6 +192,8 @@ func fail(stderr io.Writer, err error) int {
 func usage(w io.Writer) {
 	fmt.Fprint(w, `Usage: gateway [flags]
        gateway events quarantine list|show|reinject ...   (gateway events -h)
+       gateway webhooks list|register|delete ...          (gateway webhooks -h)
+       gateway healthcheck [--addr ADDR]                  (gateway healthcheck -h)
 
 Serves the Upvest gRPC gateway. Every setting is an environment variable
 (in brackets) or the flag of the same meaning; a flag wins over its variable.
@@ -209,6 +231,10 @@ func openEventLog(ctx context.Context, cfg Config, logger *slog.Logger) (*broker
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), openTimeout)
 	defer cancel()
 	b, err := broker.Open(ctx, bc, broker.WithLogger(logger))
+	if errors.Is(err, broker.ErrDataDir) {
+		return nil, nil, nil, configErr("GATEWAY_DATA_DIR", "%s (the container image runs as uid %d: the volume must be writable by it)",
+			strings.TrimPrefix(err.Error(), broker.ErrDataDir.Error()+": "), imageUID)
+	}
 	if err != nil {
 		// The library's errors never quote the NATS URL (it may hold credentials).
 		return nil, nil, nil, fmt.Errorf("event log: %w", err)
@@ -306,10 +332,12 @@ func webhookURL(addr net.Addr) string {
 }
 
 // upvest is the Upvest the gateway talks to: its client, the tenant's
-// client id, the webhook subscription of the in-process simulator ("" for
-// Upvest itself), and how to stop what newUpstream started.
+// configuration (for clients of other scopes), the webhook subscription of
+// the in-process simulator ("" for Upvest itself), and how to stop what
+// newUpstream started.
 type upvest struct {
 	client    *upstream.Client
+	cfg       upstream.Config
 	clientID  string
 	webhookID string
 	stop      func()
@@ -319,59 +347,77 @@ type upvest struct {
 // against an in-process simulator with --simulate, which delivers its
 // webhooks to webhookURL.
 func newUpstream(cfg Config, logger *slog.Logger, stdout io.Writer, webhookURL string) (*upvest, error) {
-	ucfg := upstream.Config{BaseURL: cfg.BaseURL, ClientID: cfg.ClientID}
 	up := &upvest{stop: func() {}}
 	if cfg.Simulate {
 		sim, err := startSimulator(logger, webhookURL)
 		if err != nil {
 			return nil, err
 		}
-		ucfg, up.stop, up.webhookID = sim.cfg, sim.stop, sim.webhookID
-		fmt.Fprintf(stdout, "gateway: simulating Upvest at %s (in process: no real money moves)\n", ucfg.BaseURL)
+		up.cfg, up.stop, up.webhookID = sim.cfg, sim.stop, sim.webhookID
+		fmt.Fprintf(stdout, "gateway: simulating Upvest at %s (in process: no real money moves)\n", up.cfg.BaseURL)
 	} else {
-		secret, err := readSecret("UPVEST_CLIENT_SECRET", cfg.ClientSecret, cfg.ClientSecretFile)
-		if err != nil {
+		var err error
+		if up.cfg, err = upvestConfig(cfg); err != nil {
 			return nil, err
 		}
-		ucfg.ClientSecret = secret
-		signer, err := loadSigner(cfg)
-		if err != nil {
-			return nil, err
-		}
-		ucfg.Signer = signer
 	}
+	client, err := newUpstreamClient(cfg, up.cfg, logger)
+	if err != nil {
+		up.stop()
+		return nil, err
+	}
+	up.client, up.clientID = client, up.cfg.ClientID
+	return up, nil
+}
+
+// upvestConfig is the tenant's Upvest configuration (UPVEST_*), with the
+// client secret and the signing key read from their files.
+func upvestConfig(cfg Config) (upstream.Config, error) {
+	ucfg := upstream.Config{BaseURL: cfg.BaseURL, ClientID: cfg.ClientID}
+	secret, err := readSecret("UPVEST_CLIENT_SECRET", cfg.ClientSecret, cfg.ClientSecretFile)
+	if err != nil {
+		return ucfg, err
+	}
+	ucfg.ClientSecret = secret
+	if ucfg.Signer, err = loadSigner(cfg); err != nil {
+		return ucfg, err
+	}
+	return ucfg, nil
+}
+
+// newUpstreamClient makes a client of ucfg, over plain http where
+// UPVEST_INSECURE_HTTP allows it.
+func newUpstreamClient(cfg Config, ucfg upstream.Config, logger *slog.Logger) (*upstream.Client, error) {
 	opts := []upstream.Option{upstream.WithLogger(logger)}
 	if insecure, _ := cfg.AllowInsecureHTTP(); insecure { // checked by ParseConfig
 		opts = append(opts, upstream.WithInsecureHTTP())
 	}
 	client, err := upstream.New(ucfg, opts...)
 	if err != nil {
-		up.stop()
 		// Its messages name the field and never the secret.
 		return nil, &ConfigError{Reason: err.Error()}
 	}
-	up.client, up.clientID = client, ucfg.ClientID
-	return up, nil
+	return client, nil
 }
 
 // receiverOptions configure the webhook receiver: bound to our client id
-// and our webhook subscriptions (GATEWAY_WEBHOOK_IDS, and the simulator's
-// with --simulate), with the body cap, signature age and verification
-// budgets of GATEWAY_WEBHOOK_*.
-func receiverOptions(cfg Config, up *upvest) ([]webhook.Option, error) {
+// and our webhook subscriptions (GATEWAY_WEBHOOK_IDS, the simulator's with
+// --simulate, and those registration adds to the returned set), with the
+// body cap, signature age and verification budgets of GATEWAY_WEBHOOK_*.
+func receiverOptions(cfg Config, up *upvest) ([]webhook.Option, *webhook.Subscriptions, error) {
 	wc, err := cfg.WebhookConfig()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// The seam for managing webhook subscriptions: whatever registers one
 	// with Upvest adds its id here.
 	subs, err := webhook.NewSubscriptions(wc.IDs...)
 	if err != nil {
-		return nil, configErr("GATEWAY_WEBHOOK_IDS", "%v", err)
+		return nil, nil, configErr("GATEWAY_WEBHOOK_IDS", "%v", err)
 	}
 	if up.webhookID != "" {
 		if err := subs.Add(up.webhookID); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	return []webhook.Option{
@@ -380,7 +426,7 @@ func receiverOptions(cfg Config, up *upvest) ([]webhook.Option, error) {
 		webhook.WithMaxBody(wc.MaxBody),
 		webhook.WithMaxSignatureAge(wc.MaxSignatureAge),
 		webhook.WithRateLimits(wc.Limits),
-	}, nil
+	}, subs, nil
 }
 
 // loadSigner reads and parses the signing key. Errors name the setting and
@@ -429,11 +475,18 @@ func checkKeyPermissions(cfg Config) error {
 	if err != nil {
 		return nil // reading it says what is wrong
 	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return configErr("UPVEST_SIGNING_KEY_FILE", "%q may be read by its group or others (mode %04o): make it 0400 or 0600 "+
-			"(in Kubernetes, defaultMode: 0400), or set UPVEST_SIGNING_KEY_INSECURE_PERMISSIONS=true", cfg.SigningKeyFile, perm)
+	perm := fi.Mode().Perm()
+	switch {
+	case perm&0o077 == 0:
+		return nil
+	case perm&0o037 == 0 && ownGroup(fi):
+		// Readable by the gateway's own group alone: how Kubernetes mounts
+		// a secret (root's, mode 0440 from defaultMode 0400) for a pod whose
+		// fsGroup is the gateway's group.
+		return nil
 	}
-	return nil
+	return configErr("UPVEST_SIGNING_KEY_FILE", "%q may be read by its group or others (mode %04o): make it 0400 or 0600 "+
+		"(in Kubernetes, defaultMode: 0400 with the pod's fsGroup the gateway's group), or set UPVEST_SIGNING_KEY_INSECURE_PERMISSIONS=true", cfg.SigningKeyFile, perm)
 }
 
 // readSecret is the value of a secret setting: env's own, or the content of
