@@ -14,7 +14,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/upvest-gateway/gateway/gen/openapiv2"
+	"github.com/upvest-gateway/gateway/gen/openapi"
 )
 
 const (
@@ -57,8 +57,8 @@ func (s *Server) httpHandler(rest http.Handler) (h http.Handler, err error) {
 
 func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(openapiv2.Gateway)))
-	_, _ = w.Write(openapiv2.Gateway)
+	w.Header().Set("Content-Length", strconv.Itoa(len(openapi.Gateway)))
+	_, _ = w.Write(openapi.Gateway)
 }
 
 // healthz answers 200 while the gRPC health service says SERVING for the
