@@ -155,9 +155,9 @@ type limitedBody struct {
 	// decodeErr is why the body could not be decoded (strictJSON), with
 	// the details the generated handlers drop.
 	decodeErr atomic.Pointer[status.Status]
-	ended    atomic.Bool
-	received func() // the whole body is in
-	failed   func() // the body could not be read
+	ended     atomic.Bool
+	received  func() // the whole body is in
+	failed    func() // the body could not be read
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
