@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -72,11 +71,112 @@ func (m *strictJSON) decode(body []byte, v any) error {
 	if rest := bytes.TrimSpace(body[dec.InputOffset():]); len(rest) > 0 {
 		return malformedBody(fmt.Sprintf("unexpected data after the JSON value at offset %d: send exactly one JSON object", dec.InputOffset()))
 	}
+	if msg, ok := v.(proto.Message); ok {
+		if err := checkFields(value, msg.ProtoReflect().Descriptor()); err != nil {
+			return err
+		}
+	}
 	if err := m.Unmarshal(value, v); err != nil {
-		msg, _ := v.(proto.Message)
-		return bodyFieldError(err, msg)
+		// protojson's messages are unstable on purpose (they vary their
+		// spaces); checkFields caught what a caller gets wrong by field.
+		return malformedBody(strings.ReplaceAll(err.Error(), "\u00a0", " "))
 	}
 	return nil
+}
+
+// checkFields checks the members of a JSON object against md's fields
+// before protojson decodes it, so that every problem is named by the
+// field's proto (snake_case) name, or as sent when md has no such field.
+func checkFields(value []byte, md protoreflect.MessageDescriptor) error {
+	dec := json.NewDecoder(bytes.NewReader(value))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return malformedBody("the body must be a JSON object")
+	}
+	var (
+		fields     = md.Fields()
+		seen       = map[protoreflect.Name]bool{}
+		violations []*errdetails.BadRequest_FieldViolation
+		names      []string
+	)
+	add := func(field, desc string) {
+		violations = append(violations, &errdetails.BadRequest_FieldViolation{Field: field, Description: desc})
+		names = append(names, field)
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		key, ok := tok.(string)
+		var raw json.RawMessage
+		if err != nil || !ok || dec.Decode(&raw) != nil {
+			return malformedBody("the body is not a valid JSON object")
+		}
+		fd := fields.ByName(protoreflect.Name(key))
+		if fd == nil {
+			fd = fields.ByJSONName(key)
+		}
+		switch {
+		case fd == nil:
+			add(key, "unknown field: this call does not take it")
+		case seen[fd.Name()]:
+			add(string(fd.Name()), "given twice")
+		default:
+			seen[fd.Name()] = true
+			if desc := kindMismatch(fd, raw); desc != "" {
+				add(string(fd.Name()), desc)
+			}
+		}
+	}
+	if len(violations) == 0 {
+		return nil
+	}
+	return gatewayStatus(codes.InvalidArgument, service.ReasonInvalidArgument,
+		"invalid request body: check "+strings.Join(names, ", "),
+		&errdetails.BadRequest{FieldViolations: violations},
+	).Err()
+}
+
+// kindMismatch says how raw is not a JSON value for fd, "" when it may be.
+func kindMismatch(fd protoreflect.FieldDescriptor, raw json.RawMessage) string {
+	if string(raw) == "null" {
+		return ""
+	}
+	if fd.IsList() {
+		var items []json.RawMessage
+		if json.Unmarshal(raw, &items) != nil {
+			return "must be a JSON array, not " + string(raw)
+		}
+		for _, it := range items {
+			if d := scalarMismatch(fd, it); d != "" {
+				return "each item " + d
+			}
+		}
+		return ""
+	}
+	return scalarMismatch(fd, raw)
+}
+
+func scalarMismatch(fd protoreflect.FieldDescriptor, raw json.RawMessage) string {
+	isNumber := raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9')
+	switch fd.Kind() {
+	case protoreflect.StringKind, protoreflect.BytesKind:
+		if raw[0] != '"' {
+			return "must be a JSON string, not " + string(raw)
+		}
+	case protoreflect.BoolKind:
+		if string(raw) != "true" && string(raw) != "false" {
+			return "must be true or false, not " + string(raw)
+		}
+	case protoreflect.EnumKind:
+		if raw[0] != '"' && !isNumber {
+			return "must be one of the enum's value names, not " + string(raw)
+		}
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		// Well-known types have JSON forms of their own: protojson decides.
+	default: // numbers: a JSON number, or a string holding one
+		if raw[0] != '"' && !isNumber {
+			return "must be a number, not " + string(raw)
+		}
+	}
+	return ""
 }
 
 func jsonErrorText(err error) string {
@@ -92,70 +192,6 @@ func jsonErrorText(err error) string {
 
 func malformedBody(msg string) error {
 	return gatewayStatus(codes.InvalidArgument, ReasonMalformedBody, "the request body is not valid: "+msg).Err()
-}
-
-// protojson's errors: "proto: (line 1:74): invalid value for string field
-// cashAmount: 1.5", "… unknown field \"cash_amont\"", "… duplicate field
-// \"currency\"", "proto: syntax error (line 1:2): unexpected token".
-var (
-	protojsonHead    = regexp.MustCompile(`^proto:\s*(?:syntax error\s*)?(?:\(line (\d+):(\d+)\):\s*)?`)
-	protojsonInvalid = regexp.MustCompile(`^invalid value for (\w+) field (\w+): (.*)$`)
-	protojsonNamed   = regexp.MustCompile(`^(unknown|duplicate) field "(.*)"$`)
-)
-
-// bodyFieldError turns protojson's error about msg's JSON into
-// INVALID_ARGUMENT, with a field violation naming the field by its
-// snake_case name where the error names one.
-func bodyFieldError(err error, msg proto.Message) error {
-	text := err.Error()
-	where := ""
-	if m := protojsonHead.FindStringSubmatch(text); m != nil {
-		text = text[len(m[0]):]
-		if m[1] != "" {
-			where = fmt.Sprintf(" (line %s, column %s)", m[1], m[2])
-		}
-	}
-	var field, desc string
-	if m := protojsonInvalid.FindStringSubmatch(text); m != nil {
-		field = protoFieldName(msg, m[2])
-		switch m[1] {
-		case "string":
-			desc = "must be a JSON string, not " + m[3]
-		case "enum":
-			desc = "is not one of the enum's value names: " + m[3]
-		default:
-			desc = "is not a valid " + m[1] + ": " + m[3]
-		}
-	} else if m := protojsonNamed.FindStringSubmatch(text); m != nil {
-		field, desc = protoFieldName(msg, m[2]), "given twice"
-		if m[1] == "unknown" {
-			field, desc = m[2], "unknown field: this call does not take it" // as sent
-		}
-	}
-	if field == "" {
-		return malformedBody(text + where)
-	}
-	return gatewayStatus(codes.InvalidArgument, service.ReasonInvalidArgument,
-		"invalid request body: check "+field+where,
-		&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: desc}}},
-	).Err()
-}
-
-// protoFieldName is the field of msg that protojson named by its JSON name,
-// by its proto name; name itself when msg has no such field.
-func protoFieldName(msg proto.Message, name string) string {
-	if msg == nil {
-		return name
-	}
-	fields := msg.ProtoReflect().Descriptor().Fields()
-	var fd protoreflect.FieldDescriptor
-	if fd = fields.ByJSONName(name); fd == nil {
-		fd = fields.ByName(protoreflect.Name(name))
-	}
-	if fd == nil {
-		return name
-	}
-	return string(fd.Name())
 }
 
 // gatewayStatus is a refusal the REST face makes itself: ErrorInfo with
