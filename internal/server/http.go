@@ -23,8 +23,8 @@ const (
 )
 
 // httpHandler routes the HTTP listener: the REST face under /v1/ (routed
-// by its OpenAPI description, contract.go; its streams in stream.go), the
-// OpenAPI description, /healthz, /readyz, and the
+// by its OpenAPI description, contract.go; its streams in stream.go),
+// gRPC-Web under /<service>/ (browser.go), the OpenAPI description, /healthz, /readyz, and the
 // routes added with WithHTTPHandler (and WithEvents).
 func (s *Server) httpHandler(rest http.Handler) (h http.Handler, err error) {
 	mux := http.NewServeMux()
@@ -42,6 +42,13 @@ func (s *Server) httpHandler(rest http.Handler) (h http.Handler, err error) {
 	if s.webhook != nil && s.webhookLis == nil {
 		mux.Handle(http.MethodPost+" "+WebhookPath, s.webhook)
 	}
+	grpcWeb, services, err := s.grpcWebHandler()
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range services {
+		mux.Handle("POST /"+name+"/", limitBody(grpcWeb, s.opts.maxBodyBytes, s.opts.limits.BodyTimeout))
+	}
 	mux.HandleFunc("GET /openapi.json", serveOpenAPI)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
@@ -54,7 +61,7 @@ func (s *Server) httpHandler(rest http.Handler) (h http.Handler, err error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, gatewayStatus(codes.NotFound, ReasonNoRoute, "no such route"))
 	})
-	return mux, nil
+	return withCORS(s.opts.cors, mux)
 }
 
 func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {

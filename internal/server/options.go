@@ -132,6 +132,7 @@ type options struct {
 	limits           Limits
 	tls              *tlsconfig.Server
 	guard            *auth.Guard
+	cors             CORS
 }
 
 type httpRoute struct {
