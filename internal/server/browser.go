@@ -9,6 +9,7 @@ import (
 	"connectrpc.com/vanguard"
 	"github.com/rs/cors"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // What browsers need of the HTTP listener: CORS, so that a page of another
@@ -84,11 +85,20 @@ func (s *Server) grpcWebHandler() (http.Handler, []string, error) {
 		}
 	}
 	slices.Sort(names)
-	t, err := vanguard.NewTranscoder(services, vanguard.WithDefaultServiceOptions(
-		vanguard.WithTargetProtocols(vanguard.ProtocolGRPC),
-		vanguard.WithTargetCodecs(vanguard.CodecProto),
-		vanguard.WithMaxMessageBufferBytes(uint32(max(s.opts.maxBodyBytes, 1<<16))),
-	))
+	t, err := vanguard.NewTranscoder(services,
+		// gRPC-Web's JSON codec as the REST face's JSON: Upvest's field
+		// names, and an unknown field refused rather than dropped.
+		vanguard.WithCodec(func(res vanguard.TypeResolver) vanguard.Codec {
+			return &vanguard.JSONCodec{
+				MarshalOptions:   protojson.MarshalOptions{Resolver: res, EmitUnpopulated: true, UseProtoNames: true},
+				UnmarshalOptions: protojson.UnmarshalOptions{Resolver: res},
+			}
+		}),
+		vanguard.WithDefaultServiceOptions(
+			vanguard.WithTargetProtocols(vanguard.ProtocolGRPC),
+			vanguard.WithTargetCodecs(vanguard.CodecProto),
+			vanguard.WithMaxMessageBufferBytes(uint32(max(s.opts.maxBodyBytes, 1<<16))),
+		))
 	if err != nil {
 		return nil, nil, err
 	}
