@@ -96,32 +96,36 @@ type watchRoute struct {
 // watchRoutes are the REST streams; the OpenAPI description lists the same
 // (restHandler fails on one it does not).
 var watchRoutes = []watchRoute{
-	newWatchRoute[*gatewayv1.WatchVirtualCashEventsResponse]("/v1/virtual_cash_balances:watch", gatewayv1.VirtualCashService_WatchVirtualCashEvents_FullMethodName,
+	newWatchRoute[gatewayv1.WatchVirtualCashEventsRequest, gatewayv1.WatchVirtualCashEventsResponse](
+		"/v1/virtual_cash_balances:watch", gatewayv1.VirtualCashService_WatchVirtualCashEvents_FullMethodName,
 		func(r *gatewayv1.WatchVirtualCashEventsRequest, t string) { r.ResumeToken = t }),
-	newWatchRoute[*gatewayv1.WatchTopupEventsResponse]("/v1/payments/topups:watch", gatewayv1.TopupService_WatchTopupEvents_FullMethodName,
+	newWatchRoute[gatewayv1.WatchTopupEventsRequest, gatewayv1.WatchTopupEventsResponse](
+		"/v1/payments/topups:watch", gatewayv1.TopupService_WatchTopupEvents_FullMethodName,
 		func(r *gatewayv1.WatchTopupEventsRequest, t string) { r.ResumeToken = t }),
-	newWatchRoute[*gatewayv1.WatchPaymentEventsResponse]("/v1/payments:watch", gatewayv1.PaymentsService_WatchPaymentEvents_FullMethodName,
+	newWatchRoute[gatewayv1.WatchPaymentEventsRequest, gatewayv1.WatchPaymentEventsResponse](
+		"/v1/payments:watch", gatewayv1.PaymentsService_WatchPaymentEvents_FullMethodName,
 		func(r *gatewayv1.WatchPaymentEventsRequest, t string) { r.ResumeToken = t }),
-	newWatchRoute[*gatewayv1.WatchCashBalanceResponse]("/v1/account_groups/{account_group_id}/payments/cash_balance:watch", gatewayv1.CashBalanceService_WatchCashBalance_FullMethodName,
+	newWatchRoute[gatewayv1.WatchCashBalanceRequest, gatewayv1.WatchCashBalanceResponse](
+		"/v1/account_groups/{account_group_id}/payments/cash_balance:watch", gatewayv1.CashBalanceService_WatchCashBalance_FullMethodName,
 		func(r *gatewayv1.WatchCashBalanceRequest, t string) { r.ResumeToken = t }),
 }
 
-// newWatchRoute is the route of a Watch RPC whose request is Req and whose
-// messages are Resp.
-func newWatchRoute[Resp proto.Message, Req proto.Message](path, method string, resumeFrom func(Req, string)) watchRoute {
+// newWatchRoute is the route of a Watch RPC whose request is *Req and whose
+// messages are *Resp.
+func newWatchRoute[Req, Resp any, PReq interface {
+	*Req
+	proto.Message
+}, PResp interface {
+	*Resp
+	proto.Message
+}](path, method string, resumeFrom func(PReq, string)) watchRoute {
 	return watchRoute{
 		path:       path,
 		method:     method,
-		req:        func() proto.Message { return newMessage[Req]() },
-		resp:       func() proto.Message { return newMessage[Resp]() },
-		resumeFrom: func(req proto.Message, token string) { resumeFrom(req.(Req), token) },
+		req:        func() proto.Message { return PReq(new(Req)) },
+		resp:       func() proto.Message { return PResp(new(Resp)) },
+		resumeFrom: func(req proto.Message, token string) { resumeFrom(req.(PReq), token) },
 	}
-}
-
-// newMessage is a new, empty *M for a message pointer type M.
-func newMessage[M proto.Message]() M {
-	var zero M
-	return zero.ProtoReflect().Type().New().Interface().(M)
 }
 
 // watchMessage is what every Watch message has.
