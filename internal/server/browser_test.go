@@ -3,6 +3,7 @@ package server_test
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"encoding/binary"
 	"io"
 	"log/slog"
@@ -161,3 +162,35 @@ func TestGRPCWeb(t *testing.T) {
 }
 
 func bufioReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }
+
+// TestGRPCWebCallers: gRPC-Web calls pass the caller checks of every other
+// call: no certificate, no call; the policy decides what a certificate's
+// identity may do.
+func TestGRPCWebCallers(t *testing.T) {
+	t.Parallel()
+	g := startSecure(t, true)
+	call := func(cert *tls.Certificate, method string, req proto.Message) http.Header {
+		t.Helper()
+		r, _ := http.NewRequest(http.MethodPost, g.BaseURL+"/upvest.gateway.v1."+method, bytes.NewReader(grpcWebFrame(req)))
+		r.Header.Set("Content-Type", "application/grpc-web+proto")
+		res, err := g.restClient(cert).Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		_, tr := readGRPCWeb(t, res)
+		return tr
+	}
+	balance := &gatewayv1.GetCashBalanceRequest{AccountGroupId: g.ag}
+	if tr := call(nil, "CashBalanceService/GetCashBalance", balance); tr.Get("Grpc-Status") != "16" {
+		t.Errorf("without a certificate: %v, want UNAUTHENTICATED (16)", tr)
+	}
+	dashboard := g.ca.Client(t, "balance-dashboard")
+	if tr := call(&dashboard.TLS, "CashBalanceService/GetCashBalance", balance); tr.Get("Grpc-Status") != "0" {
+		t.Errorf("the dashboard's balance read: %v", tr)
+	}
+	topup := &gatewayv1.CreateTopupRequest{RequestId: uuid.NewString(), AccountGroupId: g.ag, CashAmount: "1.00", Currency: "EUR"}
+	if tr := call(&dashboard.TLS, "TopupService/CreateTopup", topup); tr.Get("Grpc-Status") != "7" {
+		t.Errorf("the dashboard creating a top-up: %v, want PERMISSION_DENIED (7)", tr)
+	}
+}
