@@ -208,10 +208,8 @@ func streamOperation(op map[string]any, schemas obj) (obj, error) {
 		return nil, fmt.Errorf("a stream with a body")
 	}
 	out["parameters"] = append(params, ref("parameters", "LastEventID"))
-	out["description"] = strings.TrimSpace(fmt.Sprint(out["description"], "\n\n", streamDescription))
-	if out["description"] == "<nil>" {
-		delete(out, "description")
-	}
+	desc, _ := out["description"].(string)
+	out["description"] = strings.TrimSpace(desc + "\n\n" + streamDescription)
 
 	// protoc-gen-openapiv2 describes a stream's 200 as {"result": <message>}.
 	ok, _ := op["responses"].(map[string]any)["200"].(map[string]any)

@@ -43,6 +43,7 @@ func TestConvert(t *testing.T) {
 		`"WatchThingsRecord"`,
 		`"style":"form"`,
 		`"mutualTLS":{"description"`,
+		`"description":"**Stream.**`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the description lacks %s", want)
