@@ -86,6 +86,10 @@ type Config struct {
 	// AllowMissingRequestID lets creating calls without a request_id
 	// through with a key the gateway makes (default false: refused).
 	AllowMissingRequestID string
+	// Browsers: the origins that may call the HTTP listener (CORS), and
+	// whether with credentials. Checked and converted by CORS.
+	CORSAllowedOrigins   string
+	CORSAllowCredentials string
 	// The webhook receiver: our subscriptions, the body cap, how old a
 	// signature may be, and the verification budgets. Checked and
 	// converted by WebhookConfig.
@@ -184,6 +188,10 @@ var settings = []setting{
 		field: func(c *Config) *string { return &c.StatusBucket }},
 	{env: "GATEWAY_ALLOW_MISSING_REQUEST_ID", flag: "allow-missing-request-id", def: "false", usage: "let creating calls without a request_id through, with a key the gateway makes per call (a caller's retry of such a call acts twice)",
 		field: func(c *Config) *string { return &c.AllowMissingRequestID }},
+	{env: "GATEWAY_CORS_ALLOWED_ORIGINS", flag: "cors-allowed-origins", usage: "browser origins (scheme://host[:port], comma-separated, or *) that may call the REST face, read its streams and use gRPC-Web on the HTTP listener; unset: none",
+		field: func(c *Config) *string { return &c.CORSAllowedOrigins }},
+	{env: "GATEWAY_CORS_ALLOW_CREDENTIALS", flag: "cors-allow-credentials", def: "false", usage: "let those pages send cookies and TLS client certificates (not with *); bearer tokens need no credentials",
+		field: func(c *Config) *string { return &c.CORSAllowCredentials }},
 	{env: "GATEWAY_MAX_CONNECTIONS", flag: "max-connections", def: "4096", usage: "connections each listener holds at once; more wait in the kernel's backlog (keep the sum below the open-files limit)",
 		field: func(c *Config) *string { return &c.MaxConns }},
 	{env: "GATEWAY_MAX_CONNECTIONS_PER_IP", flag: "max-connections-per-ip", def: "512", usage: "connections one remote address may hold on each listener; more are closed at once (0: no limit, e.g. behind a load balancer)",
@@ -387,6 +395,9 @@ func (c Config) validate() error {
 		return err
 	}
 	if _, err := c.BrokerConfig(); err != nil {
+		return err
+	}
+	if _, err := c.CORS(); err != nil {
 		return err
 	}
 	if _, err := c.ServiceOptions(); err != nil {

@@ -56,7 +56,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		SigningKeyFile: "/etc/upvest/key.pem", SigningKeyID: "key-1", SigningKeyPassphrase: testPass,
 		GRPCAddr: "127.0.0.1:9090", HTTPAddr: "127.0.0.1:8080", DataDir: "./data",
 		EventsStream: "UPVEST_EVENTS", EventsSubject: "upvest.events", EventsMaxAge: "168h", EventsMaxBytes: "1GiB",
-		EventsDuplicateWindow: "24h", NATSReplicas: "auto", InsecureHTTP: "false", EventsSyncAlways: "true", AllowMissingRequestID: "false", IdempotencyRetention: "24h", SigningKeyInsecurePermissions: "false", JWTIdentityClaim: "sub", InsecureAllowUnauthenticated: "false",
+		EventsDuplicateWindow: "24h", NATSReplicas: "auto", InsecureHTTP: "false", EventsSyncAlways: "true", AllowMissingRequestID: "false", CORSAllowCredentials: "false", IdempotencyRetention: "24h", SigningKeyInsecurePermissions: "false", JWTIdentityClaim: "sub", InsecureAllowUnauthenticated: "false",
 		IdempotencyBucket: "UPVEST_GATEWAY_IDEMPOTENCY", StatusBucket: "UPVEST_GATEWAY_STATUS",
 		MaxConns: "4096", MaxConnsPerIP: "512", BodyTimeout: "10s", MaxStreams: "20000", GRPCMaxConnectionAge: "1h",
 		WebhookMaxBody: "2MiB", WebhookSourceRate: "10", WebhookSourceBurst: "20", WebhookGlobalRate: "50", WebhookGlobalBurst: "100",

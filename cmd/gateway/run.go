@@ -155,6 +155,8 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	serviceOpts, _ := cfg.ServiceOptions() // checked by ParseConfig
 	serviceOpts = append(serviceOpts, service.WithIdempotencyStore(store), service.WithStatusIndex(statuses))
 	limits, _ := cfg.Limits()
+	cors, _ := cfg.CORS() // checked by ParseConfig
+	security = append(security, server.WithCORS(cors))
 	srv, err := server.New(server.Config{Upstream: up.client, GRPCListener: grpcLis, HTTPListener: httpLis, WebhookListener: webhookLis},
 		append(security, server.WithLogger(logger), server.WithShutdownTimeout(drainTimeout),
 			server.WithEvents(log, recvOpts...), server.WithQuarantine(quarantine),
