@@ -28,16 +28,30 @@ func startEmbedded(ctx context.Context, cfg Config, logger *slog.Logger) (*serve
 	if err != nil {
 		return nil, nil, fmt.Errorf("broker: embedded NATS server: %w", err)
 	}
-	srv.SetLoggerV2(serverLogger{logger}, false, false, false)
+	fatal := make(chan string, 1)
+	srv.SetLoggerV2(serverLogger{l: logger, fatal: fatal}, false, false, false)
 	srv.Start()
 	wait := 10 * time.Second
 	if d, ok := ctx.Deadline(); ok {
 		wait = time.Until(d)
 	}
-	if !srv.ReadyForConnections(wait) {
+	ready := make(chan bool, 1)
+	go func() { ready <- srv.ReadyForConnections(wait) }()
+	var failure string
+	select {
+	case ok := <-ready:
+		if !ok {
+			failure = "did not start"
+		}
+	case msg := <-fatal:
+		// A fatal error (e.g. a storage directory it cannot write) is
+		// final: waiting out the start-up time would only delay the exit.
+		failure = "cannot start: " + msg
+	}
+	if failure != "" {
 		srv.Shutdown()
 		srv.WaitForShutdown()
-		return nil, nil, errors.New("broker: embedded NATS server did not start")
+		return nil, nil, errors.New("broker: embedded NATS server " + failure)
 	}
 	nc, err := nats.Connect("",
 		nats.InProcessServer(srv),
@@ -53,8 +67,12 @@ func startEmbedded(ctx context.Context, cfg Config, logger *slog.Logger) (*serve
 }
 
 // serverLogger forwards the embedded server's warnings and errors; its
-// notices are routine start-up chatter and go to debug.
-type serverLogger struct{ l *slog.Logger }
+// notices are routine start-up chatter and go to debug. A fatal error is
+// also handed to fatal, once.
+type serverLogger struct {
+	l     *slog.Logger
+	fatal chan<- string
+}
 
 func (s serverLogger) Noticef(format string, v ...any) {
 	s.l.Debug("nats: " + fmt.Sprintf(format, v...))
@@ -64,7 +82,12 @@ func (s serverLogger) Errorf(format string, v ...any) {
 	s.l.Error("nats: " + fmt.Sprintf(format, v...))
 }
 func (s serverLogger) Fatalf(format string, v ...any) {
-	s.l.Error("nats: fatal: " + fmt.Sprintf(format, v...))
+	msg := fmt.Sprintf(format, v...)
+	s.l.Error("nats: fatal: " + msg)
+	select {
+	case s.fatal <- msg:
+	default:
+	}
 }
 func (s serverLogger) Debugf(format string, v ...any) {}
 func (s serverLogger) Tracef(format string, v ...any) {}
