@@ -16,6 +16,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -25,18 +28,20 @@ import (
 	"github.com/upvest-gateway/gateway/internal/broker"
 	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/idempotency"
+	"github.com/upvest-gateway/gateway/internal/metrics"
 	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/service"
 	"github.com/upvest-gateway/gateway/internal/statusindex"
+	"github.com/upvest-gateway/gateway/internal/tracing"
 	"github.com/upvest-gateway/gateway/internal/upstream"
 	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
 	"github.com/upvest-gateway/gateway/internal/upvestsim"
 	"github.com/upvest-gateway/gateway/internal/webhook"
 )
 
-// drainTimeout bounds the graceful shutdown; it stays below Kubernetes'
-// default 30 s grace period so calls are drained, not killed.
-const drainTimeout = 20 * time.Second
+// version is the gateway's version, set at build time with
+// -ldflags "-X main.version=v1.2.3".
+var version = "dev"
 
 // Exit codes.
 const (
@@ -51,42 +56,37 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	if len(args) > 0 && args[0] == "events" {
 		return runEvents(ctx, args[1:], env, os.Stdin, stdout, stderr)
 	}
+	if slices.ContainsFunc(args, func(a string) bool { return a == "--version" || a == "-version" }) {
+		fmt.Fprintf(stdout, "gateway %s (%s, %s)\n", version, revision(), runtime.Version())
+		return exitOK
+	}
 	cfg, err := ParseConfig(env, args)
 	if errors.Is(err, flag.ErrHelp) {
 		usage(stdout)
 		return exitOK
 	}
-	if err != nil {
-		return fail(stderr, err)
+	// Every line in the chosen format, a fatal one included: of a bad
+	// format or level, the default.
+	lc, lerr := cfg.Logging()
+	if lerr != nil {
+		lc, _ = Config{LogLevel: "info", Simulate: cfg.Simulate}.Logging()
 	}
-	logger := newLogger(stderr, cfg.Simulate)
+	logger := newLogger(stderr, lc, cfg.ClientSecret, cfg.SigningKeyPassphrase)
+	if err != nil {
+		return fail(logger, err)
+	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// A second signal is not caught: it ends the process at once, should
+	// an operator not want to wait for the drain.
+	context.AfterFunc(ctx, stop)
+	life, _ := cfg.Lifecycle() // checked by ParseConfig
 
-	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
+	listeners, err := listen(cfg)
 	if err != nil {
-		return fail(stderr, configErr("GATEWAY_GRPC_ADDR", "%q: cannot listen: %v", cfg.GRPCAddr, errors.Unwrap(err)))
+		return fail(logger, err)
 	}
-	httpLis, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		grpcLis.Close()
-		return fail(stderr, configErr("GATEWAY_HTTP_ADDR", "%q: cannot listen: %v", cfg.HTTPAddr, errors.Unwrap(err)))
-	}
-	var webhookLis net.Listener
-	if cfg.WebhookAddr != "" {
-		if webhookLis, err = net.Listen("tcp", cfg.WebhookAddr); err != nil {
-			grpcLis.Close()
-			httpLis.Close()
-			return fail(stderr, configErr("GATEWAY_WEBHOOK_ADDR", "%q: cannot listen: %v", cfg.WebhookAddr, errors.Unwrap(err)))
-		}
-	}
-	closeListeners := func() {
-		grpcLis.Close()
-		httpLis.Close()
-		if webhookLis != nil {
-			webhookLis.Close()
-		}
-	}
+	grpcLis, httpLis, webhookLis, adminLis := listeners.grpc, listeners.http, listeners.webhook, listeners.admin
 
 	// The simulator of --simulate delivers its webhooks to this very
 	// gateway, so events stream end to end.
@@ -94,79 +94,164 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	if webhookLis != nil {
 		receiverAddr = webhookLis.Addr()
 	}
-	up, err := newUpstream(cfg, logger, stdout, webhookURL(receiverAddr))
+	tr, err := tracing.New(ctx, cfg.Tracing, version)
 	if err != nil {
-		closeListeners()
-		return fail(stderr, err)
+		listeners.close()
+		return fail(logger, err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(ctx); err != nil {
+			logger.Warn("tracing: spans not exported at shutdown", "err", err)
+		}
+	}()
+	m := metrics.New(version)
+	observe := []upstream.Option{upstream.WithMetrics(m), upstream.WithTracing(tr.Provider, tr.Propagator)}
+	up, err := newUpstream(cfg, logger, stdout, webhookURL(receiverAddr), observe...)
+	if err != nil {
+		listeners.close()
+		return fail(logger, err)
 	}
 	defer up.stop()
 	recvOpts, err := receiverOptions(cfg, up)
 	if err != nil {
-		closeListeners()
-		return fail(stderr, err)
+		listeners.close()
+		return fail(logger, err)
 	}
 
 	b, log, quarantine, err := openEventLog(ctx, cfg, logger)
 	if err != nil {
-		closeListeners()
-		return fail(stderr, err)
+		listeners.close()
+		return fail(logger, err)
 	}
-	// Closed after Serve has returned: deliveries in flight are answered
-	// first, and streams were already ended by the shutdown.
-	defer b.Close()
+	// Closed after Serve has returned, in this order: the drain is over,
+	// so every call in flight has recorded its outcome in the idempotency
+	// store, every delivery was answered, and the streams were ended; then
+	// the embedded NATS server stops.
+	defer func() {
+		b.Close()
+		logger.Info("event log closed", "embedded_nats", b.Embedded())
+	}()
 	defer log.Close()
 
 	store, err := openIdempotency(ctx, cfg, b, log.Config().Replicas, logger)
 	if err != nil {
-		closeListeners()
-		return fail(stderr, err)
+		listeners.close()
+		return fail(logger, err)
 	}
 	security, err := loadSecurity(ctx, cfg, logger)
 	if err != nil {
-		closeListeners()
-		return fail(stderr, err)
+		listeners.close()
+		return fail(logger, err)
 	}
 	statuses, stopTail, err := openStatusIndex(ctx, cfg, b, log, logger)
 	if err != nil {
-		closeListeners()
-		return fail(stderr, err)
+		listeners.close()
+		return fail(logger, err)
 	}
 	defer stopTail()
 	serviceOpts, _ := cfg.ServiceOptions() // checked by ParseConfig
 	serviceOpts = append(serviceOpts, service.WithIdempotencyStore(store), service.WithStatusIndex(statuses))
 	limits, _ := cfg.Limits()
-	srv, err := server.New(server.Config{Upstream: up.client, GRPCListener: grpcLis, HTTPListener: httpLis, WebhookListener: webhookLis},
-		append(security, server.WithLogger(logger), server.WithShutdownTimeout(drainTimeout),
+	srv, err := server.New(server.Config{Upstream: up.client, GRPCListener: grpcLis, HTTPListener: httpLis, WebhookListener: webhookLis, AdminListener: adminLis},
+		append(security, server.WithLogger(logger), server.WithShutdownDelay(life.ShutdownDelay), server.WithShutdownTimeout(life.DrainTimeout),
+			server.WithMetrics(m), server.WithTracing(tr.Provider, tr.Propagator),
 			server.WithEvents(log, recvOpts...), server.WithQuarantine(quarantine),
 			server.WithServiceOptions(serviceOpts...), server.WithLimits(limits))...)
 	if err != nil {
-		closeListeners()
-		return fail(stderr, err)
+		listeners.close()
+		return fail(logger, err)
 	}
-	logger.Info("starting", "config", cfg)
+	logger.Info("starting", "version", version, "config", cfg)
+	if a := srv.AdminAddr(); a != "" {
+		if host, _, _ := net.SplitHostPort(a); !isLoopback(host) {
+			logger.Warn("the admin listener (metrics, profiles) is reachable beyond this host, and checks no caller: keep it off untrusted networks", "admin", a)
+		}
+	}
 	if a := srv.WebhookAddr(); a != "" {
 		fmt.Fprintf(stdout, "gateway: listening grpc=%s http=%s webhook=%s\n", srv.GRPCAddr(), srv.HTTPAddr(), a)
 	} else {
 		fmt.Fprintf(stdout, "gateway: listening grpc=%s http=%s\n", srv.GRPCAddr(), srv.HTTPAddr())
 	}
+	if a := srv.AdminAddr(); a != "" {
+		fmt.Fprintf(stdout, "gateway: admin listening on %s (/metrics, /debug/pprof/, /healthz, /readyz)\n", a)
+	}
 	if cfg.Simulate {
 		printExamples(stdout, srv.GRPCAddr(), srv.HTTPAddr())
 	}
 	if err := srv.Serve(ctx); err != nil {
-		fmt.Fprintf(stderr, "gateway: %v\n", err)
+		logger.Error("gateway: "+err.Error(), "exit_code", exitFailure)
 		return exitFailure
 	}
 	return exitOK
 }
 
-// fail prints err as the one line an operator reads, and picks the exit code.
-func fail(stderr io.Writer, err error) int {
-	fmt.Fprintf(stderr, "gateway: %v\n", err)
+// listeners are the gateway's open listeners; webhook and admin may be nil.
+type listeners struct {
+	grpc, http, webhook, admin net.Listener
+}
+
+func (l listeners) close() {
+	for _, lis := range []net.Listener{l.grpc, l.http, l.webhook, l.admin} {
+		if lis != nil {
+			lis.Close()
+		}
+	}
+}
+
+// listen opens the configured listeners, or none: an address that cannot
+// be listened on is a configuration error naming its setting.
+func listen(cfg Config) (listeners, error) {
+	var l listeners
+	for _, a := range []struct {
+		env, addr string
+		lis       *net.Listener
+	}{
+		{"GATEWAY_GRPC_ADDR", cfg.GRPCAddr, &l.grpc},
+		{"GATEWAY_HTTP_ADDR", cfg.HTTPAddr, &l.http},
+		{"GATEWAY_WEBHOOK_ADDR", cfg.WebhookAddr, &l.webhook},
+		{"GATEWAY_ADMIN_ADDR", cfg.AdminAddr, &l.admin},
+	} {
+		if a.addr == "" || a.addr == AdminOff && a.env == "GATEWAY_ADMIN_ADDR" {
+			continue
+		}
+		lis, err := net.Listen("tcp", a.addr)
+		if err != nil {
+			l.close()
+			return listeners{}, configErr(a.env, "%q: cannot listen: %v", a.addr, errors.Unwrap(err))
+		}
+		*a.lis = lis
+	}
+	return l, nil
+}
+
+// fail logs err as the one line an operator reads, in the log's format,
+// and picks the exit code.
+func fail(logger *slog.Logger, err error) int {
+	code := exitFailure
+	attrs := []any{}
 	var ce *ConfigError
 	if errors.As(err, &ce) {
-		return exitConfig
+		code = exitConfig
+		if ce.Env != "" {
+			attrs = append(attrs, "setting", ce.Env)
+		}
 	}
-	return exitFailure
+	logger.Error("gateway: "+err.Error(), append(attrs, "exit_code", code)...)
+	return code
+}
+
+// revision is the VCS revision the binary was built from, if known.
+func revision() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown revision"
 }
 
 func usage(w io.Writer) {
@@ -178,13 +263,6 @@ Serves the Upvest gRPC gateway. Every setting is an environment variable
 
 `)
 	newFlagSet(&Config{}, w).PrintDefaults()
-}
-
-func newLogger(w io.Writer, human bool) *slog.Logger {
-	if human {
-		return slog.New(slog.NewTextHandler(w, nil))
-	}
-	return slog.New(slog.NewJSONHandler(w, nil))
 }
 
 // openTimeout bounds connecting to NATS (or starting the embedded server)
@@ -203,6 +281,11 @@ func openEventLog(ctx context.Context, cfg Config, logger *slog.Logger) (*broker
 	lc, err := cfg.LogConfig()
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if bc.URL == "" {
+		if err := checkDataDir(bc.DataDir); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	// Start-up runs to its end even if a signal comes meanwhile; Serve then
 	// stops at once.
@@ -229,6 +312,22 @@ func openEventLog(ctx context.Context, cfg Config, logger *slog.Logger) (*broker
 		return nil, nil, nil, fmt.Errorf("event log: %w", err)
 	}
 	return b, log, q, nil
+}
+
+// checkDataDir makes sure the embedded event log can be stored under dir:
+// that it exists (or can be made) and this process may write there. A
+// volume mounted read-only or owned by another user is said so at once,
+// naming the setting.
+func checkDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return configErr("GATEWAY_DATA_DIR", "%q cannot be created by this process (uid %d): %v", dir, os.Getuid(), errors.Unwrap(err))
+	}
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		return configErr("GATEWAY_DATA_DIR", "%q is not writable by this process (uid %d): %v", dir, os.Getuid(), errors.Unwrap(err))
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // streamReplicas settles GATEWAY_NATS_REPLICAS (0: auto) on the cluster b
@@ -318,7 +417,7 @@ type upvest struct {
 // newUpstream makes the Upvest client: against Upvest as configured, or
 // against an in-process simulator with --simulate, which delivers its
 // webhooks to webhookURL.
-func newUpstream(cfg Config, logger *slog.Logger, stdout io.Writer, webhookURL string) (*upvest, error) {
+func newUpstream(cfg Config, logger *slog.Logger, stdout io.Writer, webhookURL string, observe ...upstream.Option) (*upvest, error) {
 	ucfg := upstream.Config{BaseURL: cfg.BaseURL, ClientID: cfg.ClientID}
 	up := &upvest{stop: func() {}}
 	if cfg.Simulate {
@@ -340,7 +439,7 @@ func newUpstream(cfg Config, logger *slog.Logger, stdout io.Writer, webhookURL s
 		}
 		ucfg.Signer = signer
 	}
-	opts := []upstream.Option{upstream.WithLogger(logger)}
+	opts := append([]upstream.Option{upstream.WithLogger(logger)}, observe...)
 	if insecure, _ := cfg.AllowInsecureHTTP(); insecure { // checked by ParseConfig
 		opts = append(opts, upstream.WithInsecureHTTP())
 	}
