@@ -136,6 +136,16 @@ func fatalLine(t *testing.T, stderr string) logRecord {
 	return rec
 }
 
+// TestRunStartupErrorText: with GATEWAY_LOG_FORMAT=text the fatal line is
+// a text record, as every other line.
+func TestRunStartupErrorText(t *testing.T) {
+	code, _, stderr := runOnce(t, with(validEnv(), "UPVEST_CLIENT_ID", "", "GATEWAY_LOG_FORMAT", "text"))
+	if code != exitConfig || strings.Count(stderr, "\n") != 1 ||
+		!strings.Contains(stderr, `level=ERROR msg="gateway: UPVEST_CLIENT_ID is required (or --upvest-client-id)" setting=UPVEST_CLIENT_ID exit_code=2`) {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}
+
 func TestRunStartsAndStops(t *testing.T) {
 	// A real configuration (no I/O to Upvest happens before the first
 	// call), stopped by the cancelled context right after start-up.

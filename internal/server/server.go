@@ -144,14 +144,14 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	}
 	unary = append(unary, o.unary...)
 	stream = append(append(stream, s.limitStreams, s.countStreams, s.endOnShutdown), o.stream...)
-	var creds []grpc.ServerOption
+	var grpcOpts []grpc.ServerOption
 	if o.tls != nil {
-		creds = append(creds, grpc.Creds(o.tls.GRPCCredentials()))
+		grpcOpts = append(grpcOpts, grpc.Creds(o.tls.GRPCCredentials()))
 	}
 	if o.tracer != nil {
-		creds = append(creds, o.tracingHandler())
+		grpcOpts = append(grpcOpts, o.tracingHandler())
 	}
-	grpcOpts := append(creds, []grpc.ServerOption{
+	grpcOpts = append(grpcOpts, []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(maxRecvMsgSize),
