@@ -23,6 +23,7 @@ import (
 	"github.com/upvest-gateway/gateway/internal/statusindex"
 	"github.com/upvest-gateway/gateway/internal/tracing"
 	"github.com/upvest-gateway/gateway/internal/webhook"
+	"github.com/upvest-gateway/gateway/internal/webhook/registration"
 )
 
 // Config is the gateway's configuration: environment variables, each
@@ -95,6 +96,10 @@ type Config struct {
 	// AllowMissingRequestID lets creating calls without a request_id
 	// through with a key the gateway makes (default false: refused).
 	AllowMissingRequestID string
+	// Browsers: the origins that may call the HTTP listener (CORS), and
+	// whether with credentials. Checked and converted by CORS.
+	CORSAllowedOrigins   string
+	CORSAllowCredentials string
 	// The webhook receiver: our subscriptions, the body cap, how old a
 	// signature may be, and the verification budgets. Checked and
 	// converted by WebhookConfig.
@@ -105,7 +110,11 @@ type Config struct {
 	WebhookSourceBurst     string
 	WebhookGlobalRate      string
 	WebhookGlobalBurst     string
-	Simulate               bool
+	// WebhookPublicURL, when set, is where Upvest is to deliver: the
+	// gateway registers (creates or updates, and enables) its webhook
+	// subscription for that URL at start-up. Checked by Registration.
+	WebhookPublicURL string
+	Simulate         bool
 	// Tracing is what the OTEL_* variables ask for (internal/tracing).
 	Tracing tracing.Settings
 }
@@ -201,6 +210,10 @@ var settings = []setting{
 		field: func(c *Config) *string { return &c.StatusBucket }},
 	{env: "GATEWAY_ALLOW_MISSING_REQUEST_ID", flag: "allow-missing-request-id", def: "false", usage: "let creating calls without a request_id through, with a key the gateway makes per call (a caller's retry of such a call acts twice)",
 		field: func(c *Config) *string { return &c.AllowMissingRequestID }},
+	{env: "GATEWAY_CORS_ALLOWED_ORIGINS", flag: "cors-allowed-origins", usage: "browser origins (scheme://host[:port], comma-separated, or *) that may call the REST face, read its streams and use gRPC-Web on the HTTP listener; unset: none",
+		field: func(c *Config) *string { return &c.CORSAllowedOrigins }},
+	{env: "GATEWAY_CORS_ALLOW_CREDENTIALS", flag: "cors-allow-credentials", def: "false", usage: "let those pages send cookies and TLS client certificates (not with *); bearer tokens need no credentials",
+		field: func(c *Config) *string { return &c.CORSAllowCredentials }},
 	{env: "GATEWAY_MAX_CONNECTIONS", flag: "max-connections", def: "4096", usage: "connections each listener holds at once; more wait in the kernel's backlog (keep the sum below the open-files limit)",
 		field: func(c *Config) *string { return &c.MaxConns }},
 	{env: "GATEWAY_MAX_CONNECTIONS_PER_IP", flag: "max-connections-per-ip", def: "512", usage: "connections one remote address may hold on each listener; more are closed at once (0: no limit, e.g. behind a load balancer)",
@@ -213,6 +226,8 @@ var settings = []setting{
 		field: func(c *Config) *string { return &c.GRPCMaxConnectionAge }},
 	{env: "GATEWAY_WEBHOOK_IDS", flag: "webhook-ids", usage: "ids of this gateway's Upvest webhook subscriptions (UUIDs, comma-separated): a delivery for another subscription is refused; unset, deliveries are bound by upvest-client-id alone where signed",
 		field: func(c *Config) *string { return &c.WebhookIDs }},
+	{env: "GATEWAY_WEBHOOK_PUBLIC_URL", flag: "webhook-public-url", usage: "the public URL Upvest delivers webhooks to (ending in " + server.WebhookPath + " unless a proxy rewrites it): set, the gateway registers its subscription there at start-up, and enables it; unset, subscriptions are managed by hand ('gateway webhooks')",
+		field: func(c *Config) *string { return &c.WebhookPublicURL }},
 	{env: "GATEWAY_WEBHOOK_MAX_BODY", flag: "webhook-max-body", def: "2MiB", usage: "largest webhook delivery body, in bytes or with a KiB or MiB suffix (a subscription's max_package_size is at most 1MiB)",
 		field: func(c *Config) *string { return &c.WebhookMaxBody }},
 	{env: "GATEWAY_WEBHOOK_MAX_SIGNATURE_AGE", flag: "webhook-max-signature-age", usage: "how old a delivery's signature may be, as Upvest re-sends deliveries with their original signature (default and maximum: GATEWAY_EVENTS_DUPLICATE_WINDOW)",
@@ -260,18 +275,42 @@ func configErr(env, format string, args ...any) *ConfigError {
 // variables over defaults. It returns flag.ErrHelp for -h, and otherwise
 // the first problem as a *ConfigError.
 func ParseConfig(env map[string]string, args []string) (Config, error) {
+	cfg, positional, err := parseSettings(env, args, false)
+	if err != nil {
+		return Config{}, err
+	}
+	if len(positional) > 0 {
+		// Not echoed: a misplaced argument may well be a secret.
+		return Config{}, &ConfigError{Reason: fmt.Sprintf("unexpected argument #%d: every setting is a --flag=value or an environment variable", 1+len(args)-len(positional))}
+	}
+	if cfg.Tracing, err = tracing.ParseEnv(env); err != nil {
+		return cfg, &ConfigError{Reason: err.Error()}
+	}
+	return cfg, cfg.validate()
+}
+
+// parseSettings reads the settings from env and the flags in args, and
+// returns the arguments that are not flags. Unless interspersed, the first
+// such argument ends the flags; otherwise flags may come before and after
+// them (a command's operands). It does not validate.
+func parseSettings(env map[string]string, args []string, interspersed bool) (Config, []string, error) {
 	var cfg Config
 	fs := newFlagSet(&cfg, io.Discard)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return Config{}, err
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return Config{}, nil, err
+			}
+			// The flag package names only the flag, never its value.
+			return Config{}, nil, &ConfigError{Reason: strings.Replace(err.Error(), "provided but not defined: -", "provided but not defined: --", 1)}
 		}
-		// The flag package names only the flag, never its value.
-		return Config{}, &ConfigError{Reason: strings.Replace(err.Error(), "provided but not defined: -", "provided but not defined: --", 1)}
-	}
-	if fs.NArg() > 0 {
-		// Not echoed: a misplaced argument may well be a secret.
-		return Config{}, &ConfigError{Reason: fmt.Sprintf("unexpected argument #%d: every setting is a --flag=value or an environment variable", 1+len(args)-fs.NArg())}
+		if fs.NArg() == 0 || !interspersed {
+			positional = append(positional, fs.Args()...)
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -285,12 +324,7 @@ func ParseConfig(env map[string]string, args []string) (Config, error) {
 		}
 		*p = clean(*p, s.secret)
 	}
-	ts, err := tracing.ParseEnv(env)
-	if err != nil {
-		return cfg, &ConfigError{Reason: err.Error()}
-	}
-	cfg.Tracing = ts
-	return cfg, cfg.validate()
+	return cfg, positional, nil
 }
 
 func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
@@ -402,6 +436,9 @@ func (c Config) validate() error {
 	if _, err := c.BrokerConfig(); err != nil {
 		return err
 	}
+	if _, err := c.CORS(); err != nil {
+		return err
+	}
 	if _, err := c.ServiceOptions(); err != nil {
 		return err
 	}
@@ -414,7 +451,10 @@ func (c Config) validate() error {
 	if _, err = c.LogConfig(); err != nil {
 		return err
 	}
-	_, err = c.WebhookConfig()
+	if _, err = c.WebhookConfig(); err != nil {
+		return err
+	}
+	_, _, err = c.Registration()
 	return err
 }
 
@@ -721,6 +761,49 @@ func (c Config) WebhookConfig() (WebhookConfig, error) {
 		return wc, err
 	}
 	return wc, nil
+}
+
+// Registration is the webhook subscription the gateway registers at
+// start-up (GATEWAY_WEBHOOK_PUBLIC_URL), and whether it registers one: its
+// public URL, the categories it serves, and deliveries no larger than the
+// receiver takes (GATEWAY_WEBHOOK_MAX_BODY, within Upvest's 1 MiB).
+func (c Config) Registration() (registration.Subscription, bool, error) {
+	if c.WebhookPublicURL == "" {
+		return registration.Subscription{}, false, nil
+	}
+	wc, err := c.WebhookConfig()
+	if err != nil {
+		return registration.Subscription{}, false, err
+	}
+	insecure, err := c.AllowInsecureHTTP()
+	if err != nil {
+		return registration.Subscription{}, false, err
+	}
+	if wc.MaxBody < registration.MinPackageSize {
+		return registration.Subscription{}, false, configErr("GATEWAY_WEBHOOK_MAX_BODY", "%q is below the %d bytes a subscription's deliveries may be (GATEWAY_WEBHOOK_PUBLIC_URL registers one)",
+			c.WebhookMaxBody, registration.MinPackageSize)
+	}
+	sub := registration.Subscription{URL: c.WebhookPublicURL, MaxPackageSize: int(min(wc.MaxBody, registration.MaxPackageSize))}
+	if err := checkPublicURL(sub, insecure); err != nil {
+		return registration.Subscription{}, false, err
+	}
+	return sub, true, nil
+}
+
+// checkPublicURL accepts an https URL Upvest can be given, or a plain http
+// one on loopback or with UPVEST_INSECURE_HTTP (a simulator on a private
+// network): events carry account and payment data.
+func checkPublicURL(sub registration.Subscription, insecureHTTP bool) error {
+	if err := sub.Check(); err != nil {
+		// Check names the URL's problem as "the URL ...".
+		return configErr("GATEWAY_WEBHOOK_PUBLIC_URL", "%s", strings.TrimPrefix(err.Error(), "the URL "))
+	}
+	u, _ := url.Parse(sub.URL) // parsed by Check
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) && !insecureHTTP {
+		return configErr("GATEWAY_WEBHOOK_PUBLIC_URL", "%q must use https: Upvest's deliveries carry account and payment data "+
+			"(plain http only for a simulator on a private network, with UPVEST_INSECURE_HTTP=true)", sub.URL)
+	}
+	return nil
 }
 
 // positiveRate reads a rate per second such as 10 or 0.5.

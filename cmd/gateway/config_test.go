@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -56,7 +57,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		SigningKeyFile: "/etc/upvest/key.pem", SigningKeyID: "key-1", SigningKeyPassphrase: testPass,
 		GRPCAddr: "127.0.0.1:9090", HTTPAddr: "127.0.0.1:8080", DataDir: "./data",
 		EventsStream: "UPVEST_EVENTS", EventsSubject: "upvest.events", EventsMaxAge: "168h", EventsMaxBytes: "1GiB",
-		EventsDuplicateWindow: "24h", NATSReplicas: "auto", InsecureHTTP: "false", EventsSyncAlways: "true", AllowMissingRequestID: "false", IdempotencyRetention: "24h", SigningKeyInsecurePermissions: "false", JWTIdentityClaim: "sub", InsecureAllowUnauthenticated: "false",
+		EventsDuplicateWindow: "24h", NATSReplicas: "auto", InsecureHTTP: "false", EventsSyncAlways: "true", AllowMissingRequestID: "false", CORSAllowCredentials: "false", IdempotencyRetention: "24h", SigningKeyInsecurePermissions: "false", JWTIdentityClaim: "sub", InsecureAllowUnauthenticated: "false",
 		IdempotencyBucket: "UPVEST_GATEWAY_IDEMPOTENCY", StatusBucket: "UPVEST_GATEWAY_STATUS",
 		MaxConns: "4096", MaxConnsPerIP: "512", BodyTimeout: "10s", MaxStreams: "20000", GRPCMaxConnectionAge: "1h",
 		AdminAddr: "127.0.0.1:9091", ShutdownDelay: "5s", DrainTimeout: "20s", LogLevel: "info",
@@ -157,6 +158,11 @@ func TestParseConfigErrors(t *testing.T) {
 		{"stream name", with(validEnv(), "GATEWAY_EVENTS_STREAM", "a.b"), nil, `GATEWAY_EVENTS_STREAM "a.b" is not a stream name…`},
 		{"subject wildcard", with(validEnv(), "GATEWAY_EVENTS_SUBJECT", "upvest.*"), nil, `GATEWAY_EVENTS_SUBJECT "upvest.*" is not a subject prefix…`},
 		{"subject empty token", with(validEnv(), "GATEWAY_EVENTS_SUBJECT", "upvest..events"), nil, `GATEWAY_EVENTS_SUBJECT "upvest..events" is not…`},
+		{"public url relative", with(validEnv(), "GATEWAY_WEBHOOK_PUBLIC_URL", "hooks.example.com/webhooks/upvest"), nil, `GATEWAY_WEBHOOK_PUBLIC_URL "hooks.example.com/webhooks/upvest" is not an absolute https URL (or --webhook-public-url)`},
+		{"public url plain http", with(validEnv(), "GATEWAY_WEBHOOK_PUBLIC_URL", "http://hooks.example.com/webhooks/upvest"), nil, `GATEWAY_WEBHOOK_PUBLIC_URL "http://hooks.example.com/webhooks/upvest" must use https…`},
+		{"public url credentials", with(validEnv(), "GATEWAY_WEBHOOK_PUBLIC_URL", "https://u:"+marker+"@hooks.example.com/"), nil, "GATEWAY_WEBHOOK_PUBLIC_URL must not contain user info (or --webhook-public-url)"},
+		{"public url fragment", validEnv(), []string{"--webhook-public-url=https://hooks.example.com/x#y"}, `GATEWAY_WEBHOOK_PUBLIC_URL "https://hooks.example.com/x#y" must not have a fragment…`},
+		{"public url with a body cap below a package", with(validEnv(), "GATEWAY_WEBHOOK_PUBLIC_URL", "https://hooks.example.com/webhooks/upvest", "GATEWAY_WEBHOOK_MAX_BODY", "50"), nil, `GATEWAY_WEBHOOK_MAX_BODY "50" is below the 100 bytes…`},
 		{"webhook addr", with(validEnv(), "GATEWAY_WEBHOOK_ADDR", "8443"), nil, `GATEWAY_WEBHOOK_ADDR "8443" is not a host:port address (or --webhook-addr)`},
 		{"webhook addr is the http addr", with(validEnv(), "GATEWAY_WEBHOOK_ADDR", "127.0.0.1:8080"), nil, `GATEWAY_WEBHOOK_ADDR "127.0.0.1:8080" is also GATEWAY_HTTP_ADDR or GATEWAY_GRPC_ADDR…`},
 		{"idempotency bucket", with(validEnv(), "GATEWAY_IDEMPOTENCY_BUCKET", "a.b"), nil, `GATEWAY_IDEMPOTENCY_BUCKET "a.b" is not a bucket name (letters, digits, - and _) (or --idempotency-bucket)`},
@@ -356,6 +362,62 @@ func TestConfigNeverShowsSecrets(t *testing.T) {
 			t.Errorf("the NATS hosts or the redaction marks are missing: %s", out)
 		}
 	}
+}
+
+// TestParseConfigRegistration: GATEWAY_WEBHOOK_PUBLIC_URL asks for the
+// gateway's categories, in packages the receiver takes; plain http only on
+// loopback or with UPVEST_INSECURE_HTTP.
+func TestParseConfigRegistration(t *testing.T) {
+	tests := []struct {
+		env     map[string]string
+		url     string
+		pkgSize int
+	}{
+		{with(validEnv(), "GATEWAY_WEBHOOK_PUBLIC_URL", "https://hooks.example.com/webhooks/upvest"), "https://hooks.example.com/webhooks/upvest", 1 << 20},
+		{with(validEnv(), "GATEWAY_WEBHOOK_PUBLIC_URL", "https://hooks.example.com/webhooks/upvest", "GATEWAY_WEBHOOK_MAX_BODY", "64KiB"), "https://hooks.example.com/webhooks/upvest", 64 << 10},
+		{with(validEnv(), "GATEWAY_WEBHOOK_PUBLIC_URL", "http://127.0.0.1:8080/webhooks/upvest"), "http://127.0.0.1:8080/webhooks/upvest", 1 << 20},
+		{with(validEnv(), "GATEWAY_WEBHOOK_PUBLIC_URL", "http://gateway-a:8080/webhooks/upvest", "UPVEST_INSECURE_HTTP", "true"), "http://gateway-a:8080/webhooks/upvest", 1 << 20},
+	}
+	for _, tc := range tests {
+		cfg, err := ParseConfig(tc.env, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub, ok, err := cfg.Registration()
+		if err != nil || !ok || sub.URL != tc.url || sub.MaxPackageSize != tc.pkgSize {
+			t.Errorf("Registration() = %+v %t %v, want %s in packages of %d", sub, ok, err, tc.url, tc.pkgSize)
+		}
+	}
+	cfg, _ := ParseConfig(validEnv(), nil)
+	if _, ok, err := cfg.Registration(); ok || err != nil {
+		t.Errorf("without GATEWAY_WEBHOOK_PUBLIC_URL: registration %t %v", ok, err)
+	}
+}
+
+// FuzzWebhookPublicURL: any GATEWAY_WEBHOOK_PUBLIC_URL is either refused
+// with one line naming it, or an absolute http(s) URL without credentials.
+func FuzzWebhookPublicURL(f *testing.F) {
+	for _, s := range []string{"https://hooks.example.com/webhooks/upvest", "http://127.0.0.1:1/x", "https://u:p@h/", "//h/x", "https://h/#f", "https://[::1", "\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		cfg, err := ParseConfig(with(validEnv(), "GATEWAY_WEBHOOK_PUBLIC_URL", raw), nil)
+		if err != nil {
+			var ce *ConfigError
+			if !errors.As(err, &ce) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error %q", err)
+			}
+			return
+		}
+		sub, ok, err := cfg.Registration()
+		if cfg.WebhookPublicURL == "" {
+			return
+		}
+		u, perr := url.Parse(sub.URL)
+		if err != nil || !ok || perr != nil || u.User != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			t.Fatalf("accepted %q: %+v %t %v", raw, sub, ok, err)
+		}
+	})
 }
 
 // FuzzParseConfig: any environment and arguments give a Config or one

@@ -7,6 +7,8 @@
 //	gateway -h              # every setting
 //	gateway --version       # the version it was built as (-ldflags "-X main.version=...")
 //	gateway events quarantine list|show|reinject  # the running gateway's quarantine
+//	gateway webhooks list|register|delete         # the tenant's webhook subscriptions at Upvest
+//	gateway healthcheck                           # the container's HEALTHCHECK: exit 0 when healthy
 //
 // A missing or bad setting stops start-up at once with one log line naming
 // it (exit 2). SIGINT or SIGTERM makes the gateway not ready, serves on for

@@ -91,6 +91,7 @@ func TestRunStartupErrors(t *testing.T) {
 		{"key file garbage", with(validEnv(), "UPVEST_SIGNING_KEY_FILE", garbage), nil, "UPVEST_SIGNING_KEY_FILE"},
 		{"key file is a directory", with(validEnv(), "UPVEST_SIGNING_KEY_FILE", t.TempDir()), nil, "UPVEST_SIGNING_KEY_FILE"},
 		{"gRPC address in use", with(validEnv(), "UPVEST_SIGNING_KEY_FILE", writeKey(t), "GATEWAY_GRPC_ADDR", busy.Addr().String()), nil, "GATEWAY_GRPC_ADDR"},
+		{"data dir is a file", with(validEnv(), "UPVEST_SIGNING_KEY_FILE", writeKey(t), "GATEWAY_GRPC_ADDR", "127.0.0.1:0", "GATEWAY_HTTP_ADDR", "127.0.0.1:0", "GATEWAY_DATA_DIR", garbage), nil, "GATEWAY_DATA_DIR"},
 		{"HTTP address in use", with(validEnv(), "UPVEST_SIGNING_KEY_FILE", writeKey(t), "GATEWAY_GRPC_ADDR", "127.0.0.1:0", "GATEWAY_HTTP_ADDR", busy.Addr().String()), nil, "GATEWAY_HTTP_ADDR"},
 		{"admin address in use", with(validEnv(), "UPVEST_SIGNING_KEY_FILE", writeKey(t), "GATEWAY_GRPC_ADDR", "127.0.0.1:0", "GATEWAY_HTTP_ADDR", "127.0.0.1:0",
 			"GATEWAY_ADMIN_ADDR", busy.Addr().String()), nil, "GATEWAY_ADMIN_ADDR"},

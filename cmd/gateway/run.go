@@ -20,6 +20,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -43,6 +44,10 @@ import (
 // -ldflags "-X main.version=v1.2.3".
 var version = "dev"
 
+// imageUID is the numeric user the container image (deploy/Dockerfile)
+// runs as, and the Kubernetes manifests' runAsUser: a test keeps them equal.
+const imageUID = 65532
+
 // Exit codes.
 const (
 	exitOK      = 0
@@ -53,8 +58,15 @@ const (
 // run is the whole program; main only supplies the process's arguments,
 // environment and output.
 func run(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "events" {
-		return runEvents(ctx, args[1:], env, os.Stdin, stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "events":
+			return runEvents(ctx, args[1:], env, os.Stdin, stdout, stderr)
+		case "webhooks":
+			return runWebhooks(ctx, args[1:], env, stdout, stderr)
+		case "healthcheck":
+			return runHealthcheck(ctx, args[1:], env, stdout, stderr)
+		}
 	}
 	if slices.ContainsFunc(args, func(a string) bool { return a == "--version" || a == "-version" }) {
 		fmt.Fprintf(stdout, "gateway %s (%s, %s)\n", version, revision(), runtime.Version())
@@ -73,7 +85,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	}
 	logger := newLogger(stderr, lc, cfg.ClientSecret, cfg.SigningKeyPassphrase)
 	if err != nil {
-		return fail(logger, err)
+		return failStart(logger, err)
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -84,9 +96,10 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 
 	listeners, err := listen(cfg)
 	if err != nil {
-		return fail(logger, err)
+		return failStart(logger, err)
 	}
 	grpcLis, httpLis, webhookLis, adminLis := listeners.grpc, listeners.http, listeners.webhook, listeners.admin
+	closeListeners := listeners.close
 
 	// The simulator of --simulate delivers its webhooks to this very
 	// gateway, so events stream end to end.
@@ -96,8 +109,8 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	}
 	tr, err := tracing.New(ctx, cfg.Tracing, version)
 	if err != nil {
-		listeners.close()
-		return fail(logger, err)
+		closeListeners()
+		return failStart(logger, err)
 	}
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -107,23 +120,30 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 		}
 	}()
 	m := metrics.New(version)
-	observe := []upstream.Option{upstream.WithMetrics(m), upstream.WithTracing(tr.Provider, tr.Propagator)}
-	up, err := newUpstream(cfg, logger, stdout, webhookURL(receiverAddr), observe...)
+	up, err := newUpstream(cfg, logger, stdout, webhookURL(receiverAddr), upstream.WithMetrics(m), upstream.WithTracing(tr.Provider, tr.Propagator))
 	if err != nil {
-		listeners.close()
-		return fail(logger, err)
+		closeListeners()
+		return failStart(logger, err)
 	}
 	defer up.stop()
-	recvOpts, err := receiverOptions(cfg, up)
+	recvOpts, subs, err := receiverOptions(cfg, up)
 	if err != nil {
-		listeners.close()
-		return fail(logger, err)
+		closeListeners()
+		return failStart(logger, err)
 	}
+	// Before the receiver starts, so that it starts bound to the
+	// registered subscription.
+	stopRegistration, err := startRegistration(ctx, cfg, up, subs, logger)
+	if err != nil {
+		closeListeners()
+		return failStart(logger, err)
+	}
+	defer stopRegistration()
 
 	b, log, quarantine, err := openEventLog(ctx, cfg, logger)
 	if err != nil {
-		listeners.close()
-		return fail(logger, err)
+		closeListeners()
+		return failStart(logger, err)
 	}
 	// Closed after Serve has returned, in this order: the drain is over,
 	// so every call in flight has recorded its outcome in the idempotency
@@ -137,31 +157,33 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 
 	store, err := openIdempotency(ctx, cfg, b, log.Config().Replicas, logger)
 	if err != nil {
-		listeners.close()
-		return fail(logger, err)
+		closeListeners()
+		return failStart(logger, err)
 	}
 	security, err := loadSecurity(ctx, cfg, logger)
 	if err != nil {
-		listeners.close()
-		return fail(logger, err)
+		closeListeners()
+		return failStart(logger, err)
 	}
 	statuses, stopTail, err := openStatusIndex(ctx, cfg, b, log, logger)
 	if err != nil {
-		listeners.close()
-		return fail(logger, err)
+		closeListeners()
+		return failStart(logger, err)
 	}
 	defer stopTail()
 	serviceOpts, _ := cfg.ServiceOptions() // checked by ParseConfig
 	serviceOpts = append(serviceOpts, service.WithIdempotencyStore(store), service.WithStatusIndex(statuses))
 	limits, _ := cfg.Limits()
+	cors, _ := cfg.CORS() // checked by ParseConfig
+	security = append(security, server.WithCORS(cors))
 	srv, err := server.New(server.Config{Upstream: up.client, GRPCListener: grpcLis, HTTPListener: httpLis, WebhookListener: webhookLis, AdminListener: adminLis},
 		append(security, server.WithLogger(logger), server.WithShutdownDelay(life.ShutdownDelay), server.WithShutdownTimeout(life.DrainTimeout),
 			server.WithMetrics(m), server.WithTracing(tr.Provider, tr.Propagator),
 			server.WithEvents(log, recvOpts...), server.WithQuarantine(quarantine),
 			server.WithServiceOptions(serviceOpts...), server.WithLimits(limits))...)
 	if err != nil {
-		listeners.close()
-		return fail(logger, err)
+		closeListeners()
+		return failStart(logger, err)
 	}
 	logger.Info("starting", "version", version, "config", cfg)
 	if a := srv.AdminAddr(); a != "" {
@@ -213,7 +235,7 @@ func listen(cfg Config) (listeners, error) {
 		{"GATEWAY_WEBHOOK_ADDR", cfg.WebhookAddr, &l.webhook},
 		{"GATEWAY_ADMIN_ADDR", cfg.AdminAddr, &l.admin},
 	} {
-		if a.addr == "" || a.addr == AdminOff && a.env == "GATEWAY_ADMIN_ADDR" {
+		if a.addr == "" || a.env == "GATEWAY_ADMIN_ADDR" && a.addr == AdminOff {
 			continue
 		}
 		lis, err := net.Listen("tcp", a.addr)
@@ -226,11 +248,22 @@ func listen(cfg Config) (listeners, error) {
 	return l, nil
 }
 
-// fail logs err as the one line an operator reads, in the log's format,
-// and picks the exit code.
-func fail(logger *slog.Logger, err error) int {
+// fail prints err as the one line an operator reads (of a command), and
+// picks the exit code.
+func fail(stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "gateway: %v\n", err)
+	var ce *ConfigError
+	if errors.As(err, &ce) {
+		return exitConfig
+	}
+	return exitFailure
+}
+
+// failStart logs why the gateway cannot start as the one line an operator
+// reads, in the log's format, and picks the exit code.
+func failStart(logger *slog.Logger, err error) int {
 	code := exitFailure
-	attrs := []any{}
+	var attrs []any
 	var ce *ConfigError
 	if errors.As(err, &ce) {
 		code = exitConfig
@@ -257,6 +290,8 @@ func revision() string {
 func usage(w io.Writer) {
 	fmt.Fprint(w, `Usage: gateway [flags]
        gateway events quarantine list|show|reinject ...   (gateway events -h)
+       gateway webhooks list|register|delete ...          (gateway webhooks -h)
+       gateway healthcheck [--addr ADDR]                  (gateway healthcheck -h)
 
 Serves the Upvest gRPC gateway. Every setting is an environment variable
 (in brackets) or the flag of the same meaning; a flag wins over its variable.
@@ -282,16 +317,15 @@ func openEventLog(ctx context.Context, cfg Config, logger *slog.Logger) (*broker
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if bc.URL == "" {
-		if err := checkDataDir(bc.DataDir); err != nil {
-			return nil, nil, nil, err
-		}
-	}
 	// Start-up runs to its end even if a signal comes meanwhile; Serve then
 	// stops at once.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), openTimeout)
 	defer cancel()
 	b, err := broker.Open(ctx, bc, broker.WithLogger(logger))
+	if errors.Is(err, broker.ErrDataDir) {
+		return nil, nil, nil, configErr("GATEWAY_DATA_DIR", "%s (the container image runs as uid %d: the volume must be writable by it)",
+			strings.TrimPrefix(err.Error(), broker.ErrDataDir.Error()+": "), imageUID)
+	}
 	if err != nil {
 		// The library's errors never quote the NATS URL (it may hold credentials).
 		return nil, nil, nil, fmt.Errorf("event log: %w", err)
@@ -312,22 +346,6 @@ func openEventLog(ctx context.Context, cfg Config, logger *slog.Logger) (*broker
 		return nil, nil, nil, fmt.Errorf("event log: %w", err)
 	}
 	return b, log, q, nil
-}
-
-// checkDataDir makes sure the embedded event log can be stored under dir:
-// that it exists (or can be made) and this process may write there. A
-// volume mounted read-only or owned by another user is said so at once,
-// naming the setting.
-func checkDataDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return configErr("GATEWAY_DATA_DIR", "%q cannot be created by this process (uid %d): %v", dir, os.Getuid(), errors.Unwrap(err))
-	}
-	f, err := os.CreateTemp(dir, ".write-check-*")
-	if err != nil {
-		return configErr("GATEWAY_DATA_DIR", "%q is not writable by this process (uid %d): %v", dir, os.Getuid(), errors.Unwrap(err))
-	}
-	f.Close()
-	return os.Remove(f.Name())
 }
 
 // streamReplicas settles GATEWAY_NATS_REPLICAS (0: auto) on the cluster b
@@ -405,10 +423,12 @@ func webhookURL(addr net.Addr) string {
 }
 
 // upvest is the Upvest the gateway talks to: its client, the tenant's
-// client id, the webhook subscription of the in-process simulator ("" for
-// Upvest itself), and how to stop what newUpstream started.
+// configuration (for clients of other scopes), the webhook subscription of
+// the in-process simulator ("" for Upvest itself), and how to stop what
+// newUpstream started.
 type upvest struct {
 	client    *upstream.Client
+	cfg       upstream.Config
 	clientID  string
 	webhookID string
 	stop      func()
@@ -418,59 +438,77 @@ type upvest struct {
 // against an in-process simulator with --simulate, which delivers its
 // webhooks to webhookURL.
 func newUpstream(cfg Config, logger *slog.Logger, stdout io.Writer, webhookURL string, observe ...upstream.Option) (*upvest, error) {
-	ucfg := upstream.Config{BaseURL: cfg.BaseURL, ClientID: cfg.ClientID}
 	up := &upvest{stop: func() {}}
 	if cfg.Simulate {
 		sim, err := startSimulator(logger, webhookURL)
 		if err != nil {
 			return nil, err
 		}
-		ucfg, up.stop, up.webhookID = sim.cfg, sim.stop, sim.webhookID
-		fmt.Fprintf(stdout, "gateway: simulating Upvest at %s (in process: no real money moves)\n", ucfg.BaseURL)
+		up.cfg, up.stop, up.webhookID = sim.cfg, sim.stop, sim.webhookID
+		fmt.Fprintf(stdout, "gateway: simulating Upvest at %s (in process: no real money moves)\n", up.cfg.BaseURL)
 	} else {
-		secret, err := readSecret("UPVEST_CLIENT_SECRET", cfg.ClientSecret, cfg.ClientSecretFile)
-		if err != nil {
+		var err error
+		if up.cfg, err = upvestConfig(cfg); err != nil {
 			return nil, err
 		}
-		ucfg.ClientSecret = secret
-		signer, err := loadSigner(cfg)
-		if err != nil {
-			return nil, err
-		}
-		ucfg.Signer = signer
 	}
+	client, err := newUpstreamClient(cfg, up.cfg, logger, observe...)
+	if err != nil {
+		up.stop()
+		return nil, err
+	}
+	up.client, up.clientID = client, up.cfg.ClientID
+	return up, nil
+}
+
+// upvestConfig is the tenant's Upvest configuration (UPVEST_*), with the
+// client secret and the signing key read from their files.
+func upvestConfig(cfg Config) (upstream.Config, error) {
+	ucfg := upstream.Config{BaseURL: cfg.BaseURL, ClientID: cfg.ClientID}
+	secret, err := readSecret("UPVEST_CLIENT_SECRET", cfg.ClientSecret, cfg.ClientSecretFile)
+	if err != nil {
+		return ucfg, err
+	}
+	ucfg.ClientSecret = secret
+	if ucfg.Signer, err = loadSigner(cfg); err != nil {
+		return ucfg, err
+	}
+	return ucfg, nil
+}
+
+// newUpstreamClient makes a client of ucfg, over plain http where
+// UPVEST_INSECURE_HTTP allows it.
+func newUpstreamClient(cfg Config, ucfg upstream.Config, logger *slog.Logger, observe ...upstream.Option) (*upstream.Client, error) {
 	opts := append([]upstream.Option{upstream.WithLogger(logger)}, observe...)
 	if insecure, _ := cfg.AllowInsecureHTTP(); insecure { // checked by ParseConfig
 		opts = append(opts, upstream.WithInsecureHTTP())
 	}
 	client, err := upstream.New(ucfg, opts...)
 	if err != nil {
-		up.stop()
 		// Its messages name the field and never the secret.
 		return nil, &ConfigError{Reason: err.Error()}
 	}
-	up.client, up.clientID = client, ucfg.ClientID
-	return up, nil
+	return client, nil
 }
 
 // receiverOptions configure the webhook receiver: bound to our client id
-// and our webhook subscriptions (GATEWAY_WEBHOOK_IDS, and the simulator's
-// with --simulate), with the body cap, signature age and verification
-// budgets of GATEWAY_WEBHOOK_*.
-func receiverOptions(cfg Config, up *upvest) ([]webhook.Option, error) {
+// and our webhook subscriptions (GATEWAY_WEBHOOK_IDS, the simulator's with
+// --simulate, and those registration adds to the returned set), with the
+// body cap, signature age and verification budgets of GATEWAY_WEBHOOK_*.
+func receiverOptions(cfg Config, up *upvest) ([]webhook.Option, *webhook.Subscriptions, error) {
 	wc, err := cfg.WebhookConfig()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// The seam for managing webhook subscriptions: whatever registers one
 	// with Upvest adds its id here.
 	subs, err := webhook.NewSubscriptions(wc.IDs...)
 	if err != nil {
-		return nil, configErr("GATEWAY_WEBHOOK_IDS", "%v", err)
+		return nil, nil, configErr("GATEWAY_WEBHOOK_IDS", "%v", err)
 	}
 	if up.webhookID != "" {
 		if err := subs.Add(up.webhookID); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	return []webhook.Option{
@@ -479,7 +517,7 @@ func receiverOptions(cfg Config, up *upvest) ([]webhook.Option, error) {
 		webhook.WithMaxBody(wc.MaxBody),
 		webhook.WithMaxSignatureAge(wc.MaxSignatureAge),
 		webhook.WithRateLimits(wc.Limits),
-	}, nil
+	}, subs, nil
 }
 
 // loadSigner reads and parses the signing key. Errors name the setting and
@@ -528,11 +566,18 @@ func checkKeyPermissions(cfg Config) error {
 	if err != nil {
 		return nil // reading it says what is wrong
 	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return configErr("UPVEST_SIGNING_KEY_FILE", "%q may be read by its group or others (mode %04o): make it 0400 or 0600 "+
-			"(in Kubernetes, defaultMode: 0400), or set UPVEST_SIGNING_KEY_INSECURE_PERMISSIONS=true", cfg.SigningKeyFile, perm)
+	perm := fi.Mode().Perm()
+	switch {
+	case perm&0o077 == 0:
+		return nil
+	case perm&0o037 == 0 && ownGroup(fi):
+		// Readable by the gateway's own group alone: how Kubernetes mounts
+		// a secret (root's, mode 0440 from defaultMode 0400) for a pod whose
+		// fsGroup is the gateway's group.
+		return nil
 	}
-	return nil
+	return configErr("UPVEST_SIGNING_KEY_FILE", "%q may be read by its group or others (mode %04o): make it 0400 or 0600 "+
+		"(in Kubernetes, defaultMode: 0400 with the pod's fsGroup the gateway's group), or set UPVEST_SIGNING_KEY_INSECURE_PERMISSIONS=true", cfg.SigningKeyFile, perm)
 }
 
 // readSecret is the value of a secret setting: env's own, or the content of

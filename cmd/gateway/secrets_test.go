@@ -178,3 +178,47 @@ func TestSecretsNeverLeak(t *testing.T) {
 		t.Errorf("no refused token in the log; the test provoked nothing:\n%s", stderr.String())
 	}
 }
+
+// TestKeyFilePermissions: a signing key others may read, or a group other
+// than the gateway's, stops start-up; one readable by the gateway's own
+// group alone (a Kubernetes secret mounted with defaultMode 0400 for a pod
+// whose fsGroup is the gateway's group) does not.
+func TestKeyFilePermissions(t *testing.T) {
+	otherGID := os.Getegid() + 1
+	tests := []struct {
+		name string
+		mode os.FileMode
+		gid  int
+		ok   bool
+	}{
+		{"owner only", 0o400, os.Getegid(), true},
+		{"owner read-write", 0o600, os.Getegid(), true},
+		{"own group may read", 0o440, os.Getegid(), true},
+		{"own group may write", 0o460, os.Getegid(), false},
+		{"others may read", 0o404, os.Getegid(), false},
+		{"another group may read", 0o440, otherGID, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeKey(t)
+			if err := os.Chmod(path, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			if tc.gid != os.Getegid() {
+				if err := os.Chown(path, -1, tc.gid); err != nil {
+					t.Skipf("cannot give the file another group: %v", err)
+				}
+			}
+			err := checkKeyPermissions(Config{SigningKeyFile: path, SigningKeyInsecurePermissions: "false"})
+			if (err == nil) != tc.ok {
+				t.Fatalf("mode %04o gid %d: %v, want ok=%t", tc.mode, tc.gid, err, tc.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), "UPVEST_SIGNING_KEY_FILE") {
+				t.Errorf("error %q does not name the setting", err)
+			}
+			if err := checkKeyPermissions(Config{SigningKeyFile: path, SigningKeyInsecurePermissions: "true"}); err != nil {
+				t.Errorf("with UPVEST_SIGNING_KEY_INSECURE_PERMISSIONS=true: %v", err)
+			}
+		})
+	}
+}

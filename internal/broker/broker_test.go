@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -46,26 +45,6 @@ func TestOpenEmbeddedNeedsDataDir(t *testing.T) {
 	t.Parallel()
 	if _, err := Open(context.Background(), Config{}); err == nil {
 		t.Fatal("Open without DataDir and URL succeeded")
-	}
-}
-
-// TestOpenEmbeddedStorageUnusable: a storage directory the server cannot
-// use fails Open with the server's own reason as soon as the server gives
-// up, not when the start-up time runs out.
-func TestOpenEmbeddedStorageUnusable(t *testing.T) {
-	t.Parallel()
-	file := filepath.Join(t.TempDir(), "a-file")
-	if err := os.WriteFile(file, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	_, err := Open(ctx, Config{DataDir: file})
-	if err == nil || !strings.Contains(err.Error(), "cannot start") || !strings.Contains(err.Error(), "not a directory") {
-		t.Fatalf("Open on a file: %v, want the server's fatal error", err)
-	}
-	if ctx.Err() != nil {
-		t.Fatal("Open waited out its deadline")
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"net/http/pprof"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // adminHandler routes the admin listener (Config.AdminListener): the
@@ -33,7 +32,7 @@ func (s *Server) adminHandler() http.Handler {
 }
 
 func notFound(w http.ResponseWriter, _ *http.Request) {
-	writeProblem(w, http.StatusNotFound, status.New(codes.NotFound, "no such route"))
+	writeProblem(w, http.StatusNotFound, gatewayStatus(codes.NotFound, ReasonNoRoute, "no such route"))
 }
 
 // AdminAddr is the address the admin listener is bound to, "" without one.

@@ -1,6 +1,8 @@
 // Package server assembles the gateway: the gRPC server with the four
 // services, health and reflection, and the HTTP server with the REST face
-// (grpc-gateway), the OpenAPI description and /healthz.
+// (grpc-gateway, routed by the OpenAPI description: contract.go; strict
+// input: strict.go), gRPC-Web and CORS for browsers (browser.go), the
+// OpenAPI description and /healthz.
 //
 // The REST face is a grpc-gateway mux over a client connection to the
 // gateway's own gRPC server through an in-memory (bufconn) listener, not

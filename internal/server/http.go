@@ -14,7 +14,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/upvest-gateway/gateway/gen/openapiv2"
+	"github.com/upvest-gateway/gateway/gen/openapi"
 )
 
 const (
@@ -22,8 +22,9 @@ const (
 	readyCheckTimeout = 2 * time.Second
 )
 
-// httpHandler routes the HTTP listener: the REST face under /v1/ (its
-// streams in stream.go), the OpenAPI description, /healthz, /readyz, and the
+// httpHandler routes the HTTP listener: the REST face under /v1/ (routed
+// by its OpenAPI description, contract.go; its streams in stream.go),
+// gRPC-Web under /<service>/ (browser.go), the OpenAPI description, /healthz, /readyz, and the
 // routes added with WithHTTPHandler (and WithEvents).
 func (s *Server) httpHandler(rest http.Handler) (h http.Handler, err error) {
 	mux := http.NewServeMux()
@@ -33,12 +34,21 @@ func (s *Server) httpHandler(rest http.Handler) (h http.Handler, err error) {
 			h, err = nil, fmt.Errorf("server: HTTP route: %v", p)
 		}
 	}()
-	mux.Handle("/v1/", limitBody(keepBody(rest), s.opts.maxBodyBytes, s.opts.limits.BodyTimeout))
+	v1, err := s.restHandler(openapi.Gateway, rest)
+	if err != nil {
+		return nil, err
+	}
+	// keepBody outside: the strict decoder reads limitBody's reader itself.
+	mux.Handle("/v1/", keepBody(limitBody(v1, s.opts.maxBodyBytes, s.opts.limits.BodyTimeout)))
 	if s.webhook != nil && s.webhookLis == nil {
 		mux.Handle(http.MethodPost+" "+WebhookPath, s.webhook)
 	}
-	for _, rt := range watchRoutes {
-		mux.Handle("GET "+rt.path, s.watchHandler(rt))
+	grpcWeb, services, err := s.grpcWebHandler()
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range services {
+		mux.Handle("POST /"+name+"/", limitBody(grpcWeb, s.opts.maxBodyBytes, s.opts.limits.BodyTimeout))
 	}
 	mux.HandleFunc("GET /openapi.json", serveOpenAPI)
 	mux.HandleFunc("GET /healthz", s.healthz)
@@ -50,15 +60,15 @@ func (s *Server) httpHandler(rest http.Handler) (h http.Handler, err error) {
 		mux.Handle(r.pattern, r.handler)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, http.StatusNotFound, status.New(codes.NotFound, "no such route"))
+		writeProblem(w, http.StatusNotFound, gatewayStatus(codes.NotFound, ReasonNoRoute, "no such route"))
 	})
-	return mux, nil
+	return withCORS(s.opts.cors, mux)
 }
 
 func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(openapiv2.Gateway)))
-	_, _ = w.Write(openapiv2.Gateway)
+	w.Header().Set("Content-Length", strconv.Itoa(len(openapi.Gateway)))
+	_, _ = w.Write(openapi.Gateway)
 }
 
 // healthz is the liveness check: 200 for as long as the process serves,
@@ -119,7 +129,7 @@ func limitBody(next http.Handler, limit int64, timeout time.Duration) http.Handl
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if limit > 0 && r.ContentLength > limit {
 			w.Header().Set("Connection", "close")
-			writeProblem(w, http.StatusRequestEntityTooLarge, status.New(codes.InvalidArgument,
+			writeProblem(w, http.StatusRequestEntityTooLarge, gatewayStatus(codes.InvalidArgument, ReasonBodyTooLarge,
 				"the request body is larger than "+strconv.FormatInt(limit, 10)+" bytes"))
 			return
 		}
@@ -150,9 +160,12 @@ type limitedBodyKey struct{}
 type limitedBody struct {
 	io.ReadCloser
 	tooLarge atomic.Bool
-	ended    atomic.Bool
-	received func() // the whole body is in
-	failed   func() // the body could not be read
+	// decodeErr is why the body could not be decoded (strictJSON), with
+	// the details the generated handlers drop.
+	decodeErr atomic.Pointer[status.Status]
+	ended     atomic.Bool
+	received  func() // the whole body is in
+	failed    func() // the body could not be read
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
@@ -168,6 +181,15 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// decodeError is why the body of ctx's request could not be decoded, if it
+// could not.
+func decodeError(ctx context.Context) *status.Status {
+	if lb, ok := ctx.Value(limitedBodyKey{}).(*limitedBody); ok {
+		return lb.decodeErr.Load()
+	}
+	return nil
 }
 
 // bodyTooLarge reports whether the request of ctx hit the body cap.

@@ -94,11 +94,15 @@ func (s *Server) shutdown(delay bool) {
 	s.log.Info("gateway stopped")
 }
 
+// ReasonShuttingDown is the ErrorInfo reason of a stream the drain ended,
+// and of a call it refused or cut off whose outcome is not in doubt.
+const ReasonShuttingDown = "SHUTTING_DOWN"
+
 // shuttingDown ends a stream when the drain begins: UNAVAILABLE, and the
 // last resume token sent, for a client that resumes elsewhere.
 func shuttingDown(token string) error {
 	st := status.New(codes.Unavailable, "the gateway is shutting down; reconnect and resume with the last resume_token")
-	ei := &errdetails.ErrorInfo{Reason: "SHUTTING_DOWN", Domain: service.GatewayErrorDomain}
+	ei := &errdetails.ErrorInfo{Reason: ReasonShuttingDown, Domain: service.GatewayErrorDomain}
 	if token != "" {
 		ei.Metadata = map[string]string{ResumeTokenMetadata: token}
 	}
@@ -194,11 +198,7 @@ func (s *Server) restError(ctx context.Context, mux *runtime.ServeMux, m runtime
 func cutOff(key string) *status.Status {
 	retry := &errdetails.RetryInfo{RetryDelay: durationpb.New(time.Second)}
 	if key == "" {
-		st := status.New(codes.Unavailable, "the gateway is shutting down; retry the call")
-		if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: "SHUTTING_DOWN", Domain: service.GatewayErrorDomain}, retry); err == nil {
-			st = d
-		}
-		return st
+		return gatewayStatus(codes.Unavailable, ReasonShuttingDown, "the gateway is shutting down; retry the call", retry)
 	}
 	st := status.New(codes.Unavailable, "the gateway shut down before the call finished, so whether it took effect is unknown: "+
 		"retry with the same request_id (Idempotency-Key "+key+"); the retry returns what happened and never acts twice")

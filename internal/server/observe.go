@@ -81,7 +81,7 @@ func streamEndReason(ctx context.Context, err error) string {
 	switch reasonOf(st) {
 	case "SLOW_SUBSCRIBER":
 		return "slow_subscriber"
-	case "SHUTTING_DOWN", "EVENT_LOG_CLOSED":
+	case ReasonShuttingDown, "EVENT_LOG_CLOSED":
 		return "shutdown"
 	}
 	return "error"

@@ -139,6 +139,7 @@ type options struct {
 	metrics          *metrics.Metrics
 	tracer           trace.TracerProvider
 	propagator       propagation.TextMapPropagator
+	cors             CORS
 }
 
 type httpRoute struct {
@@ -211,7 +212,8 @@ func WithWebhookKeys(keys webhook.KeySource) Option {
 // is the seam for routes that are not gRPC methods, such as the webhook
 // receiver of the event log. Such a handler gets no body limit and no REST
 // error format: it owns its request entirely. A pattern that conflicts with
-// the gateway's own routes (/v1/, /openapi.json, /healthz, /readyz, /, and
+// the gateway's own routes (/v1/, /openapi.json, /healthz, /readyz, /,
+// gRPC-Web's /upvest.gateway.v1.<Service>/, and
 // WebhookPath with WithEvents) makes New fail.
 func WithHTTPHandler(pattern string, h http.Handler) Option {
 	return optionFunc(func(o *options) { o.httpRoutes = append(o.httpRoutes, httpRoute{pattern, h}) })

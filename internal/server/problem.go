@@ -21,10 +21,13 @@ func problemErrorHandler(ctx context.Context, _ *runtime.ServeMux, _ runtime.Mar
 		httpStatus, err = hse.HTTPStatus, hse.Err
 	}
 	st := status.Convert(err)
-	if bodyTooLarge(ctx) {
+	switch decoded := decodeError(ctx); {
+	case bodyTooLarge(ctx):
 		// The decoder reports an oversized body as a plain InvalidArgument.
 		httpStatus = http.StatusRequestEntityTooLarge
-		st = status.New(codes.InvalidArgument, "the request body is too large")
+		st = gatewayStatus(codes.InvalidArgument, ReasonBodyTooLarge, "the request body is too large")
+	case decoded != nil && st.Code() == codes.InvalidArgument:
+		st = decoded // with the field violation the generated handler dropped
 	}
 	if httpStatus == 0 {
 		httpStatus = runtime.HTTPStatusFromCode(st.Code())
@@ -44,11 +47,11 @@ func problemRoutingErrorHandler(_ context.Context, _ *runtime.ServeMux, _ runtim
 	var st *status.Status
 	switch httpStatus {
 	case http.StatusNotFound:
-		st = status.New(codes.NotFound, "no REST route matches this path")
+		st = gatewayStatus(codes.NotFound, ReasonNoRoute, "no REST route matches this path")
 	case http.StatusMethodNotAllowed:
-		st = status.New(codes.Unimplemented, "this path does not accept method "+r.Method)
+		st = gatewayStatus(codes.Unimplemented, ReasonHTTPMethodNotAllowed, "this path does not accept method "+r.Method)
 	case http.StatusBadRequest:
-		st = status.New(codes.InvalidArgument, "malformed request path")
+		st = gatewayStatus(codes.InvalidArgument, ReasonNoRoute, "malformed request path")
 	default:
 		st = status.New(codes.Internal, "routing error")
 	}

@@ -37,7 +37,8 @@ func dialInMemory(lis *bufconn.Listener) (*grpc.ClientConn, error) {
 
 // newRESTMux is the REST face: grpc-gateway over conn, with the
 // Idempotency-Key header in and out, problem+json errors, and JSON that
-// refuses unknown fields (a typo in a money request must not be ignored).
+// refuses unknown fields and anything after the body (a typo in a money
+// request must not be ignored).
 func newRESTMux(conn *grpc.ClientConn, guard *auth.Guard, errorHandler runtime.ErrorHandlerFunc) (*runtime.ServeMux, error) {
 	opts := []runtime.ServeMuxOption{
 		// No header can pose as the identity the REST face forwards.
@@ -48,12 +49,12 @@ func newRESTMux(conn *grpc.ClientConn, guard *auth.Guard, errorHandler runtime.E
 		runtime.WithRoutingErrorHandler(problemRoutingErrorHandler),
 		runtime.WithDisableHTTPMethodOverride(),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{
-			Marshaler: &runtime.JSONPb{
+			Marshaler: &strictJSON{runtime.JSONPb{
 				// Upvest's own field names (account_group_id, cash_amount), so the
 				// REST face reads like the API it fronts; either spelling is accepted.
 				MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true, UseProtoNames: true},
 				UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-			},
+			}},
 		}),
 	}
 	if guard != nil {

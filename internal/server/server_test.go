@@ -22,7 +22,7 @@ import (
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/upvest-gateway/gateway/gen/openapiv2"
+	"github.com/upvest-gateway/gateway/gen/openapi"
 	gatewayv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/v1"
 	"github.com/upvest-gateway/gateway/internal/logtest"
 	"github.com/upvest-gateway/gateway/internal/problem"
@@ -96,15 +96,15 @@ func TestOpenAPI(t *testing.T) {
 	if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "application/json" {
 		t.Fatalf("/openapi.json = %d %s", res.StatusCode, res.Header.Get("Content-Type"))
 	}
-	if !bytes.Equal(body, openapiv2.Gateway) {
+	if !bytes.Equal(body, openapi.Gateway) {
 		t.Error("/openapi.json is not the generated description")
 	}
 	var doc struct {
-		Swagger string         `json:"swagger"`
+		OpenAPI string         `json:"openapi"`
 		Paths   map[string]any `json:"paths"`
 	}
-	if err := json.Unmarshal(body, &doc); err != nil || doc.Swagger != "2.0" || doc.Paths["/v1/payments/topups"] == nil {
-		t.Errorf("/openapi.json: %v, swagger %q, %d paths", err, doc.Swagger, len(doc.Paths))
+	if err := json.Unmarshal(body, &doc); err != nil || doc.OpenAPI != "3.1.0" || doc.Paths["/v1/payments/topups"] == nil {
+		t.Errorf("/openapi.json: %v, openapi %q, %d paths", err, doc.OpenAPI, len(doc.Paths))
 	}
 }
 

@@ -18,7 +18,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	gatewayv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/v1"
 	"github.com/upvest-gateway/gateway/internal/problem"
@@ -61,11 +60,13 @@ import (
 // opened with (token and all) and sends the id of the last event it got in
 // Last-Event-ID, which is where the stream must continue.
 //
-// These handlers take the :watch routes from grpc-gateway, whose stream
-// forwarding cannot answer an early error with problem+json (it writes
-// {"error": …} in whatever the stream's format is) and has no SSE. They
-// still go through the in-memory gRPC connection, so a REST stream passes the
-// same interceptors as a gRPC one, and parse the request with grpc-gateway's
+// These handlers are the only REST path of the streams: grpc-gateway
+// generates no handler for them (their rules are in streams.yaml, not
+// gateway.yaml), since its stream forwarding cannot answer an early error
+// with problem+json (it writes {"error": …} in whatever the stream's format
+// is) and has no SSE. They go through the in-memory gRPC connection, so a
+// REST stream passes the same interceptors as a gRPC one (BENCHMARKS.md
+// has what that costs an event), and parse the request with grpc-gateway's
 // own query and path functions.
 
 // streamWriteTimeout bounds each write to a REST stream's client. A client
@@ -80,27 +81,77 @@ const (
 	EventStreamContentType = "text/event-stream"
 )
 
-// watchRoute is the REST face of one Watch RPC.
+// watchRoute is the REST face of one Watch RPC. Its functions read and set
+// the fields every Watch message and request has through the generated
+// accessors: no reflection per message.
 type watchRoute struct {
-	path   string // the HTTP rule's path template (gateway.yaml)
+	path   string // the HTTP rule's path template (streams.yaml)
 	method string // full gRPC method name
 	req    func() proto.Message
 	resp   func() proto.Message
+	// resumeFrom sets the request's resume_token.
+	resumeFrom func(req proto.Message, token string)
 }
 
+// watchRoutes are the REST streams; the OpenAPI description lists the same
+// (restHandler fails on one it does not).
 var watchRoutes = []watchRoute{
-	{"/v1/virtual_cash_balances:watch", gatewayv1.VirtualCashService_WatchVirtualCashEvents_FullMethodName,
-		func() proto.Message { return new(gatewayv1.WatchVirtualCashEventsRequest) },
-		func() proto.Message { return new(gatewayv1.WatchVirtualCashEventsResponse) }},
-	{"/v1/payments/topups:watch", gatewayv1.TopupService_WatchTopupEvents_FullMethodName,
-		func() proto.Message { return new(gatewayv1.WatchTopupEventsRequest) },
-		func() proto.Message { return new(gatewayv1.WatchTopupEventsResponse) }},
-	{"/v1/payments:watch", gatewayv1.PaymentsService_WatchPaymentEvents_FullMethodName,
-		func() proto.Message { return new(gatewayv1.WatchPaymentEventsRequest) },
-		func() proto.Message { return new(gatewayv1.WatchPaymentEventsResponse) }},
-	{"/v1/account_groups/{account_group_id}/payments/cash_balance:watch", gatewayv1.CashBalanceService_WatchCashBalance_FullMethodName,
-		func() proto.Message { return new(gatewayv1.WatchCashBalanceRequest) },
-		func() proto.Message { return new(gatewayv1.WatchCashBalanceResponse) }},
+	newWatchRoute[gatewayv1.WatchVirtualCashEventsRequest, gatewayv1.WatchVirtualCashEventsResponse](
+		"/v1/virtual_cash_balances:watch", gatewayv1.VirtualCashService_WatchVirtualCashEvents_FullMethodName,
+		func(r *gatewayv1.WatchVirtualCashEventsRequest, t string) { r.ResumeToken = t }),
+	newWatchRoute[gatewayv1.WatchTopupEventsRequest, gatewayv1.WatchTopupEventsResponse](
+		"/v1/payments/topups:watch", gatewayv1.TopupService_WatchTopupEvents_FullMethodName,
+		func(r *gatewayv1.WatchTopupEventsRequest, t string) { r.ResumeToken = t }),
+	newWatchRoute[gatewayv1.WatchPaymentEventsRequest, gatewayv1.WatchPaymentEventsResponse](
+		"/v1/payments:watch", gatewayv1.PaymentsService_WatchPaymentEvents_FullMethodName,
+		func(r *gatewayv1.WatchPaymentEventsRequest, t string) { r.ResumeToken = t }),
+	newWatchRoute[gatewayv1.WatchCashBalanceRequest, gatewayv1.WatchCashBalanceResponse](
+		"/v1/account_groups/{account_group_id}/payments/cash_balance:watch", gatewayv1.CashBalanceService_WatchCashBalance_FullMethodName,
+		func(r *gatewayv1.WatchCashBalanceRequest, t string) { r.ResumeToken = t }),
+}
+
+// newWatchRoute is the route of a Watch RPC whose request is *Req and whose
+// messages are *Resp.
+func newWatchRoute[Req, Resp any, PReq interface {
+	*Req
+	proto.Message
+}, PResp interface {
+	*Resp
+	proto.Message
+}](path, method string, resumeFrom func(PReq, string)) watchRoute {
+	return watchRoute{
+		path:       path,
+		method:     method,
+		req:        func() proto.Message { return PReq(new(Req)) },
+		resp:       func() proto.Message { return PResp(new(Resp)) },
+		resumeFrom: func(req proto.Message, token string) { resumeFrom(req.(PReq), token) },
+	}
+}
+
+// watchMessage is what every Watch message has.
+type watchMessage interface {
+	GetResumeToken() string
+	GetHeartbeat() *gatewayv1.Heartbeat
+}
+
+// streamFields are a Watch message's resume token and the name of what it
+// carries: its SSE event name.
+func streamFields(m proto.Message) (token, kind string) {
+	wm, ok := m.(watchMessage)
+	if !ok {
+		return "", "event"
+	}
+	switch cb, _ := m.(*gatewayv1.WatchCashBalanceResponse); {
+	case wm.GetHeartbeat() != nil:
+		kind = "heartbeat"
+	case cb != nil && cb.GetSnapshot() != nil:
+		kind = "snapshot"
+	case cb != nil && cb.GetUpdate() != nil:
+		kind = "update"
+	default:
+		kind = "event"
+	}
+	return wm.GetResumeToken(), kind
 }
 
 var pathParam = regexp.MustCompile(`\{([a-z_]+)\}`)
@@ -228,8 +279,7 @@ func (rt watchRoute) request(r *http.Request, params []string, filter *utilities
 	}
 	if id := r.Header.Get("Last-Event-ID"); id != "" {
 		if _, ok := f.(eventStream); ok {
-			m := req.ProtoReflect()
-			m.Set(m.Descriptor().Fields().ByName("resume_token"), protoreflect.ValueOfString(id))
+			rt.resumeFrom(req, id)
 		}
 	}
 	return req, nil
@@ -324,20 +374,4 @@ func copyHeader(w http.ResponseWriter, cs grpc.ClientStream) {
 			w.Header().Set(name, vs[0])
 		}
 	}
-}
-
-// streamFields reads the resume_token and the name of the oneof kind that
-// every Watch response has.
-func streamFields(m proto.Message) (token, kind string) {
-	pm := m.ProtoReflect()
-	d := pm.Descriptor()
-	if f := d.Fields().ByName("resume_token"); f != nil {
-		token = pm.Get(f).String()
-	}
-	if o := d.Oneofs().ByName("kind"); o != nil {
-		if f := pm.WhichOneof(o); f != nil {
-			kind = string(f.Name())
-		}
-	}
-	return token, kind
 }

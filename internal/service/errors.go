@@ -133,7 +133,7 @@ func fromUpstream(e *upstream.Error, tokenRequest bool) (codes.Code, string, []p
 		return codes.Internal, fmt.Sprintf("%s (token request: %d %s)", credentials, s, e.Title), nil
 	case s == http.StatusBadRequest:
 		return codes.InvalidArgument, text, []protoadapt.MessageV1{&errdetails.BadRequest{
-			FieldViolations: []*errdetails.BadRequest_FieldViolation{{Description: problemText(e)}},
+			FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: upstreamField(problemText(e)), Description: problemText(e)}},
 		}}
 	case s == http.StatusUnauthorized:
 		// Whether or not the client already refreshed its token, the caller

@@ -38,8 +38,13 @@ func (v *validator) add(field, description string) {
 	})
 }
 
+// ReasonInvalidArgument is the ErrorInfo reason, under GatewayErrorDomain,
+// of a request the gateway's own checks refused.
+const ReasonInvalidArgument = "INVALID_ARGUMENT"
+
 // err is nil when no violation was recorded, else one INVALID_ARGUMENT
-// status carrying a google.rpc.BadRequest with all of them.
+// status carrying a google.rpc.BadRequest with all of them, and ErrorInfo
+// saying it is the gateway's refusal, not Upvest's.
 func (v *validator) err() error {
 	if len(v.violations) == 0 {
 		return nil
@@ -49,7 +54,8 @@ func (v *validator) err() error {
 		fields[i] = fv.GetField()
 	}
 	st := status.New(codes.InvalidArgument, "invalid request: check "+strings.Join(uniq(fields), ", "))
-	if d, err := st.WithDetails(&errdetails.BadRequest{FieldViolations: v.violations}); err == nil {
+	if d, err := st.WithDetails(&errdetails.BadRequest{FieldViolations: v.violations},
+		&errdetails.ErrorInfo{Reason: ReasonInvalidArgument, Domain: GatewayErrorDomain}); err == nil {
 		st = d
 	}
 	return st.Err()

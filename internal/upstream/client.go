@@ -34,6 +34,15 @@ var DefaultScopes = []string{
 // tracerName names the instrumentation of the client's own spans.
 const tracerName = "github.com/upvest-gateway/gateway/internal/upstream"
 
+// Webhook subscription scopes. Neither is among DefaultScopes: only
+// managing subscriptions needs them, and a client made for that alone
+// (Config.Scopes) keeps the token every API call carries from holding the
+// right to move the tenant's webhooks elsewhere.
+const (
+	ScopeWebhooksRead  = "webhooks:read"
+	ScopeWebhooksAdmin = "webhooks:admin"
+)
+
 // Config is what identifies the gateway to Upvest. All fields but Scopes are required.
 type Config struct {
 	BaseURL      string          // e.g. https://sandbox.upvest.co (no trailing slash needed)

@@ -32,6 +32,7 @@ var (
 	componentsCreate = []string{"@method", "@path", "accept", "authorization", "content-type", "content-length", "content-digest", "idempotency-key", "upvest-client-id"}
 	componentsRead   = []string{"@method", "@path", "accept", "authorization", "upvest-client-id"}
 	componentsQuery  = []string{"@method", "@path", "@query", "accept", "authorization", "upvest-client-id"}
+	componentsUpdate = []string{"@method", "@path", "accept", "authorization", "content-type", "content-length", "content-digest", "upvest-client-id"}
 )
 
 type opCase struct {
@@ -63,6 +64,10 @@ func opCases() []opCase {
 	const pagingQuery = "limit=10&offset=20&order=DESC&sort=created_at"
 	// An id that is not one path segment must arrive as one, escaped.
 	const oddID, oddIDEscaped = "a/b ?c#d", "a%2Fb%20%3Fc%23d"
+	whAnswer := `{"id":"a8eb3540-5a84-40f9-b2bb-7f99f282fc5a","created_at":"2020-08-24T14:15:22Z","updated_at":"2020-08-24T14:15:22Z","title":"upvest-gateway","url":"https://hooks.example.com/webhooks/upvest","enabled":false,"type":["TOPUP","CASH_BALANCE"],"config":{"delay":"5s","max_package_size":10240}}`
+	wh := Webhook{ID: "a8eb3540-5a84-40f9-b2bb-7f99f282fc5a", CreatedAt: created, UpdatedAt: created, Title: "upvest-gateway", URL: "https://hooks.example.com/webhooks/upvest",
+		Type: []string{"TOPUP", "CASH_BALANCE"}, Config: WebhookConfig{Delay: "5s", MaxPackageSize: 10240}}
+	enabled, off := true, false
 
 	return []opCase{
 		{
@@ -193,6 +198,56 @@ func opCases() []opCase {
 			},
 			method: "DELETE", path: "/payments/withdrawals/" + oddIDEscaped, components: componentsRead,
 			status: http.StatusAccepted,
+		},
+		{
+			name: "CreateWebhook",
+			call: func(ctx context.Context, c *Client, o ...CallOption) (any, error) {
+				return c.CreateWebhook(ctx, CreateWebhookRequest{Title: "upvest-gateway", URL: "https://hooks.example.com/webhooks/upvest", Type: []string{"TOPUP", "CASH_BALANCE"}, Config: &WebhookConfig{MaxPackageSize: 10240}}, o...)
+			},
+			method: "POST", path: "/webhooks", components: componentsCreate,
+			body:   `{"title":"upvest-gateway","url":"https://hooks.example.com/webhooks/upvest","type":["TOPUP","CASH_BALANCE"],"config":{"max_package_size":10240}}`,
+			status: http.StatusCreated, answer: whAnswer, want: &wh,
+		},
+		{
+			name: "GetWebhook",
+			call: func(ctx context.Context, c *Client, o ...CallOption) (any, error) {
+				return c.GetWebhook(ctx, oddID, o...)
+			},
+			method: "GET", path: "/webhooks/" + oddIDEscaped, components: componentsRead,
+			status: http.StatusOK, answer: whAnswer, want: &wh,
+		},
+		{
+			name: "ListWebhooks",
+			call: func(ctx context.Context, c *Client, o ...CallOption) (any, error) {
+				return c.ListWebhooks(ctx, paging, o...)
+			},
+			method: "GET", path: "/webhooks", query: pagingQuery, components: componentsQuery,
+			status: http.StatusOK, answer: `{` + meta + `,"data":[` + whAnswer + `]}`,
+			want: &List[Webhook]{Meta: wantMeta, Data: []Webhook{wh}},
+		},
+		{
+			name: "UpdateWebhookEnable",
+			call: func(ctx context.Context, c *Client, o ...CallOption) (any, error) {
+				return c.UpdateWebhook(ctx, oddID, UpdateWebhookRequest{Enabled: &enabled}, o...)
+			},
+			method: "PATCH", path: "/webhooks/" + oddIDEscaped, body: `{"enabled":true}`, components: componentsUpdate,
+			status: http.StatusOK, answer: whAnswer, want: &wh,
+		},
+		{
+			name: "UpdateWebhookDisable",
+			call: func(ctx context.Context, c *Client, o ...CallOption) (any, error) {
+				return c.UpdateWebhook(ctx, "a8eb3540-5a84-40f9-b2bb-7f99f282fc5a", UpdateWebhookRequest{Enabled: &off, Type: []string{"TOPUP"}}, o...)
+			},
+			method: "PATCH", path: "/webhooks/a8eb3540-5a84-40f9-b2bb-7f99f282fc5a", body: `{"enabled":false,"type":["TOPUP"]}`, components: componentsUpdate,
+			status: http.StatusOK, answer: whAnswer, want: &wh,
+		},
+		{
+			name: "DeleteWebhook",
+			call: func(ctx context.Context, c *Client, o ...CallOption) (any, error) {
+				return nil, c.DeleteWebhook(ctx, oddID, o...)
+			},
+			method: "DELETE", path: "/webhooks/" + oddIDEscaped, components: componentsRead,
+			status: http.StatusNoContent,
 		},
 		{
 			name: "GetCashBalance",
@@ -327,6 +382,9 @@ func TestInvalidArguments(t *testing.T) {
 		"negative":      func() error { _, err := c.ListWithdrawals(ctx, agID, ListParams{Offset: -1}); return err },
 		"retry policy":  func() error { _, err := c.GetTopup(ctx, "x", WithCallRetry(RetryPolicy{Multiplier: 0.5})); return err },
 		"cancel no id ": func() error { return c.CancelVirtualCashDecrease(ctx, "") },
+		"webhook no id": func() error { _, err := c.UpdateWebhook(ctx, "", UpdateWebhookRequest{}); return err },
+		"delete dot":    func() error { return c.DeleteWebhook(ctx, ".") },
+		"webhook limit": func() error { _, err := c.ListWebhooks(ctx, ListParams{Limit: -1}); return err },
 	}
 	for name, call := range calls {
 		if err := call(); !errors.Is(err, ErrInvalidArgument) {

@@ -78,6 +78,24 @@ type CashBalance struct {
 	AvailableForTrading    string `json:"available_for_trading"`
 }
 
+// Webhook is a webhook subscription (GET /webhooks/{webhook_id}).
+type Webhook struct {
+	ID        string        `json:"id"`
+	CreatedAt time.Time     `json:"created_at"`
+	UpdatedAt time.Time     `json:"updated_at"`
+	Title     string        `json:"title"`
+	URL       string        `json:"url"`
+	Enabled   bool          `json:"enabled"`
+	Type      []string      `json:"type"` // event categories, e.g. TOPUP, CASH_BALANCE; ALL for every one
+	Config    WebhookConfig `json:"config"`
+}
+
+// WebhookConfig is how Upvest packs a subscription's deliveries.
+type WebhookConfig struct {
+	Delay          string `json:"delay,omitempty"`            // longest wait while collecting a delivery, e.g. 5s
+	MaxPackageSize int    `json:"max_package_size,omitempty"` // bytes per delivery body, 100..1048576
+}
+
 // The creating request bodies.
 
 // VirtualCashRequest is the body of both virtual cash POSTs.
@@ -110,6 +128,24 @@ type CreateWithdrawalRequest struct {
 	UserID                string `json:"user_id"`
 	Amount                string `json:"amount"`
 	RemittanceInformation string `json:"remittance_information,omitempty"`
+}
+
+// CreateWebhookRequest is the body of POST /webhooks.
+type CreateWebhookRequest struct {
+	Title  string         `json:"title"`
+	URL    string         `json:"url"`
+	Type   []string       `json:"type,omitempty"` // default: ALL
+	Config *WebhookConfig `json:"config,omitempty"`
+}
+
+// UpdateWebhookRequest is the body of PATCH /webhooks/{webhook_id}: only
+// the fields set are changed.
+type UpdateWebhookRequest struct {
+	Title   *string        `json:"title,omitempty"`
+	URL     *string        `json:"url,omitempty"`
+	Enabled *bool          `json:"enabled,omitempty"`
+	Type    []string       `json:"type,omitempty"`
+	Config  *WebhookConfig `json:"config,omitempty"`
 }
 
 // Listing.

@@ -217,7 +217,8 @@ func TestTransportErrorAfterAttempts(t *testing.T) {
 	if !errors.As(err, &te) && !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("err %v keeps neither the last *TransportError nor the deadline", err)
 	}
-	if n := len(f.apiRequests()); n <= 2 || info.Attempts != n || info.StatusCode != 0 {
+	// The deadline may cut the last attempt off before the server saw it.
+	if n := len(f.apiRequests()); n <= 2 || info.Attempts < n || info.Attempts > n+1 || info.StatusCode != 0 {
 		t.Errorf("%d requests, info %+v: want more than MaxAttempts", n, info)
 	}
 

@@ -30,6 +30,12 @@ var controlRoutes = map[string]func(s *Sim, r *http.Request) (*reply, *problem){
 	"GET cash_balance":    (*Sim).controlGetBalance,
 	"PUT cash_balance":    (*Sim).controlSetBalance,
 	"POST pause_webhooks": (*Sim).controlPause,
+	"GET healthz": func(*Sim, *http.Request) (*reply, *problem) {
+		return jsonReply(http.StatusOK, map[string]string{"status": "SERVING"}), nil
+	},
+	"GET webhooks": func(s *Sim, _ *http.Request) (*reply, *problem) {
+		return jsonReply(http.StatusOK, s.subscriptionsJSON()), nil
+	},
 }
 
 func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {

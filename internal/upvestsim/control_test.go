@@ -57,6 +57,9 @@ func TestControlEndpoints(t *testing.T) {
 	if status, body := e.control(t, http.MethodGet, "token_requests", ""); status != 200 || string(body) != `{"token_requests":1}` {
 		t.Fatalf("token_requests: %d %s", status, body)
 	}
+	if status, body := e.control(t, http.MethodGet, "healthz", ""); status != 200 || string(body) != `{"status":"SERVING"}` {
+		t.Fatalf("healthz: %d %s", status, body)
+	}
 	if status, body := e.control(t, http.MethodGet, "webhook_key", ""); status != 200 || !strings.Contains(string(body), e.sim.WebhookKeyID()) {
 		t.Fatalf("webhook_key: %d %s", status, body)
 	}

@@ -87,9 +87,9 @@
 // # Inspection and faults
 //
 // Tests inspect the Sim directly (Events, Effects, Requests, Deliveries,
-// CashBalance, and Ledger: every resource with the idempotency key that
-// created it, its status, and the balances, in one consistent view) and
-// inject faults (InjectFault, Config.FaultRate). The same is
-// served as JSON under /_sim/ for programs in other languages; faults never
-// apply there.
+// CashBalance, Subscriptions, and Ledger: every resource with the
+// idempotency key that created it, its status, and the balances, in one
+// consistent view) and inject faults (InjectFault, Config.FaultRate). The
+// same is served as JSON under /_sim/ for programs in other languages;
+// faults never apply there.
 package upvestsim

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
 const categoryAll = "ALL"
@@ -320,4 +321,42 @@ func (s *Sim) PauseWebhooks(paused bool) {
 	for _, sub := range s.subs {
 		sub.signal()
 	}
+}
+
+// Subscription is a webhook subscription as the Sim holds it.
+type Subscription struct {
+	ID                   string
+	CreatedAt, UpdatedAt time.Time
+	Title, URL           string
+	Enabled              bool
+	Types                []string // categories; ALL for every one
+	Delay                string
+	MaxPackageSize       int
+}
+
+// Subscriptions returns the webhook subscriptions, in creation order: what
+// a test checks a client's subscription management against.
+func (s *Sim) Subscriptions() []Subscription {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Subscription, len(s.subs))
+	for i, sub := range s.subs {
+		w := sub.json
+		out[i] = Subscription{ID: w.ID, CreatedAt: w.CreatedAt.time(), UpdatedAt: w.UpdatedAt.time(), Title: w.Title, URL: w.URL,
+			Enabled: w.Enabled, Types: slices.Clone(w.Type), Delay: w.Config.Delay, MaxPackageSize: w.Config.MaxPackageSize}
+	}
+	return out
+}
+
+// subscriptionsJSON is GET /_sim/webhooks: the subscriptions as the API
+// renders them.
+func (s *Sim) subscriptionsJSON() []webhookJSON {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]webhookJSON, len(s.subs))
+	for i, sub := range s.subs {
+		out[i] = sub.json
+		out[i].Type = slices.Clone(sub.json.Type)
+	}
+	return out
 }

@@ -347,7 +347,22 @@ func TestWebhookSubscriptions(t *testing.T) {
 		t.Fatalf("test delivery signature: %v", err)
 	}
 
+	// Inspection: the subscriptions as held, in creation order.
+	subs := e.sim.Subscriptions()
+	if len(subs) != 2 || subs[0].ID != allID || !subs[0].Enabled || subs[0].URL != all.srv.URL || !slices.Equal(subs[0].Types, []string{"ALL"}) ||
+		subs[1].ID != topupsID || subs[1].MaxPackageSize != 100 || subs[1].Delay != "5s" || subs[1].CreatedAt.IsZero() {
+		t.Fatalf("Subscriptions() = %+v", subs)
+	}
+	status, body := e.control(t, http.MethodGet, "webhooks", "")
+	var held []map[string]any
+	if err := json.Unmarshal(body, &held); status != http.StatusOK || err != nil || len(held) != 2 || held[1]["id"] != topupsID || held[1]["enabled"] != true {
+		t.Fatalf("GET /_sim/webhooks: %d %s", status, body)
+	}
+
 	want(t, e.del(t, "/webhooks/"+topupsID), http.StatusNoContent)
+	if subs := e.sim.Subscriptions(); len(subs) != 1 || subs[0].ID != allID {
+		t.Fatalf("after delete, Subscriptions() = %+v", subs)
+	}
 	wantProblem(t, e.get(t, "/webhooks/"+topupsID), http.StatusNotFound, "not_found")
 	wantProblem(t, e.del(t, "/webhooks/"+topupsID), http.StatusNotFound, "not_found")
 	e.create(t, "/payments/topups", topup(group1, "1.00"))

@@ -74,43 +74,6 @@ func local_request_CashBalanceService_GetCashBalance_0(ctx context.Context, mars
 	return msg, metadata, err
 }
 
-var filter_CashBalanceService_WatchCashBalance_0 = &utilities.DoubleArray{Encoding: map[string]int{"account_group_id": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
-
-func request_CashBalanceService_WatchCashBalance_0(ctx context.Context, marshaler runtime.Marshaler, client CashBalanceServiceClient, req *http.Request, pathParams map[string]string) (CashBalanceService_WatchCashBalanceClient, runtime.ServerMetadata, error) {
-	var (
-		protoReq WatchCashBalanceRequest
-		metadata runtime.ServerMetadata
-		err      error
-	)
-	val, ok := pathParams["account_group_id"]
-	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "account_group_id")
-	}
-	protoReq.AccountGroupId, err = runtime.String(val)
-	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "account_group_id", err)
-	}
-	if err := req.ParseForm(); err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
-	}
-	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_CashBalanceService_WatchCashBalance_0); err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
-	}
-	if req.Body != nil {
-		_, _ = io.Copy(io.Discard, req.Body)
-	}
-	stream, err := client.WatchCashBalance(ctx, &protoReq)
-	if err != nil {
-		return nil, metadata, err
-	}
-	header, err := stream.Header()
-	if err != nil {
-		return nil, metadata, err
-	}
-	metadata.HeaderMD = header
-	return stream, metadata, nil
-}
-
 // RegisterCashBalanceServiceHandlerServer registers the http handlers for service CashBalanceService to "mux".
 // UnaryRPC     :call CashBalanceServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -136,13 +99,6 @@ func RegisterCashBalanceServiceHandlerServer(ctx context.Context, mux *runtime.S
 			return
 		}
 		forward_CashBalanceService_GetCashBalance_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
-	})
-
-	mux.Handle(http.MethodGet, pattern_CashBalanceService_WatchCashBalance_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
-		err := status.Error(codes.Unimplemented, "streaming calls are not yet supported in the in-process transport")
-		_, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
-		return
 	})
 
 	return nil
@@ -201,32 +157,13 @@ func RegisterCashBalanceServiceHandlerClient(ctx context.Context, mux *runtime.S
 		}
 		forward_CashBalanceService_GetCashBalance_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
-	mux.Handle(http.MethodGet, pattern_CashBalanceService_WatchCashBalance_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
-		ctx, cancel := context.WithCancel(req.Context())
-		defer cancel()
-		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/upvest.gateway.v1.CashBalanceService/WatchCashBalance", runtime.WithHTTPPathPattern("/v1/account_groups/{account_group_id}/payments/cash_balance:watch"))
-		if err != nil {
-			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
-			return
-		}
-		resp, md, err := request_CashBalanceService_WatchCashBalance_0(annotatedContext, inboundMarshaler, client, req, pathParams)
-		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
-		if err != nil {
-			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
-			return
-		}
-		forward_CashBalanceService_WatchCashBalance_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
-	})
 	return nil
 }
 
 var (
-	pattern_CashBalanceService_GetCashBalance_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 2, 4}, []string{"v1", "account_groups", "account_group_id", "payments", "cash_balance"}, ""))
-	pattern_CashBalanceService_WatchCashBalance_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 2, 4}, []string{"v1", "account_groups", "account_group_id", "payments", "cash_balance"}, "watch"))
+	pattern_CashBalanceService_GetCashBalance_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 2, 4}, []string{"v1", "account_groups", "account_group_id", "payments", "cash_balance"}, ""))
 )
 
 var (
-	forward_CashBalanceService_GetCashBalance_0   = runtime.ForwardResponseMessage
-	forward_CashBalanceService_WatchCashBalance_0 = runtime.ForwardResponseStream
+	forward_CashBalanceService_GetCashBalance_0 = runtime.ForwardResponseMessage
 )

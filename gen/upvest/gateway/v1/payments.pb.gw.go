@@ -312,34 +312,6 @@ func local_request_PaymentsService_CancelWithdrawal_0(ctx context.Context, marsh
 	return msg, metadata, err
 }
 
-var filter_PaymentsService_WatchPaymentEvents_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
-
-func request_PaymentsService_WatchPaymentEvents_0(ctx context.Context, marshaler runtime.Marshaler, client PaymentsServiceClient, req *http.Request, pathParams map[string]string) (PaymentsService_WatchPaymentEventsClient, runtime.ServerMetadata, error) {
-	var (
-		protoReq WatchPaymentEventsRequest
-		metadata runtime.ServerMetadata
-	)
-	if err := req.ParseForm(); err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
-	}
-	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_PaymentsService_WatchPaymentEvents_0); err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
-	}
-	if req.Body != nil {
-		_, _ = io.Copy(io.Discard, req.Body)
-	}
-	stream, err := client.WatchPaymentEvents(ctx, &protoReq)
-	if err != nil {
-		return nil, metadata, err
-	}
-	header, err := stream.Header()
-	if err != nil {
-		return nil, metadata, err
-	}
-	metadata.HeaderMD = header
-	return stream, metadata, nil
-}
-
 // RegisterPaymentsServiceHandlerServer registers the http handlers for service PaymentsService to "mux".
 // UnaryRPC     :call PaymentsServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -485,13 +457,6 @@ func RegisterPaymentsServiceHandlerServer(ctx context.Context, mux *runtime.Serv
 			return
 		}
 		forward_PaymentsService_CancelWithdrawal_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
-	})
-
-	mux.Handle(http.MethodGet, pattern_PaymentsService_WatchPaymentEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
-		err := status.Error(codes.Unimplemented, "streaming calls are not yet supported in the in-process transport")
-		_, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
-		return
 	})
 
 	return nil
@@ -652,44 +617,25 @@ func RegisterPaymentsServiceHandlerClient(ctx context.Context, mux *runtime.Serv
 		}
 		forward_PaymentsService_CancelWithdrawal_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
-	mux.Handle(http.MethodGet, pattern_PaymentsService_WatchPaymentEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
-		ctx, cancel := context.WithCancel(req.Context())
-		defer cancel()
-		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/upvest.gateway.v1.PaymentsService/WatchPaymentEvents", runtime.WithHTTPPathPattern("/v1/payments:watch"))
-		if err != nil {
-			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
-			return
-		}
-		resp, md, err := request_PaymentsService_WatchPaymentEvents_0(annotatedContext, inboundMarshaler, client, req, pathParams)
-		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
-		if err != nil {
-			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
-			return
-		}
-		forward_PaymentsService_WatchPaymentEvents_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
-	})
 	return nil
 }
 
 var (
-	pattern_PaymentsService_CreateDirectDebit_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "payments", "direct_debits"}, ""))
-	pattern_PaymentsService_GetDirectDebit_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "payments", "direct_debits", "direct_debit_id"}, ""))
-	pattern_PaymentsService_ListDirectDebits_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 2, 4}, []string{"v1", "account_groups", "account_group_id", "payments", "direct_debits"}, ""))
-	pattern_PaymentsService_CreateWithdrawal_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "payments", "withdrawals"}, ""))
-	pattern_PaymentsService_GetWithdrawal_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "payments", "withdrawals", "withdrawal_id"}, ""))
-	pattern_PaymentsService_ListWithdrawals_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 2, 4}, []string{"v1", "account_groups", "account_group_id", "payments", "withdrawals"}, ""))
-	pattern_PaymentsService_CancelWithdrawal_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "payments", "withdrawals", "withdrawal_id"}, ""))
-	pattern_PaymentsService_WatchPaymentEvents_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "payments"}, "watch"))
+	pattern_PaymentsService_CreateDirectDebit_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "payments", "direct_debits"}, ""))
+	pattern_PaymentsService_GetDirectDebit_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "payments", "direct_debits", "direct_debit_id"}, ""))
+	pattern_PaymentsService_ListDirectDebits_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 2, 4}, []string{"v1", "account_groups", "account_group_id", "payments", "direct_debits"}, ""))
+	pattern_PaymentsService_CreateWithdrawal_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "payments", "withdrawals"}, ""))
+	pattern_PaymentsService_GetWithdrawal_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "payments", "withdrawals", "withdrawal_id"}, ""))
+	pattern_PaymentsService_ListWithdrawals_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 2, 4}, []string{"v1", "account_groups", "account_group_id", "payments", "withdrawals"}, ""))
+	pattern_PaymentsService_CancelWithdrawal_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "payments", "withdrawals", "withdrawal_id"}, ""))
 )
 
 var (
-	forward_PaymentsService_CreateDirectDebit_0  = runtime.ForwardResponseMessage
-	forward_PaymentsService_GetDirectDebit_0     = runtime.ForwardResponseMessage
-	forward_PaymentsService_ListDirectDebits_0   = runtime.ForwardResponseMessage
-	forward_PaymentsService_CreateWithdrawal_0   = runtime.ForwardResponseMessage
-	forward_PaymentsService_GetWithdrawal_0      = runtime.ForwardResponseMessage
-	forward_PaymentsService_ListWithdrawals_0    = runtime.ForwardResponseMessage
-	forward_PaymentsService_CancelWithdrawal_0   = runtime.ForwardResponseMessage
-	forward_PaymentsService_WatchPaymentEvents_0 = runtime.ForwardResponseStream
+	forward_PaymentsService_CreateDirectDebit_0 = runtime.ForwardResponseMessage
+	forward_PaymentsService_GetDirectDebit_0    = runtime.ForwardResponseMessage
+	forward_PaymentsService_ListDirectDebits_0  = runtime.ForwardResponseMessage
+	forward_PaymentsService_CreateWithdrawal_0  = runtime.ForwardResponseMessage
+	forward_PaymentsService_GetWithdrawal_0     = runtime.ForwardResponseMessage
+	forward_PaymentsService_ListWithdrawals_0   = runtime.ForwardResponseMessage
+	forward_PaymentsService_CancelWithdrawal_0  = runtime.ForwardResponseMessage
 )

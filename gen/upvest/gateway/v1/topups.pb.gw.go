@@ -193,34 +193,6 @@ func local_request_TopupService_CancelTopup_0(ctx context.Context, marshaler run
 	return msg, metadata, err
 }
 
-var filter_TopupService_WatchTopupEvents_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
-
-func request_TopupService_WatchTopupEvents_0(ctx context.Context, marshaler runtime.Marshaler, client TopupServiceClient, req *http.Request, pathParams map[string]string) (TopupService_WatchTopupEventsClient, runtime.ServerMetadata, error) {
-	var (
-		protoReq WatchTopupEventsRequest
-		metadata runtime.ServerMetadata
-	)
-	if err := req.ParseForm(); err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
-	}
-	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_TopupService_WatchTopupEvents_0); err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
-	}
-	if req.Body != nil {
-		_, _ = io.Copy(io.Discard, req.Body)
-	}
-	stream, err := client.WatchTopupEvents(ctx, &protoReq)
-	if err != nil {
-		return nil, metadata, err
-	}
-	header, err := stream.Header()
-	if err != nil {
-		return nil, metadata, err
-	}
-	metadata.HeaderMD = header
-	return stream, metadata, nil
-}
-
 // RegisterTopupServiceHandlerServer registers the http handlers for service TopupService to "mux".
 // UnaryRPC     :call TopupServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -306,13 +278,6 @@ func RegisterTopupServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			return
 		}
 		forward_TopupService_CancelTopup_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
-	})
-
-	mux.Handle(http.MethodGet, pattern_TopupService_WatchTopupEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
-		err := status.Error(codes.Unimplemented, "streaming calls are not yet supported in the in-process transport")
-		_, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
-		return
 	})
 
 	return nil
@@ -422,38 +387,19 @@ func RegisterTopupServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 		}
 		forward_TopupService_CancelTopup_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
-	mux.Handle(http.MethodGet, pattern_TopupService_WatchTopupEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
-		ctx, cancel := context.WithCancel(req.Context())
-		defer cancel()
-		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/upvest.gateway.v1.TopupService/WatchTopupEvents", runtime.WithHTTPPathPattern("/v1/payments/topups:watch"))
-		if err != nil {
-			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
-			return
-		}
-		resp, md, err := request_TopupService_WatchTopupEvents_0(annotatedContext, inboundMarshaler, client, req, pathParams)
-		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
-		if err != nil {
-			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
-			return
-		}
-		forward_TopupService_WatchTopupEvents_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
-	})
 	return nil
 }
 
 var (
-	pattern_TopupService_CreateTopup_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "payments", "topups"}, ""))
-	pattern_TopupService_GetTopup_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "payments", "topups", "topup_id"}, ""))
-	pattern_TopupService_ListTopups_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 2, 4}, []string{"v1", "account_groups", "account_group_id", "payments", "topups"}, ""))
-	pattern_TopupService_CancelTopup_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "payments", "topups", "topup_id"}, ""))
-	pattern_TopupService_WatchTopupEvents_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "payments", "topups"}, "watch"))
+	pattern_TopupService_CreateTopup_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "payments", "topups"}, ""))
+	pattern_TopupService_GetTopup_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "payments", "topups", "topup_id"}, ""))
+	pattern_TopupService_ListTopups_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 2, 4}, []string{"v1", "account_groups", "account_group_id", "payments", "topups"}, ""))
+	pattern_TopupService_CancelTopup_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "payments", "topups", "topup_id"}, ""))
 )
 
 var (
-	forward_TopupService_CreateTopup_0      = runtime.ForwardResponseMessage
-	forward_TopupService_GetTopup_0         = runtime.ForwardResponseMessage
-	forward_TopupService_ListTopups_0       = runtime.ForwardResponseMessage
-	forward_TopupService_CancelTopup_0      = runtime.ForwardResponseMessage
-	forward_TopupService_WatchTopupEvents_0 = runtime.ForwardResponseStream
+	forward_TopupService_CreateTopup_0 = runtime.ForwardResponseMessage
+	forward_TopupService_GetTopup_0    = runtime.ForwardResponseMessage
+	forward_TopupService_ListTopups_0  = runtime.ForwardResponseMessage
+	forward_TopupService_CancelTopup_0 = runtime.ForwardResponseMessage
 )

@@ -128,34 +128,6 @@ func local_request_VirtualCashService_CancelVirtualCashDecrease_0(ctx context.Co
 	return msg, metadata, err
 }
 
-var filter_VirtualCashService_WatchVirtualCashEvents_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
-
-func request_VirtualCashService_WatchVirtualCashEvents_0(ctx context.Context, marshaler runtime.Marshaler, client VirtualCashServiceClient, req *http.Request, pathParams map[string]string) (VirtualCashService_WatchVirtualCashEventsClient, runtime.ServerMetadata, error) {
-	var (
-		protoReq WatchVirtualCashEventsRequest
-		metadata runtime.ServerMetadata
-	)
-	if err := req.ParseForm(); err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
-	}
-	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_VirtualCashService_WatchVirtualCashEvents_0); err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
-	}
-	if req.Body != nil {
-		_, _ = io.Copy(io.Discard, req.Body)
-	}
-	stream, err := client.WatchVirtualCashEvents(ctx, &protoReq)
-	if err != nil {
-		return nil, metadata, err
-	}
-	header, err := stream.Header()
-	if err != nil {
-		return nil, metadata, err
-	}
-	metadata.HeaderMD = header
-	return stream, metadata, nil
-}
-
 // RegisterVirtualCashServiceHandlerServer registers the http handlers for service VirtualCashService to "mux".
 // UnaryRPC     :call VirtualCashServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -221,13 +193,6 @@ func RegisterVirtualCashServiceHandlerServer(ctx context.Context, mux *runtime.S
 			return
 		}
 		forward_VirtualCashService_CancelVirtualCashDecrease_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
-	})
-
-	mux.Handle(http.MethodGet, pattern_VirtualCashService_WatchVirtualCashEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
-		err := status.Error(codes.Unimplemented, "streaming calls are not yet supported in the in-process transport")
-		_, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
-		return
 	})
 
 	return nil
@@ -320,23 +285,6 @@ func RegisterVirtualCashServiceHandlerClient(ctx context.Context, mux *runtime.S
 		}
 		forward_VirtualCashService_CancelVirtualCashDecrease_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
-	mux.Handle(http.MethodGet, pattern_VirtualCashService_WatchVirtualCashEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
-		ctx, cancel := context.WithCancel(req.Context())
-		defer cancel()
-		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/upvest.gateway.v1.VirtualCashService/WatchVirtualCashEvents", runtime.WithHTTPPathPattern("/v1/virtual_cash_balances:watch"))
-		if err != nil {
-			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
-			return
-		}
-		resp, md, err := request_VirtualCashService_WatchVirtualCashEvents_0(annotatedContext, inboundMarshaler, client, req, pathParams)
-		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
-		if err != nil {
-			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
-			return
-		}
-		forward_VirtualCashService_WatchVirtualCashEvents_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
-	})
 	return nil
 }
 
@@ -344,12 +292,10 @@ var (
 	pattern_VirtualCashService_CreateVirtualCashIncrease_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "virtual_cash_balances", "increases"}, ""))
 	pattern_VirtualCashService_CreateVirtualCashDecrease_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "virtual_cash_balances", "decreases"}, ""))
 	pattern_VirtualCashService_CancelVirtualCashDecrease_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "virtual_cash_balances", "decreases", "virtual_cash_decrease_id"}, ""))
-	pattern_VirtualCashService_WatchVirtualCashEvents_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "virtual_cash_balances"}, "watch"))
 )
 
 var (
 	forward_VirtualCashService_CreateVirtualCashIncrease_0 = runtime.ForwardResponseMessage
 	forward_VirtualCashService_CreateVirtualCashDecrease_0 = runtime.ForwardResponseMessage
 	forward_VirtualCashService_CancelVirtualCashDecrease_0 = runtime.ForwardResponseMessage
-	forward_VirtualCashService_WatchVirtualCashEvents_0    = runtime.ForwardResponseStream
 )
