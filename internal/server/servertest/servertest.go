@@ -10,6 +10,9 @@
 //	res, body := g.Do(t, "GET", "/v1/payments/topups/"+id, "", nil) // over REST
 //	recs := g.Sim.Requests()                         // what Upvest saw
 //
+// The admin listener is at AdminBaseURL; WithMetrics and WithTracing give
+// the gateway metrics to serve there and a tracer provider.
+//
 // Everything is torn down by t.Cleanup.
 package servertest
 
