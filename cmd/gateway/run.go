@@ -289,6 +289,7 @@ func revision() string {
 
 func usage(w io.Writer) {
 	fmt.Fprint(w, `Usage: gateway [flags]
+       gateway --version
        gateway events quarantine list|show|reinject ...   (gateway events -h)
        gateway webhooks list|register|delete ...          (gateway webhooks -h)
        gateway healthcheck [--addr ADDR]                  (gateway healthcheck -h)
