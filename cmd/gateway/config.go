@@ -21,6 +21,7 @@ import (
 	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/service"
 	"github.com/upvest-gateway/gateway/internal/statusindex"
+	"github.com/upvest-gateway/gateway/internal/tracing"
 	"github.com/upvest-gateway/gateway/internal/webhook"
 	"github.com/upvest-gateway/gateway/internal/webhook/registration"
 )
@@ -49,6 +50,15 @@ type Config struct {
 	HTTPAddr     string
 	// WebhookAddr, when set, is the webhook receiver's own listener.
 	WebhookAddr string
+	// AdminAddr is the admin listener's: metrics, profiles, health; "off"
+	// for none.
+	AdminAddr string
+	// ShutdownDelay is how long the gateway serves on, not ready, after
+	// SIGTERM; DrainTimeout how long calls in flight then get to finish.
+	ShutdownDelay, DrainTimeout string
+	// LogFormat is json or text ("": json, text with --simulate);
+	// LogLevel debug, info, warn or error.
+	LogFormat, LogLevel string
 	// Caller security: TLS files, the policy file, bearer tokens' JWKS and
 	// claims, and the explicit opt-out. Checked by checkSecurity, loaded by
 	// loadSecurity.
@@ -105,6 +115,8 @@ type Config struct {
 	// subscription for that URL at start-up. Checked by Registration.
 	WebhookPublicURL string
 	Simulate         bool
+	// Tracing is what the OTEL_* variables ask for (internal/tracing).
+	Tracing tracing.Settings
 }
 
 // setting is one configuration value: its variable, its flag and how to
@@ -142,6 +154,16 @@ var settings = []setting{
 		field: func(c *Config) *string { return &c.HTTPAddr }},
 	{env: "GATEWAY_WEBHOOK_ADDR", flag: "webhook-addr", usage: "listen address of the webhook receiver alone (default: served on GATEWAY_HTTP_ADDR); the one port to expose to Upvest",
 		field: func(c *Config) *string { return &c.WebhookAddr }},
+	{env: "GATEWAY_ADMIN_ADDR", flag: "admin-addr", def: "127.0.0.1:9091", usage: "listen address of the admin listener: /metrics, /debug/pprof/, /healthz, /readyz; it checks no caller, so keep it off untrusted networks (off: none)",
+		field: func(c *Config) *string { return &c.AdminAddr }},
+	{env: "GATEWAY_SHUTDOWN_DELAY", flag: "shutdown-delay", def: "5s", usage: "after SIGTERM, how long the gateway serves on while /readyz and gRPC health say it is not ready, so endpoints are updated before anything is refused",
+		field: func(c *Config) *string { return &c.ShutdownDelay }},
+	{env: "GATEWAY_DRAIN_TIMEOUT", flag: "drain-timeout", def: "20s", usage: "then how long calls in flight get to finish before they are cut off (keep delay + drain below the orchestrator's grace period)",
+		field: func(c *Config) *string { return &c.DrainTimeout }},
+	{env: "GATEWAY_LOG_FORMAT", flag: "log-format", usage: "json or text (default json; text with --simulate)",
+		field: func(c *Config) *string { return &c.LogFormat }},
+	{env: "GATEWAY_LOG_LEVEL", flag: "log-level", def: "info", usage: "debug, info, warn or error",
+		field: func(c *Config) *string { return &c.LogLevel }},
 	{env: "GATEWAY_TLS_CERT_FILE", flag: "tls-cert-file", usage: "PEM certificate chain of the gRPC, HTTP and webhook listeners (reloaded when it changes); with GATEWAY_TLS_KEY_FILE",
 		field: func(c *Config) *string { return &c.TLSCertFile }},
 	{env: "GATEWAY_TLS_KEY_FILE", flag: "tls-key-file", usage: "PEM private key of GATEWAY_TLS_CERT_FILE",
@@ -261,6 +283,9 @@ func ParseConfig(env map[string]string, args []string) (Config, error) {
 		// Not echoed: a misplaced argument may well be a secret.
 		return Config{}, &ConfigError{Reason: fmt.Sprintf("unexpected argument #%d: every setting is a --flag=value or an environment variable", 1+len(args)-len(positional))}
 	}
+	if cfg.Tracing, err = tracing.ParseEnv(env); err != nil {
+		return cfg, &ConfigError{Reason: err.Error()}
+	}
 	return cfg, cfg.validate()
 }
 
@@ -378,6 +403,20 @@ func (c Config) validate() error {
 		if (c.WebhookAddr == c.HTTPAddr || c.WebhookAddr == c.GRPCAddr) && !strings.HasSuffix(c.WebhookAddr, ":0") {
 			return configErr("GATEWAY_WEBHOOK_ADDR", "%q is also GATEWAY_HTTP_ADDR or GATEWAY_GRPC_ADDR", c.WebhookAddr)
 		}
+	}
+	if c.AdminAddr != AdminOff {
+		if err := checkAddr("GATEWAY_ADMIN_ADDR", c.AdminAddr); err != nil {
+			return err
+		}
+		if (c.AdminAddr == c.HTTPAddr || c.AdminAddr == c.GRPCAddr || c.AdminAddr == c.WebhookAddr) && !strings.HasSuffix(c.AdminAddr, ":0") {
+			return configErr("GATEWAY_ADMIN_ADDR", "%q is also the address of another listener", c.AdminAddr)
+		}
+	}
+	if _, err := c.Lifecycle(); err != nil {
+		return err
+	}
+	if _, err := c.Logging(); err != nil {
+		return err
 	}
 	if _, err := c.Limits(); err != nil {
 		return err
@@ -502,6 +541,64 @@ func (c Config) checkSecurity() error {
 		}
 	}
 	return nil
+}
+
+// AdminOff as GATEWAY_ADMIN_ADDR serves no admin listener.
+const AdminOff = "off"
+
+// Lifecycle is how the gateway stops: the shutdown delay and the drain
+// timeout.
+type Lifecycle struct {
+	ShutdownDelay, DrainTimeout time.Duration
+}
+
+// Lifecycle checks and converts GATEWAY_SHUTDOWN_DELAY and
+// GATEWAY_DRAIN_TIMEOUT.
+func (c Config) Lifecycle() (Lifecycle, error) {
+	var l Lifecycle
+	d, err := time.ParseDuration(c.ShutdownDelay)
+	if err != nil || d < 0 || d > time.Hour {
+		return l, configErr("GATEWAY_SHUTDOWN_DELAY", "%q is not a duration from 0s to 1h, such as 5s", c.ShutdownDelay)
+	}
+	l.ShutdownDelay = d
+	if l.DrainTimeout, err = positiveDuration("GATEWAY_DRAIN_TIMEOUT", c.DrainTimeout); err != nil {
+		return l, err
+	}
+	return l, nil
+}
+
+// Logging is the log's format and level.
+type Logging struct {
+	Format string // "json" or "text"
+	Level  slog.Level
+}
+
+// Logging checks and converts GATEWAY_LOG_FORMAT and GATEWAY_LOG_LEVEL.
+func (c Config) Logging() (Logging, error) {
+	l := Logging{Format: strings.ToLower(c.LogFormat)}
+	switch l.Format {
+	case "":
+		l.Format = "json"
+		if c.Simulate {
+			l.Format = "text" // for a person at a terminal
+		}
+	case "json", "text":
+	default:
+		return l, configErr("GATEWAY_LOG_FORMAT", "%q is neither json nor text", c.LogFormat)
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug":
+		l.Level = slog.LevelDebug
+	case "info":
+		l.Level = slog.LevelInfo
+	case "warn", "warning":
+		l.Level = slog.LevelWarn
+	case "error":
+		l.Level = slog.LevelError
+	default:
+		return l, configErr("GATEWAY_LOG_LEVEL", "%q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	return l, nil
 }
 
 // Limits are the server's limits (GATEWAY_MAX_CONNECTIONS and the rest).
@@ -887,7 +984,7 @@ func (c Config) String() string {
 	for _, s := range c.shownSettings() {
 		fmt.Fprintf(&b, " %s=%s", s.env, strconv.Quote(c.shown(s)))
 	}
-	fmt.Fprintf(&b, " simulate=%t", c.Simulate)
+	fmt.Fprintf(&b, " simulate=%t tracing=%s", c.Simulate, c.Tracing)
 	return b.String()
 }
 
@@ -900,7 +997,7 @@ func (c Config) LogValue() slog.Value {
 	for _, s := range c.shownSettings() {
 		attrs = append(attrs, slog.String(strings.ToLower(s.env), c.shown(s)))
 	}
-	attrs = append(attrs, slog.Bool("simulate", c.Simulate))
+	attrs = append(attrs, slog.Bool("simulate", c.Simulate), slog.String("tracing", c.Tracing.String()))
 	return slog.GroupValue(attrs...)
 }
 

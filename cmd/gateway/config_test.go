@@ -14,6 +14,7 @@ import (
 	"github.com/upvest-gateway/gateway/internal/broker"
 	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/idempotency"
+	"github.com/upvest-gateway/gateway/internal/tracing"
 	"github.com/upvest-gateway/gateway/internal/webhook"
 )
 
@@ -59,6 +60,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		EventsDuplicateWindow: "24h", NATSReplicas: "auto", InsecureHTTP: "false", EventsSyncAlways: "true", AllowMissingRequestID: "false", CORSAllowCredentials: "false", IdempotencyRetention: "24h", SigningKeyInsecurePermissions: "false", JWTIdentityClaim: "sub", InsecureAllowUnauthenticated: "false",
 		IdempotencyBucket: "UPVEST_GATEWAY_IDEMPOTENCY", StatusBucket: "UPVEST_GATEWAY_STATUS",
 		MaxConns: "4096", MaxConnsPerIP: "512", BodyTimeout: "10s", MaxStreams: "20000", GRPCMaxConnectionAge: "1h",
+		AdminAddr: "127.0.0.1:9091", ShutdownDelay: "5s", DrainTimeout: "20s", LogLevel: "info",
 		WebhookMaxBody: "2MiB", WebhookSourceRate: "10", WebhookSourceBurst: "20", WebhookGlobalRate: "50", WebhookGlobalBurst: "100",
 	}
 	if cfg != want {
@@ -183,6 +185,16 @@ func TestParseConfigErrors(t *testing.T) {
 		{"unauthenticated beyond loopback", with(validEnv(), "GATEWAY_GRPC_ADDR", "0.0.0.0:9090"), nil, `GATEWAY_GRPC_ADDR "0.0.0.0:9090" is not a loopback address, and callers are not authenticated…`},
 		{"unauthenticated on every interface", with(validEnv(), "GATEWAY_HTTP_ADDR", ":8080"), nil, `GATEWAY_HTTP_ADDR ":8080" is not a loopback address…`},
 		{"insecure not a bool", with(validEnv(), "GATEWAY_INSECURE_ALLOW_UNAUTHENTICATED", "yes"), nil, `GATEWAY_INSECURE_ALLOW_UNAUTHENTICATED "yes" is not true or false…`},
+		{"admin addr", with(validEnv(), "GATEWAY_ADMIN_ADDR", "9091"), nil, `GATEWAY_ADMIN_ADDR "9091" is not a host:port address (or --admin-addr)`},
+		{"admin addr is the http addr", with(validEnv(), "GATEWAY_ADMIN_ADDR", "127.0.0.1:8080"), nil, `GATEWAY_ADMIN_ADDR "127.0.0.1:8080" is also the address of another listener (or --admin-addr)`},
+		{"shutdown delay", with(validEnv(), "GATEWAY_SHUTDOWN_DELAY", "5"), nil, `GATEWAY_SHUTDOWN_DELAY "5" is not a duration from 0s to 1h, such as 5s (or --shutdown-delay)`},
+		{"shutdown delay negative", validEnv(), []string{"--shutdown-delay=-1s"}, `GATEWAY_SHUTDOWN_DELAY "-1s" is not…`},
+		{"drain timeout", with(validEnv(), "GATEWAY_DRAIN_TIMEOUT", "0s"), nil, `GATEWAY_DRAIN_TIMEOUT "0s" is not a positive duration such as 24h or 90m (or --drain-timeout)`},
+		{"log format", with(validEnv(), "GATEWAY_LOG_FORMAT", "logfmt"), nil, `GATEWAY_LOG_FORMAT "logfmt" is neither json nor text (or --log-format)`},
+		{"log level", with(validEnv(), "GATEWAY_LOG_LEVEL", "verbose"), nil, `GATEWAY_LOG_LEVEL "verbose" is not one of debug, info, warn, error (or --log-level)`},
+		{"OTEL exporter", with(validEnv(), "OTEL_TRACES_EXPORTER", "jaeger"), nil, `OTEL_TRACES_EXPORTER "jaeger" is not supported: otlp or none`},
+		{"OTEL protocol", with(validEnv(), "OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318", "OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"), nil,
+			`OTEL_EXPORTER_OTLP_PROTOCOL "http/json" is not supported: grpc or http/protobuf`},
 		{"unknown flag", validEnv(), []string{"--upvest-client-secrt=" + testSecret}, "flag provided but not defined: --upvest-client-secrt"},
 		{"positional argument", validEnv(), []string{"--simulate", testSecret}, "unexpected argument #2…"},
 		{"bad bool", validEnv(), []string{"--simulate=maybe"}, "invalid boolean value…"},
@@ -281,6 +293,42 @@ func TestWebhookConfig(t *testing.T) {
 	}
 }
 
+// TestOperationsConfig: the admin listener, the shutdown's delay and drain,
+// the log's format and level, and tracing, from their settings.
+func TestOperationsConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		admin   string
+		life    Lifecycle
+		logging Logging
+		tracing tracing.Settings
+	}{
+		{"defaults", validEnv(), nil, "127.0.0.1:9091", Lifecycle{5 * time.Second, 20 * time.Second}, Logging{"json", slog.LevelInfo}, tracing.Settings{}},
+		{"text with --simulate", nil, []string{"--simulate"}, "127.0.0.1:9091", Lifecycle{5 * time.Second, 20 * time.Second}, Logging{"text", slog.LevelInfo}, tracing.Settings{}},
+		{"json with --simulate when asked", map[string]string{"GATEWAY_LOG_FORMAT": "JSON"}, []string{"--simulate"}, "127.0.0.1:9091",
+			Lifecycle{5 * time.Second, 20 * time.Second}, Logging{"json", slog.LevelInfo}, tracing.Settings{}},
+		{"set", with(validEnv(), "GATEWAY_ADMIN_ADDR", "0.0.0.0:9100", "GATEWAY_SHUTDOWN_DELAY", "0s", "GATEWAY_DRAIN_TIMEOUT", "45s",
+			"GATEWAY_LOG_FORMAT", "text", "GATEWAY_LOG_LEVEL", "WARN", "OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317", "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"), nil,
+			"0.0.0.0:9100", Lifecycle{0, 45 * time.Second}, Logging{"text", slog.LevelWarn}, tracing.Settings{Enabled: true, Protocol: "grpc"}},
+		{"flags", validEnv(), []string{"--admin-addr=off", "--shutdown-delay=10s", "--drain-timeout=1m", "--log-level=debug"},
+			"off", Lifecycle{10 * time.Second, time.Minute}, Logging{"json", slog.LevelDebug}, tracing.Settings{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := ParseConfig(tc.env, tc.args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			life, _ := cfg.Lifecycle()
+			logging, _ := cfg.Logging()
+			if cfg.AdminAddr != tc.admin || life != tc.life || logging != tc.logging || cfg.Tracing != tc.tracing {
+				t.Errorf("admin %q, %+v, %+v, tracing %+v; want %q, %+v, %+v, %+v", cfg.AdminAddr, life, logging, cfg.Tracing, tc.admin, tc.life, tc.logging, tc.tracing)
+			}
+		})
+	}
+}
+
 func TestParseConfigSimulateNeedsNoCredentials(t *testing.T) {
 	cfg, err := ParseConfig(map[string]string{"UPVEST_BASE_URL": "not even a URL"}, []string{"--simulate"})
 	if err != nil || !cfg.Simulate {
@@ -376,11 +424,14 @@ func FuzzWebhookPublicURL(f *testing.F) {
 // line of error, never a panic, and no secret in the error or the printed
 // configuration.
 func FuzzParseConfig(f *testing.F) {
-	f.Add("c5a1e1f4-6a8e-4a43-9d0a-1f2e3d4c5b6a", "secret", "https://sandbox.upvest.co", "127.0.0.1:9090", "nats://u:p@h:4222", "pass", "--simulate")
-	f.Add("", "", "http://[::1]:80", ":0", "", "", "")
-	f.Add("x", "\n", "https://u:p@h", "host", "nats://h:0", "\x00", "--grpc-addr=:1 --http-addr=:1")
-	f.Add("c5a1e1f4-6a8e-4a43-9d0a-1f2e3d4c5b6a", "s", "https://a.b", "[::1]:9090", "tls://[::1]:4222,ws://h", "", "-h")
-	f.Fuzz(func(t *testing.T, clientID, secret, baseURL, addr, natsURL, pass, args string) {
+	f.Add("c5a1e1f4-6a8e-4a43-9d0a-1f2e3d4c5b6a", "secret", "https://sandbox.upvest.co", "127.0.0.1:9090", "nats://u:p@h:4222", "pass", "--simulate", "")
+	f.Add("", "", "http://[::1]:80", ":0", "", "", "", "127.0.0.1:0,0s,debug,otlp")
+	f.Add("x", "\n", "https://u:p@h", "host", "nats://h:0", "\x00", "--grpc-addr=:1 --http-addr=:1", ",,,")
+	f.Add("c5a1e1f4-6a8e-4a43-9d0a-1f2e3d4c5b6a", "s", "https://a.b", "[::1]:9090", "tls://[::1]:4222,ws://h", "", "-h", "off,1h1s,warn,none")
+	f.Add("c5a1e1f4-6a8e-4a43-9d0a-1f2e3d4c5b6a", "s", "https://a.b", "127.0.0.1:9090", "", "", "--shutdown-delay=1s --log-format=text", "127.0.0.1:9090,-1s,x,zipkin")
+	// ops: the admin address, the shutdown delay, the log level and the
+	// trace exporter, comma-separated.
+	f.Fuzz(func(t *testing.T, clientID, secret, baseURL, addr, natsURL, pass, args, ops string) {
 		// Secrets carry the marker as prefix, as real secrets cannot be
 		// told from other text.
 		secret, pass = marker+secret, marker+pass
@@ -395,6 +446,9 @@ func FuzzParseConfig(f *testing.F) {
 			"GATEWAY_GRPC_ADDR":             addr,
 			"GATEWAY_NATS_URL":              strings.Replace(natsURL, "nats://", natsPass, 1),
 		}
+		for i, v := range strings.SplitN(ops, ",", 4) {
+			env[[]string{"GATEWAY_ADMIN_ADDR", "GATEWAY_SHUTDOWN_DELAY", "GATEWAY_LOG_LEVEL", "OTEL_TRACES_EXPORTER"}[i]] = v
+		}
 		cfg, err := ParseConfig(env, strings.Fields(args))
 		if err != nil {
 			if msg := err.Error(); strings.Contains(msg, marker) || strings.Contains(msg, "\n") {
@@ -407,6 +461,12 @@ func FuzzParseConfig(f *testing.F) {
 		}
 		if cfg.GRPCAddr == "" || cfg.HTTPAddr == "" || cfg.DataDir == "" {
 			t.Fatalf("accepted config lacks an address or the data dir: %+v", cfg)
+		}
+		if _, err := cfg.Lifecycle(); err != nil {
+			t.Fatalf("accepted config with a bad lifecycle: %v", err)
+		}
+		if l, err := cfg.Logging(); err != nil || l.Format != "json" && l.Format != "text" {
+			t.Fatalf("accepted config with bad logging: %+v %v", l, err)
 		}
 		if !cfg.Simulate && (cfg.ClientSecret == "" || !isUUID(cfg.ClientID)) {
 			t.Fatalf("accepted config without credentials: %v", cfg)

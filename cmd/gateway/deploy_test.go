@@ -47,16 +47,8 @@ import (
 
 const deployDir = "../../deploy"
 
-// pendingSettings are set in deploy/ ahead of the code reading them: the
-// admin listener, the shutdown delay and drain, and the log settings.
-// Until then the gateway ignores them.
-var pendingSettings = []string{"GATEWAY_ADMIN_ADDR", "GATEWAY_SHUTDOWN_DELAY", "GATEWAY_DRAIN_TIMEOUT", "GATEWAY_LOG_FORMAT", "GATEWAY_LOG_LEVEL"}
-
-// Defaults of the pending settings that the checks need.
-var pendingDefaults = map[string]string{"GATEWAY_ADMIN_ADDR": "127.0.0.1:9091", "GATEWAY_SHUTDOWN_DELAY": "5s", "GATEWAY_DRAIN_TIMEOUT": "20s"}
-
 func isSetting(name string) bool {
-	return slices.ContainsFunc(settings, func(s setting) bool { return s.env == name }) || slices.Contains(pendingSettings, name)
+	return slices.ContainsFunc(settings, func(s setting) bool { return s.env == name })
 }
 
 // settingValue is what the gateway makes of env for a setting: its value,
@@ -64,9 +56,6 @@ func isSetting(name string) bool {
 func settingValue(env map[string]string, name string) string {
 	if v := env[name]; v != "" {
 		return v
-	}
-	if d, ok := pendingDefaults[name]; ok {
-		return d
 	}
 	return settingOf(name).def
 }
@@ -416,19 +405,21 @@ func (m *manifests) containerEnv(t *testing.T, c *corev1.Container, image map[st
 }
 
 // servedPaths are the paths of the probes that a running gateway answers
-// with 200 on its HTTP listener (the admin listener serves the same health
-// routes).
+// with 200 on its admin listener, where the probes go, and on its HTTP
+// listener, which serves the same health routes.
 func servedPaths(t *testing.T, paths []string) {
 	t.Helper()
 	g := servertest.Start(t)
 	for _, p := range paths {
-		resp, err := http.Get("http://" + g.Server.HTTPAddr() + p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Errorf("probe path %s: the gateway answers %d", p, resp.StatusCode)
+		for _, base := range []string{g.AdminBaseURL, "http://" + g.Server.HTTPAddr()} {
+			resp, err := http.Get(base + p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("probe path %s: the gateway answers %d at %s", p, resp.StatusCode, base)
+			}
 		}
 	}
 }

@@ -94,7 +94,7 @@ func runHealthcheck(ctx context.Context, args []string, env map[string]string, s
 // GATEWAY_ADMIN_ADDR is set, else the HTTP listener, with TLS when
 // GATEWAY_TLS_CERT_FILE is set.
 func healthcheckAddr(env map[string]string) (string, bool) {
-	if a := strings.TrimSpace(env["GATEWAY_ADMIN_ADDR"]); a != "" {
+	if a := strings.TrimSpace(env["GATEWAY_ADMIN_ADDR"]); a != "" && a != AdminOff {
 		return a, false
 	}
 	a := strings.TrimSpace(env["GATEWAY_HTTP_ADDR"])

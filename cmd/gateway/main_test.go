@@ -8,6 +8,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"io"
 	"net"
@@ -92,6 +93,14 @@ func TestRunStartupErrors(t *testing.T) {
 		{"gRPC address in use", with(validEnv(), "UPVEST_SIGNING_KEY_FILE", writeKey(t), "GATEWAY_GRPC_ADDR", busy.Addr().String()), nil, "GATEWAY_GRPC_ADDR"},
 		{"data dir is a file", with(validEnv(), "UPVEST_SIGNING_KEY_FILE", writeKey(t), "GATEWAY_GRPC_ADDR", "127.0.0.1:0", "GATEWAY_HTTP_ADDR", "127.0.0.1:0", "GATEWAY_DATA_DIR", garbage), nil, "GATEWAY_DATA_DIR"},
 		{"HTTP address in use", with(validEnv(), "UPVEST_SIGNING_KEY_FILE", writeKey(t), "GATEWAY_GRPC_ADDR", "127.0.0.1:0", "GATEWAY_HTTP_ADDR", busy.Addr().String()), nil, "GATEWAY_HTTP_ADDR"},
+		{"admin address in use", with(validEnv(), "UPVEST_SIGNING_KEY_FILE", writeKey(t), "GATEWAY_GRPC_ADDR", "127.0.0.1:0", "GATEWAY_HTTP_ADDR", "127.0.0.1:0",
+			"GATEWAY_ADMIN_ADDR", busy.Addr().String()), nil, "GATEWAY_ADMIN_ADDR"},
+		// The embedded log cannot be stored: said at once, not after the
+		// event log's start-up time.
+		{"data dir is a file", with(validEnv(), "UPVEST_SIGNING_KEY_FILE", writeKey(t), "GATEWAY_GRPC_ADDR", "127.0.0.1:0", "GATEWAY_HTTP_ADDR", "127.0.0.1:0",
+			"GATEWAY_ADMIN_ADDR", "127.0.0.1:0", "GATEWAY_DATA_DIR", garbage), nil, "GATEWAY_DATA_DIR"},
+		{"bad log format", with(validEnv(), "GATEWAY_LOG_FORMAT", "xml"), nil, "GATEWAY_LOG_FORMAT"},
+		{"bad OTEL exporter", with(validEnv(), "OTEL_TRACES_EXPORTER", "zipkin"), nil, "OTEL_TRACES_EXPORTER"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -99,8 +108,8 @@ func TestRunStartupErrors(t *testing.T) {
 			if code != exitConfig {
 				t.Errorf("exit status %d, want %d (stderr %q)", code, exitConfig, stderr)
 			}
-			if strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "gateway: "+tc.setting) {
-				t.Errorf("stderr = %q, want one line starting with %q", stderr, "gateway: "+tc.setting)
+			if rec := fatalLine(t, stderr); !strings.HasPrefix(rec.Msg, "gateway: "+tc.setting) || rec.ExitCode != exitConfig {
+				t.Errorf("stderr = %q, want one record whose message starts with %q", stderr, "gateway: "+tc.setting)
 			}
 			if strings.Contains(stderr+stdout, marker) {
 				t.Errorf("a secret was printed: %q %q", stdout, stderr)
@@ -109,12 +118,41 @@ func TestRunStartupErrors(t *testing.T) {
 	}
 }
 
+// logRecord is a JSON log line of the gateway.
+type logRecord struct {
+	Level    string `json:"level"`
+	Msg      string `json:"msg"`
+	Setting  string `json:"setting"`
+	ExitCode int    `json:"exit_code"`
+}
+
+// fatalLine checks that stderr is one JSON record at level ERROR, and
+// returns it.
+func fatalLine(t *testing.T, stderr string) logRecord {
+	t.Helper()
+	var rec logRecord
+	if strings.Count(stderr, "\n") != 1 || json.Unmarshal([]byte(stderr), &rec) != nil || rec.Level != "ERROR" {
+		t.Errorf("stderr = %q, want one JSON record at level ERROR", stderr)
+	}
+	return rec
+}
+
+// TestRunStartupErrorText: with GATEWAY_LOG_FORMAT=text the fatal line is
+// a text record, as every other line.
+func TestRunStartupErrorText(t *testing.T) {
+	code, _, stderr := runOnce(t, with(validEnv(), "UPVEST_CLIENT_ID", "", "GATEWAY_LOG_FORMAT", "text"))
+	if code != exitConfig || strings.Count(stderr, "\n") != 1 ||
+		!strings.Contains(stderr, `level=ERROR msg="gateway: UPVEST_CLIENT_ID is required (or --upvest-client-id)" setting=UPVEST_CLIENT_ID exit_code=2`) {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}
+
 func TestRunStartsAndStops(t *testing.T) {
 	// A real configuration (no I/O to Upvest happens before the first
 	// call), stopped by the cancelled context right after start-up.
 	dataDir := t.TempDir()
 	env := with(validEnv(), "UPVEST_SIGNING_KEY_FILE", writeKey(t), "GATEWAY_GRPC_ADDR", "127.0.0.1:0", "GATEWAY_HTTP_ADDR", "127.0.0.1:0",
-		"GATEWAY_DATA_DIR", dataDir)
+		"GATEWAY_ADMIN_ADDR", "127.0.0.1:0", "GATEWAY_DATA_DIR", dataDir)
 	code, stdout, stderr := runOnce(t, env)
 	if code != exitOK || !strings.Contains(stdout, "gateway: listening grpc=127.0.0.1:") {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
@@ -141,9 +179,9 @@ func TestRunEventLogUnavailable(t *testing.T) {
 	addr := closed.Addr().String()
 	closed.Close()
 	env := with(validEnv(), "UPVEST_SIGNING_KEY_FILE", writeKey(t), "GATEWAY_GRPC_ADDR", "127.0.0.1:0", "GATEWAY_HTTP_ADDR", "127.0.0.1:0",
-		"GATEWAY_NATS_URL", "nats://user:"+marker+"@"+addr)
+		"GATEWAY_ADMIN_ADDR", "127.0.0.1:0", "GATEWAY_NATS_URL", "nats://user:"+marker+"@"+addr)
 	code, stdout, stderr := runOnce(t, env)
-	if code != exitFailure || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "gateway: event log: ") {
+	if rec := fatalLine(t, stderr); code != exitFailure || !strings.HasPrefix(rec.Msg, "gateway: event log: ") || rec.Setting != "" {
 		t.Errorf("exit %d, stderr %q, want 1 and one line about the event log", code, stderr)
 	}
 	if strings.Contains(stdout+stderr, marker) {
@@ -167,9 +205,11 @@ func TestSimulateSubprocess(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "--simulate", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir())
-	// No UPVEST_* at all: --simulate needs none.
-	cmd.Env = []string{"GATEWAY_TEST_RUN_MAIN=1", "PATH=" + os.Getenv("PATH")}
+	cmd := exec.CommandContext(ctx, os.Args[0], "--simulate", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data-dir", t.TempDir())
+	// No UPVEST_* at all: --simulate needs none. JSON logs, though text is
+	// the default with --simulate, and a shutdown delay long enough to see
+	// readiness go first.
+	cmd.Env = []string{"GATEWAY_TEST_RUN_MAIN=1", "PATH=" + os.Getenv("PATH"), "GATEWAY_LOG_FORMAT=json", "GATEWAY_SHUTDOWN_DELAY=5s"}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -182,17 +222,21 @@ func TestSimulateSubprocess(t *testing.T) {
 	defer func() { _ = cmd.Process.Kill() }()
 
 	listening := regexp.MustCompile(`^gateway: listening grpc=(\S+) http=(\S+)$`)
+	adminListening := regexp.MustCompile(`^gateway: admin listening on (\S+) `)
 	lines := bufio.NewScanner(stdout)
-	var httpAddr string
+	var httpAddr, adminAddr string
 	var out strings.Builder
-	for httpAddr == "" && lines.Scan() {
+	for (httpAddr == "" || adminAddr == "") && lines.Scan() {
 		out.WriteString(lines.Text() + "\n")
 		if m := listening.FindStringSubmatch(lines.Text()); m != nil {
 			httpAddr = m[2]
 		}
+		if m := adminListening.FindStringSubmatch(lines.Text()); m != nil {
+			adminAddr = m[1]
+		}
 	}
-	if httpAddr == "" {
-		t.Fatalf("no listening line; stdout:\n%s\nstderr:\n%s", out.String(), stderr.String())
+	if httpAddr == "" || adminAddr == "" {
+		t.Fatalf("no listening lines; stdout:\n%s\nstderr:\n%s", out.String(), stderr.String())
 	}
 	go func() { _, _ = io.Copy(io.Discard, stdout) }() // the examples that follow
 
@@ -241,8 +285,53 @@ func TestSimulateSubprocess(t *testing.T) {
 	for e := nextEvent(); e != "event"; e = nextEvent() {
 	}
 
+	// The binary's metrics: its version, and the calls just made.
+	metrics := get(t, "http://"+adminAddr+"/metrics")
+	for _, want := range []string{`upvest_gateway_build_info{go_version=`, `version="dev"`,
+		`grpc_server_handled_total{grpc_code="OK",grpc_method="CreateTopup",grpc_service="upvest.gateway.v1.TopupService",grpc_type="unary"} 1`,
+		`upvest_gateway_streams_active{method="/upvest.gateway.v1.TopupService/WatchTopupEvents"} 1`,
+		`upvest_gateway_webhook_deliveries_total{code="200"}`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
+	}
+	// Not ready first, while alive and serving.
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		res, err := http.Get("http://" + adminAddr + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusServiceUnavailable {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz never said 503 after SIGTERM")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, url := range []string{"http://" + httpAddr + "/healthz", "http://" + httpAddr + "/v1/account_groups/" + ag + "/payments/cash_balance"} {
+		if res, err := http.Get(url); err != nil || res.StatusCode != http.StatusOK {
+			t.Errorf("GET %s while not ready: %v %v, want 200", url, res, err)
+		} else {
+			res.Body.Close()
+		}
+	}
+	// The open stream ends with its resume token when the drain begins.
+	ended := false
+	for !ended && events.Scan() {
+		if strings.HasPrefix(events.Text(), "data: ") && strings.Contains(events.Text(), `"SHUTTING_DOWN"`) {
+			ended = true
+			if !strings.Contains(events.Text(), `"resume_token":"`) {
+				t.Errorf("the stream's end carries no resume token: %s", events.Text())
+			}
+		}
+	}
+	if !ended {
+		t.Errorf("the stream did not end with SHUTTING_DOWN: %v", events.Err())
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -254,8 +343,50 @@ func TestSimulateSubprocess(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the gateway did not exit after SIGTERM")
 	}
-	if !strings.Contains(stderr.String(), "gateway stopped") {
-		t.Errorf("no clean shutdown in the log:\n%s", stderr.String())
+	log := stderr.String()
+	for _, want := range []string{"shutting down: not ready", "shutting down: draining", "gateway stopped", "event log closed"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("no %q in the log:\n%s", want, log)
+		}
+	}
+	for line := range strings.SplitSeq(strings.TrimSpace(log), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("a log line not in the chosen format (json): %q", line)
+		}
+	}
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, res.StatusCode, b)
+	}
+	return string(b)
+}
+
+// TestVersion: --version prints the version set at build time with
+// -ldflags "-X main.version=...", and nothing else happens.
+func TestVersion(t *testing.T) {
+	code, stdout, stderr := runOnce(t, nil, "--version")
+	if code != exitOK || !strings.HasPrefix(stdout, "gateway dev (") || stderr != "" {
+		t.Errorf("--version: exit %d, %q %q", code, stdout, stderr)
+	}
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "gateway")
+	if out, err := exec.Command("go", "build", "-ldflags", "-X main.version=v9.8.7-test", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "gateway v9.8.7-test (") {
+		t.Errorf("built with -X main.version: %q %v", out, err)
 	}
 }
 
@@ -265,10 +396,10 @@ func TestSimulateSubprocess(t *testing.T) {
 func TestRunReplicas(t *testing.T) {
 	cluster := eventstest.StartCluster(t, 3)
 	single := eventstest.StartCluster(t, 1)
-	base := with(validEnv(), "UPVEST_SIGNING_KEY_FILE", writeKey(t), "GATEWAY_GRPC_ADDR", "127.0.0.1:0", "GATEWAY_HTTP_ADDR", "127.0.0.1:0")
+	base := with(validEnv(), "UPVEST_SIGNING_KEY_FILE", writeKey(t), "GATEWAY_GRPC_ADDR", "127.0.0.1:0", "GATEWAY_HTTP_ADDR", "127.0.0.1:0", "GATEWAY_ADMIN_ADDR", "127.0.0.1:0")
 
 	code, _, stderr := runOnce(t, with(base, "GATEWAY_NATS_URL", single.URL(), "GATEWAY_NATS_REPLICAS", "3"))
-	if code != exitConfig || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "gateway: GATEWAY_NATS_REPLICAS is 3, but the NATS cluster has 1 server") {
+	if rec := fatalLine(t, stderr); code != exitConfig || !strings.HasPrefix(rec.Msg, "gateway: GATEWAY_NATS_REPLICAS is 3, but the NATS cluster has 1 server") {
 		t.Errorf("3 replicas on one server: exit %d, stderr %q", code, stderr)
 	}
 

@@ -16,6 +16,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,18 +29,20 @@ import (
 	"github.com/upvest-gateway/gateway/internal/broker"
 	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/idempotency"
+	"github.com/upvest-gateway/gateway/internal/metrics"
 	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/service"
 	"github.com/upvest-gateway/gateway/internal/statusindex"
+	"github.com/upvest-gateway/gateway/internal/tracing"
 	"github.com/upvest-gateway/gateway/internal/upstream"
 	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
 	"github.com/upvest-gateway/gateway/internal/upvestsim"
 	"github.com/upvest-gateway/gateway/internal/webhook"
 )
 
-// drainTimeout bounds the graceful shutdown; it stays below Kubernetes'
-// default 30 s grace period so calls are drained, not killed.
-const drainTimeout = 20 * time.Second
+// version is the gateway's version, set at build time with
+// -ldflags "-X main.version=v1.2.3".
+var version = "dev"
 
 // imageUID is the numeric user the container image (deploy/Dockerfile)
 // runs as, and the Kubernetes manifests' runAsUser: a test keeps them equal.
@@ -63,42 +68,38 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 			return runHealthcheck(ctx, args[1:], env, stdout, stderr)
 		}
 	}
+	if slices.ContainsFunc(args, func(a string) bool { return a == "--version" || a == "-version" }) {
+		fmt.Fprintf(stdout, "gateway %s (%s, %s)\n", version, revision(), runtime.Version())
+		return exitOK
+	}
 	cfg, err := ParseConfig(env, args)
 	if errors.Is(err, flag.ErrHelp) {
 		usage(stdout)
 		return exitOK
 	}
-	if err != nil {
-		return fail(stderr, err)
+	// Every line in the chosen format, a fatal one included: of a bad
+	// format or level, the default.
+	lc, lerr := cfg.Logging()
+	if lerr != nil {
+		lc, _ = Config{LogLevel: "info", Simulate: cfg.Simulate}.Logging()
 	}
-	logger := newLogger(stderr, cfg.Simulate)
+	logger := newLogger(stderr, lc, cfg.ClientSecret, cfg.SigningKeyPassphrase)
+	if err != nil {
+		return failStart(logger, err)
+	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// A second signal is not caught: it ends the process at once, should
+	// an operator not want to wait for the drain.
+	context.AfterFunc(ctx, stop)
+	life, _ := cfg.Lifecycle() // checked by ParseConfig
 
-	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
+	listeners, err := listen(cfg)
 	if err != nil {
-		return fail(stderr, configErr("GATEWAY_GRPC_ADDR", "%q: cannot listen: %v", cfg.GRPCAddr, errors.Unwrap(err)))
+		return failStart(logger, err)
 	}
-	httpLis, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		grpcLis.Close()
-		return fail(stderr, configErr("GATEWAY_HTTP_ADDR", "%q: cannot listen: %v", cfg.HTTPAddr, errors.Unwrap(err)))
-	}
-	var webhookLis net.Listener
-	if cfg.WebhookAddr != "" {
-		if webhookLis, err = net.Listen("tcp", cfg.WebhookAddr); err != nil {
-			grpcLis.Close()
-			httpLis.Close()
-			return fail(stderr, configErr("GATEWAY_WEBHOOK_ADDR", "%q: cannot listen: %v", cfg.WebhookAddr, errors.Unwrap(err)))
-		}
-	}
-	closeListeners := func() {
-		grpcLis.Close()
-		httpLis.Close()
-		if webhookLis != nil {
-			webhookLis.Close()
-		}
-	}
+	grpcLis, httpLis, webhookLis, adminLis := listeners.grpc, listeners.http, listeners.webhook, listeners.admin
+	closeListeners := listeners.close
 
 	// The simulator of --simulate delivers its webhooks to this very
 	// gateway, so events stream end to end.
@@ -106,50 +107,68 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	if webhookLis != nil {
 		receiverAddr = webhookLis.Addr()
 	}
-	up, err := newUpstream(cfg, logger, stdout, webhookURL(receiverAddr))
+	tr, err := tracing.New(ctx, cfg.Tracing, version)
 	if err != nil {
 		closeListeners()
-		return fail(stderr, err)
+		return failStart(logger, err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(ctx); err != nil {
+			logger.Warn("tracing: spans not exported at shutdown", "err", err)
+		}
+	}()
+	m := metrics.New(version)
+	up, err := newUpstream(cfg, logger, stdout, webhookURL(receiverAddr), upstream.WithMetrics(m), upstream.WithTracing(tr.Provider, tr.Propagator))
+	if err != nil {
+		closeListeners()
+		return failStart(logger, err)
 	}
 	defer up.stop()
 	recvOpts, subs, err := receiverOptions(cfg, up)
 	if err != nil {
 		closeListeners()
-		return fail(stderr, err)
+		return failStart(logger, err)
 	}
 	// Before the receiver starts, so that it starts bound to the
 	// registered subscription.
 	stopRegistration, err := startRegistration(ctx, cfg, up, subs, logger)
 	if err != nil {
 		closeListeners()
-		return fail(stderr, err)
+		return failStart(logger, err)
 	}
 	defer stopRegistration()
 
 	b, log, quarantine, err := openEventLog(ctx, cfg, logger)
 	if err != nil {
 		closeListeners()
-		return fail(stderr, err)
+		return failStart(logger, err)
 	}
-	// Closed after Serve has returned: deliveries in flight are answered
-	// first, and streams were already ended by the shutdown.
-	defer b.Close()
+	// Closed after Serve has returned, in this order: the drain is over,
+	// so every call in flight has recorded its outcome in the idempotency
+	// store, every delivery was answered, and the streams were ended; then
+	// the embedded NATS server stops.
+	defer func() {
+		b.Close()
+		logger.Info("event log closed", "embedded_nats", b.Embedded())
+	}()
 	defer log.Close()
 
 	store, err := openIdempotency(ctx, cfg, b, log.Config().Replicas, logger)
 	if err != nil {
 		closeListeners()
-		return fail(stderr, err)
+		return failStart(logger, err)
 	}
 	security, err := loadSecurity(ctx, cfg, logger)
 	if err != nil {
 		closeListeners()
-		return fail(stderr, err)
+		return failStart(logger, err)
 	}
 	statuses, stopTail, err := openStatusIndex(ctx, cfg, b, log, logger)
 	if err != nil {
 		closeListeners()
-		return fail(stderr, err)
+		return failStart(logger, err)
 	}
 	defer stopTail()
 	serviceOpts, _ := cfg.ServiceOptions() // checked by ParseConfig
@@ -157,31 +176,80 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	limits, _ := cfg.Limits()
 	cors, _ := cfg.CORS() // checked by ParseConfig
 	security = append(security, server.WithCORS(cors))
-	srv, err := server.New(server.Config{Upstream: up.client, GRPCListener: grpcLis, HTTPListener: httpLis, WebhookListener: webhookLis},
-		append(security, server.WithLogger(logger), server.WithShutdownTimeout(drainTimeout),
+	srv, err := server.New(server.Config{Upstream: up.client, GRPCListener: grpcLis, HTTPListener: httpLis, WebhookListener: webhookLis, AdminListener: adminLis},
+		append(security, server.WithLogger(logger), server.WithShutdownDelay(life.ShutdownDelay), server.WithShutdownTimeout(life.DrainTimeout),
+			server.WithMetrics(m), server.WithTracing(tr.Provider, tr.Propagator),
 			server.WithEvents(log, recvOpts...), server.WithQuarantine(quarantine),
 			server.WithServiceOptions(serviceOpts...), server.WithLimits(limits))...)
 	if err != nil {
 		closeListeners()
-		return fail(stderr, err)
+		return failStart(logger, err)
 	}
-	logger.Info("starting", "config", cfg)
+	logger.Info("starting", "version", version, "config", cfg)
+	if a := srv.AdminAddr(); a != "" {
+		if host, _, _ := net.SplitHostPort(a); !isLoopback(host) {
+			logger.Warn("the admin listener (metrics, profiles) is reachable beyond this host, and checks no caller: keep it off untrusted networks", "admin", a)
+		}
+	}
 	if a := srv.WebhookAddr(); a != "" {
 		fmt.Fprintf(stdout, "gateway: listening grpc=%s http=%s webhook=%s\n", srv.GRPCAddr(), srv.HTTPAddr(), a)
 	} else {
 		fmt.Fprintf(stdout, "gateway: listening grpc=%s http=%s\n", srv.GRPCAddr(), srv.HTTPAddr())
 	}
+	if a := srv.AdminAddr(); a != "" {
+		fmt.Fprintf(stdout, "gateway: admin listening on %s (/metrics, /debug/pprof/, /healthz, /readyz)\n", a)
+	}
 	if cfg.Simulate {
 		printExamples(stdout, srv.GRPCAddr(), srv.HTTPAddr())
 	}
 	if err := srv.Serve(ctx); err != nil {
-		fmt.Fprintf(stderr, "gateway: %v\n", err)
+		logger.Error("gateway: "+err.Error(), "exit_code", exitFailure)
 		return exitFailure
 	}
 	return exitOK
 }
 
-// fail prints err as the one line an operator reads, and picks the exit code.
+// listeners are the gateway's open listeners; webhook and admin may be nil.
+type listeners struct {
+	grpc, http, webhook, admin net.Listener
+}
+
+func (l listeners) close() {
+	for _, lis := range []net.Listener{l.grpc, l.http, l.webhook, l.admin} {
+		if lis != nil {
+			lis.Close()
+		}
+	}
+}
+
+// listen opens the configured listeners, or none: an address that cannot
+// be listened on is a configuration error naming its setting.
+func listen(cfg Config) (listeners, error) {
+	var l listeners
+	for _, a := range []struct {
+		env, addr string
+		lis       *net.Listener
+	}{
+		{"GATEWAY_GRPC_ADDR", cfg.GRPCAddr, &l.grpc},
+		{"GATEWAY_HTTP_ADDR", cfg.HTTPAddr, &l.http},
+		{"GATEWAY_WEBHOOK_ADDR", cfg.WebhookAddr, &l.webhook},
+		{"GATEWAY_ADMIN_ADDR", cfg.AdminAddr, &l.admin},
+	} {
+		if a.addr == "" || a.env == "GATEWAY_ADMIN_ADDR" && a.addr == AdminOff {
+			continue
+		}
+		lis, err := net.Listen("tcp", a.addr)
+		if err != nil {
+			l.close()
+			return listeners{}, configErr(a.env, "%q: cannot listen: %v", a.addr, errors.Unwrap(err))
+		}
+		*a.lis = lis
+	}
+	return l, nil
+}
+
+// fail prints err as the one line an operator reads (of a command), and
+// picks the exit code.
 func fail(stderr io.Writer, err error) int {
 	fmt.Fprintf(stderr, "gateway: %v\n", err)
 	var ce *ConfigError
@@ -191,8 +259,37 @@ func fail(stderr io.Writer, err error) int {
 	return exitFailure
 }
 
+// failStart logs why the gateway cannot start as the one line an operator
+// reads, in the log's format, and picks the exit code.
+func failStart(logger *slog.Logger, err error) int {
+	code := exitFailure
+	var attrs []any
+	var ce *ConfigError
+	if errors.As(err, &ce) {
+		code = exitConfig
+		if ce.Env != "" {
+			attrs = append(attrs, "setting", ce.Env)
+		}
+	}
+	logger.Error("gateway: "+err.Error(), append(attrs, "exit_code", code)...)
+	return code
+}
+
+// revision is the VCS revision the binary was built from, if known.
+func revision() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown revision"
+}
+
 func usage(w io.Writer) {
 	fmt.Fprint(w, `Usage: gateway [flags]
+       gateway --version
        gateway events quarantine list|show|reinject ...   (gateway events -h)
        gateway webhooks list|register|delete ...          (gateway webhooks -h)
        gateway healthcheck [--addr ADDR]                  (gateway healthcheck -h)
@@ -202,13 +299,6 @@ Serves the Upvest gRPC gateway. Every setting is an environment variable
 
 `)
 	newFlagSet(&Config{}, w).PrintDefaults()
-}
-
-func newLogger(w io.Writer, human bool) *slog.Logger {
-	if human {
-		return slog.New(slog.NewTextHandler(w, nil))
-	}
-	return slog.New(slog.NewJSONHandler(w, nil))
 }
 
 // openTimeout bounds connecting to NATS (or starting the embedded server)
@@ -348,7 +438,7 @@ type upvest struct {
 // newUpstream makes the Upvest client: against Upvest as configured, or
 // against an in-process simulator with --simulate, which delivers its
 // webhooks to webhookURL.
-func newUpstream(cfg Config, logger *slog.Logger, stdout io.Writer, webhookURL string) (*upvest, error) {
+func newUpstream(cfg Config, logger *slog.Logger, stdout io.Writer, webhookURL string, observe ...upstream.Option) (*upvest, error) {
 	up := &upvest{stop: func() {}}
 	if cfg.Simulate {
 		sim, err := startSimulator(logger, webhookURL)
@@ -363,7 +453,7 @@ func newUpstream(cfg Config, logger *slog.Logger, stdout io.Writer, webhookURL s
 			return nil, err
 		}
 	}
-	client, err := newUpstreamClient(cfg, up.cfg, logger)
+	client, err := newUpstreamClient(cfg, up.cfg, logger, observe...)
 	if err != nil {
 		up.stop()
 		return nil, err
@@ -389,8 +479,8 @@ func upvestConfig(cfg Config) (upstream.Config, error) {
 
 // newUpstreamClient makes a client of ucfg, over plain http where
 // UPVEST_INSECURE_HTTP allows it.
-func newUpstreamClient(cfg Config, ucfg upstream.Config, logger *slog.Logger) (*upstream.Client, error) {
-	opts := []upstream.Option{upstream.WithLogger(logger)}
+func newUpstreamClient(cfg Config, ucfg upstream.Config, logger *slog.Logger, observe ...upstream.Option) (*upstream.Client, error) {
+	opts := append([]upstream.Option{upstream.WithLogger(logger)}, observe...)
 	if insecure, _ := cfg.AllowInsecureHTTP(); insecure { // checked by ParseConfig
 		opts = append(opts, upstream.WithInsecureHTTP())
 	}

@@ -100,7 +100,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	env := map[string]string{
 		"UPVEST_BASE_URL": simSrv.URL, "UPVEST_CLIENT_ID": clientID, "UPVEST_CLIENT_SECRET_FILE": secretFile,
 		"UPVEST_SIGNING_KEY_FILE": keyFile, "UPVEST_SIGNING_KEY_ID": "tenant-key", "UPVEST_SIGNING_KEY_PASSPHRASE_FILE": passFile,
-		"GATEWAY_GRPC_ADDR": "127.0.0.1:0", "GATEWAY_HTTP_ADDR": "127.0.0.1:0", "GATEWAY_DATA_DIR": filepath.Join(dir, "data"),
+		"GATEWAY_GRPC_ADDR": "127.0.0.1:0", "GATEWAY_HTTP_ADDR": "127.0.0.1:0", "GATEWAY_ADMIN_ADDR": "127.0.0.1:0", "GATEWAY_DATA_DIR": filepath.Join(dir, "data"),
 		"GATEWAY_JWT_JWKS_FILE": jwksFile, "GATEWAY_JWT_ISSUER": "https://idp", "GATEWAY_JWT_AUDIENCE": "gateway", "GATEWAY_POLICY_FILE": policyFile,
 		"GATEWAY_LOG_LEVEL": "debug",
 	}

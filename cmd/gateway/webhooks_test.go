@@ -69,6 +69,7 @@ func newSimTenant(t *testing.T) *simTenant {
 		"UPVEST_CLIENT_SECRET":    secret,
 		"UPVEST_SIGNING_KEY_FILE": keyFile,
 		"UPVEST_SIGNING_KEY_ID":   "tenant-key",
+		"GATEWAY_ADMIN_ADDR":      "127.0.0.1:0",
 	}}
 }
 
@@ -371,7 +372,7 @@ func TestStartupRegistrationRefused(t *testing.T) {
 	}
 	stderr := g.stderr.String()
 	last := stderr[strings.LastIndex(strings.TrimSuffix(stderr, "\n"), "\n")+1:]
-	if code != exitFailure || !strings.HasPrefix(last, "gateway: GATEWAY_WEBHOOK_PUBLIC_URL: webhook registration: ") || !strings.Contains(last, "401") {
+	if rec := fatalLine(t, last); code != exitFailure || !strings.HasPrefix(rec.Msg, "gateway: GATEWAY_WEBHOOK_PUBLIC_URL: webhook registration: ") || !strings.Contains(last, "401") {
 		t.Fatalf("exit %d, last line %q", code, last)
 	}
 	if strings.Contains(stderr+g.stdout.String(), marker) {

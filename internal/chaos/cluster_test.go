@@ -141,7 +141,10 @@ func startCluster(t *testing.T) *cluster {
 		env := []string{
 			"UPVEST_BASE_URL=" + c.simURL, "UPVEST_CLIENT_ID=" + clientID, "UPVEST_CLIENT_SECRET=" + secret,
 			"UPVEST_SIGNING_KEY_FILE=" + keyFile, "UPVEST_SIGNING_KEY_ID=tenant-key",
-			"GATEWAY_GRPC_ADDR=" + grpcAddrs[i], "GATEWAY_HTTP_ADDR=" + httpAddrs[i],
+			"GATEWAY_GRPC_ADDR=" + grpcAddrs[i], "GATEWAY_HTTP_ADDR=" + httpAddrs[i], "GATEWAY_ADMIN_ADDR=127.0.0.1:0",
+			// Shorter than the default: a replica stopped is not in a load
+			// balancer's rotation here.
+			"GATEWAY_SHUTDOWN_DELAY=1s",
 			"GATEWAY_DATA_DIR=" + filepath.Join(dir, fmt.Sprintf("gateway%d", i+1)),
 			"GATEWAY_NATS_URL=" + natsURL, "GATEWAY_EVENTS_STREAM=" + stream, "GATEWAY_EVENTS_SUBJECT=chaos" + sfx + ".events",
 			"GATEWAY_IDEMPOTENCY_BUCKET=" + bucket, "GATEWAY_STATUS_BUCKET=" + statusBucket,

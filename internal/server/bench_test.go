@@ -9,7 +9,9 @@ import (
 	"github.com/google/uuid"
 
 	gatewayv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/v1"
+	"github.com/upvest-gateway/gateway/internal/metrics"
 	"github.com/upvest-gateway/gateway/internal/server/servertest"
+	"github.com/upvest-gateway/gateway/internal/tracing"
 )
 
 // The whole path of one creating call, caller to simulator and back: gRPC,
@@ -19,6 +21,23 @@ import (
 
 func BenchmarkCreateTopupGRPC(b *testing.B) {
 	g := servertest.Start(b, servertest.WithoutEvents(), servertest.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	benchmarkCreateTopup(b, g)
+}
+
+// BenchmarkCreateTopupGRPCObserved is the call as the binary serves it:
+// with metrics, and tracing wired in but exporting nothing (no OTEL_*
+// settings), the trace context still read and forwarded.
+func BenchmarkCreateTopupGRPCObserved(b *testing.B) {
+	tr, err := tracing.New(context.Background(), tracing.Settings{}, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := servertest.Start(b, servertest.WithoutEvents(), servertest.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+		servertest.WithMetrics(metrics.New("bench")), servertest.WithTracing(tr.Provider, tr.Propagator))
+	benchmarkCreateTopup(b, g)
+}
+
+func benchmarkCreateTopup(b *testing.B, g *servertest.Gateway) {
 	c := g.Topups()
 	ctx := context.Background()
 	req := &gatewayv1.CreateTopupRequest{RequestId: uuid.NewString(), AccountGroupId: uuid.NewString(), CashAmount: "10.00", Currency: "EUR"}

@@ -14,4 +14,10 @@
 // at POST /webhooks/upvest, the Watch RPCs, and a readiness check at
 // /readyz. The REST face of the Watch RPCs streams newline-delimited JSON or,
 // for Accept: text/event-stream, Server-Sent Events (stream.go).
+//
+// Operations: the admin listener (admin.go) serves the metrics
+// (WithMetrics), the profiler, /healthz and /readyz; WithTracing traces the
+// calls (observe.go); Serve's shutdown turns not ready first, serves on for
+// the shutdown delay, then drains, ending streams with their resume token
+// (lifecycle.go).
 package server

@@ -38,7 +38,8 @@ func (s *Server) httpHandler(rest http.Handler) (h http.Handler, err error) {
 	if err != nil {
 		return nil, err
 	}
-	mux.Handle("/v1/", limitBody(v1, s.opts.maxBodyBytes, s.opts.limits.BodyTimeout))
+	// keepBody outside: the strict decoder reads limitBody's reader itself.
+	mux.Handle("/v1/", keepBody(limitBody(v1, s.opts.maxBodyBytes, s.opts.limits.BodyTimeout)))
 	if s.webhook != nil && s.webhookLis == nil {
 		mux.Handle(http.MethodPost+" "+WebhookPath, s.webhook)
 	}
@@ -70,23 +71,23 @@ func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write(openapi.Gateway)
 }
 
-// healthz answers 200 while the gRPC health service says SERVING for the
-// server as a whole, 503 otherwise (e.g. while draining).
+// healthz is the liveness check: 200 for as long as the process serves,
+// shutdown included (a failing liveness probe would have the process killed
+// in the middle of its drain).
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	resp, err := s.health.Check(r.Context(), &healthpb.HealthCheckRequest{})
-	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-		writeProblem(w, http.StatusServiceUnavailable, status.New(codes.Unavailable, "not serving"))
-		return
-	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = io.WriteString(w, `{"status":"SERVING"}`+"\n")
 }
 
-// readyz is healthz plus the dependencies a replica needs to take traffic:
-// with WithEvents, the event log (a webhook could not be stored without it).
-// healthz stays a liveness check: restarting the gateway does not bring
-// NATS back.
+// readyz says whether the replica should get traffic: not once shutdown
+// began, and with WithEvents not while the event log cannot be reached (a
+// webhook could not be stored without it). healthz stays a liveness check:
+// restarting the gateway does not bring NATS back.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.notReady.Load() {
+		writeProblem(w, http.StatusServiceUnavailable, status.New(codes.Unavailable, "shutting down"))
+		return
+	}
 	resp, err := s.health.Check(r.Context(), &healthpb.HealthCheckRequest{})
 	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		writeProblem(w, http.StatusServiceUnavailable, status.New(codes.Unavailable, "not serving"))

@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/upvest-gateway/gateway/internal/auth"
@@ -61,9 +63,11 @@ func logPanic(ctx context.Context, log *slog.Logger, method string, p any) {
 	log.ErrorContext(ctx, "panic in handler", "method", method, "panic", what, "stack", string(debug.Stack()))
 }
 
-// logUnary logs one line per call: method, code, duration, transport and the
-// ids a support request needs (upvest-request-id, idempotency-key), taken
-// from the response header metadata the handler set. Never payloads.
+// logUnary logs one line per call: method, code, duration, transport,
+// caller, peer and the ids a support request needs: the request_id the
+// caller sent, the upvest-request-id and idempotency-key the handler set in
+// the response header metadata, and the trace id. Never payloads. The ids
+// also go on the call's span.
 func logUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
@@ -75,7 +79,7 @@ func logUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 		note := &callNote{}
 		ctx = context.WithValue(ctx, callNoteKey{}, note)
 		resp, err := handler(ctx, req)
-		logCall(ctx, log, info.FullMethod, start, hc.get(), note, err)
+		logCall(ctx, log, info.FullMethod, requestIDOf(ctx, req), start, hc.get(), note, err)
 		return resp, err
 	}
 }
@@ -87,7 +91,7 @@ func logStream(log *slog.Logger) grpc.StreamServerInterceptor {
 		note := &callNote{}
 		w := &capturingStream{ServerStream: &contextStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), callNoteKey{}, note)}}
 		err := handler(srv, w)
-		logCall(ss.Context(), log, info.FullMethod, start, w.hc.get(), note, err)
+		logCall(ss.Context(), log, info.FullMethod, "", start, w.hc.get(), note, err)
 		return err
 	}
 }
@@ -124,8 +128,10 @@ func noteCallerStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h
 	return handler(srv, ss)
 }
 
-func logCall(ctx context.Context, log *slog.Logger, method string, start time.Time, header metadata.MD, note *callNote, err error) {
+func logCall(ctx context.Context, log *slog.Logger, method, requestID string, start time.Time, header metadata.MD, note *callNote, err error) {
 	st := status.Convert(err)
+	upvestRequestID, key := first(header, service.UpvestRequestIDMetadata), first(header, service.IdempotencyKeyMetadata)
+	annotateSpan(ctx, upvestRequestID, key)
 	attrs := []slog.Attr{
 		slog.String("method", method),
 		slog.String("code", st.Code().String()),
@@ -145,11 +151,17 @@ func logCall(ctx context.Context, log *slog.Logger, method string, start time.Ti
 			attrs = append(attrs, slog.String("peer", v))
 		}
 	}
-	if v := first(header, service.UpvestRequestIDMetadata); v != "" {
-		attrs = append(attrs, slog.String("upvest_request_id", v))
+	if requestID != "" {
+		attrs = append(attrs, slog.String("request_id", requestID))
 	}
-	if v := first(header, service.IdempotencyKeyMetadata); v != "" {
-		attrs = append(attrs, slog.String("idempotency_key", v))
+	if upvestRequestID != "" {
+		attrs = append(attrs, slog.String("upvest_request_id", upvestRequestID))
+	}
+	if key != "" {
+		attrs = append(attrs, slog.String("idempotency_key", key))
+	}
+	if id := traceID(ctx); id != "" {
+		attrs = append(attrs, slog.String("trace_id", id))
 	}
 	// The reason, not the message: messages may quote upstream text.
 	for _, d := range st.Details() {
@@ -161,6 +173,30 @@ func logCall(ctx context.Context, log *slog.Logger, method string, start time.Ti
 		}
 	}
 	log.LogAttrs(ctx, levelOf(st.Code()), "rpc", attrs...)
+}
+
+// maxLoggedRequestID bounds the caller's request_id in the log; a valid one
+// is a UUID.
+const maxLoggedRequestID = 64
+
+// requestIDOf is the request_id the caller sent: the request's field, or
+// over REST the Idempotency-Key header.
+func requestIDOf(ctx context.Context, req any) string {
+	var id string
+	if pm, ok := req.(proto.Message); ok {
+		if f := pm.ProtoReflect().Descriptor().Fields().ByName("request_id"); f != nil && f.Kind() == protoreflect.StringKind {
+			id = pm.ProtoReflect().Get(f).String()
+		}
+	}
+	if id == "" {
+		if md, ok := metadata.FromIncomingContext(ctx); ok {
+			id = first(md, service.IdempotencyKeyMetadata)
+		}
+	}
+	if len(id) > maxLoggedRequestID {
+		id = id[:maxLoggedRequestID] + "…"
+	}
+	return id
 }
 
 func levelOf(c codes.Code) slog.Level {
@@ -233,27 +269,6 @@ func (s *capturingStream) SetHeader(md metadata.MD) error {
 func (s *capturingStream) SendHeader(md metadata.MD) error {
 	s.hc.record(md)
 	return s.ServerStream.SendHeader(md)
-}
-
-// errShuttingDown ends the streams still open when shutdown begins.
-var errShuttingDown = func() error {
-	st := status.New(codes.Unavailable, "the gateway is shutting down; reconnect and resume with the last resume_token")
-	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: "SHUTTING_DOWN", Domain: service.GatewayErrorDomain}); err == nil {
-		st = d
-	}
-	return st.Err()
-}()
-
-// endOnShutdown ends a stream with UNAVAILABLE once shutdown begins. Event
-// streams run until the client leaves, so the drain would otherwise always
-// wait out its timeout and then cut them off without a word; ended this way,
-// a client knows to resume elsewhere from its last token.
-func (s *Server) endOnShutdown(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	ctx, cancel := context.WithCancelCause(ss.Context())
-	defer cancel(nil)
-	stop := context.AfterFunc(s.draining, func() { cancel(errShuttingDown) })
-	defer stop()
-	return handler(srv, &contextStream{ServerStream: ss, ctx: ctx})
 }
 
 // contextStream is a server stream with its own context.

@@ -5,10 +5,13 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
 	"github.com/upvest-gateway/gateway/internal/auth"
 	"github.com/upvest-gateway/gateway/internal/events"
+	"github.com/upvest-gateway/gateway/internal/metrics"
 	"github.com/upvest-gateway/gateway/internal/service"
 	"github.com/upvest-gateway/gateway/internal/tlsconfig"
 	"github.com/upvest-gateway/gateway/internal/webhook"
@@ -121,6 +124,7 @@ type options struct {
 	httpRoutes       []httpRoute
 	maxBodyBytes     int64
 	shutdownTimeout  time.Duration
+	shutdownDelay    time.Duration
 	logCheckInterval time.Duration
 	grpcOpts         []grpc.ServerOption
 	unary            []grpc.UnaryServerInterceptor
@@ -132,6 +136,9 @@ type options struct {
 	limits           Limits
 	tls              *tlsconfig.Server
 	guard            *auth.Guard
+	metrics          *metrics.Metrics
+	tracer           trace.TracerProvider
+	propagator       propagation.TextMapPropagator
 	cors             CORS
 }
 
@@ -222,12 +229,49 @@ func WithMaxBodyBytes(n int64) Option {
 	})
 }
 
-// WithShutdownTimeout bounds the graceful drain once Serve's context is done
-// (default DefaultShutdownTimeout); calls still running then are cut off.
+// WithShutdownTimeout bounds the graceful drain (default
+// DefaultShutdownTimeout): once it begins, new calls are refused and calls in
+// flight get this long to finish; those still running then are cut off (a
+// REST call with a problem+json 503 that carries its idempotency key).
 func WithShutdownTimeout(d time.Duration) Option {
 	return optionFunc(func(o *options) {
 		if d > 0 {
 			o.shutdownTimeout = d
+		}
+	})
+}
+
+// WithShutdownDelay sets how long the gateway goes on serving, not ready,
+// once Serve's context is done and before the drain begins (default 0): long
+// enough for load balancers and Kubernetes endpoints to stop sending it new
+// calls, which they learn from /readyz and the gRPC health service.
+func WithShutdownDelay(d time.Duration) Option {
+	return optionFunc(func(o *options) {
+		if d >= 0 {
+			o.shutdownDelay = d
+		}
+	})
+}
+
+// WithMetrics records the gateway's metrics in m: the gRPC server's per
+// method and code (its interceptors outermost, so REST calls count too), the
+// open streams per RPC and how they ended, and the services' and the webhook
+// receiver's own; and serves m at /metrics on the admin listener. The
+// upstream client is given m by whoever makes it (upstream.WithMetrics).
+func WithMetrics(m *metrics.Metrics) Option {
+	return optionFunc(func(o *options) { o.metrics = m })
+}
+
+// WithTracing traces every call (otelgrpc's stats handler, health checks
+// left out) with tp, continuing the trace a caller sends in the headers
+// propagator reads (e.g. traceparent; over REST the same HTTP headers). The
+// server span carries the upvest-request-id and the idempotency key, and
+// the request log the trace id. The upstream client is traced by whoever
+// makes it (upstream.WithTracing).
+func WithTracing(tp trace.TracerProvider, propagator propagation.TextMapPropagator) Option {
+	return optionFunc(func(o *options) {
+		if tp != nil && propagator != nil {
+			o.tracer, o.propagator = tp, propagator
 		}
 	})
 }

@@ -81,6 +81,7 @@ func TestReplicasShareTheLog(t *testing.T) {
 	env := []string{
 		"UPVEST_BASE_URL=" + sim[1], "UPVEST_CLIENT_ID=" + clientID, "UPVEST_CLIENT_SECRET=" + secret,
 		"UPVEST_SIGNING_KEY_FILE=" + keyFile, "UPVEST_SIGNING_KEY_ID=tenant-key",
+		"GATEWAY_ADMIN_ADDR=127.0.0.1:0", "GATEWAY_SHUTDOWN_DELAY=1s",
 		"GATEWAY_NATS_URL=" + natsURL, "GATEWAY_EVENTS_STREAM=" + stream, "GATEWAY_IDEMPOTENCY_BUCKET=" + idem, "GATEWAY_STATUS_BUCKET=" + statuses, "GATEWAY_EVENTS_SUBJECT=replicas" + sfx + ".events",
 	}
 	listening := regexp.MustCompile(`^gateway: listening grpc=(\S+) http=(\S+)$`)

@@ -39,13 +39,13 @@ func dialInMemory(lis *bufconn.Listener) (*grpc.ClientConn, error) {
 // Idempotency-Key header in and out, problem+json errors, and JSON that
 // refuses unknown fields and anything after the body (a typo in a money
 // request must not be ignored).
-func newRESTMux(conn *grpc.ClientConn, guard *auth.Guard) (*runtime.ServeMux, error) {
+func newRESTMux(conn *grpc.ClientConn, guard *auth.Guard, errorHandler runtime.ErrorHandlerFunc) (*runtime.ServeMux, error) {
 	opts := []runtime.ServeMuxOption{
 		// No header can pose as the identity the REST face forwards.
 		runtime.WithIncomingHeaderMatcher(auth.RESTHeaderMatcher(incomingHeader)),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 		runtime.WithOutgoingTrailerMatcher(func(string) (string, bool) { return "", false }),
-		runtime.WithErrorHandler(problemErrorHandler),
+		runtime.WithErrorHandler(errorHandler),
 		runtime.WithRoutingErrorHandler(problemRoutingErrorHandler),
 		runtime.WithDisableHTTPMethodOverride(),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{
@@ -80,10 +80,15 @@ func newRESTMux(conn *grpc.ClientConn, guard *auth.Guard) (*runtime.ServeMux, er
 }
 
 // incomingHeader passes Idempotency-Key to the services as the metadata
-// they read, and everything else as grpc-gateway does by default.
+// they read, the W3C trace context as it is (so a REST caller's trace
+// continues through the gateway to Upvest), and everything else as
+// grpc-gateway does by default.
 func incomingHeader(key string) (string, bool) {
-	if strings.EqualFold(key, HeaderIdempotencyKey) {
+	switch {
+	case strings.EqualFold(key, HeaderIdempotencyKey):
 		return service.IdempotencyKeyMetadata, true
+	case strings.EqualFold(key, "traceparent"), strings.EqualFold(key, "tracestate"):
+		return strings.ToLower(key), true
 	}
 	return runtime.DefaultHeaderMatcher(key)
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,6 +40,10 @@ type Config struct {
 	// (WebhookPath) and nothing else, and the HTTP listener does not serve
 	// them: it can face the internet while the rest stays internal.
 	WebhookListener net.Listener
+	// AdminListener, when set, serves the operators' endpoints: /metrics
+	// (WithMetrics), /debug/pprof/, /healthz and /readyz. It passes no
+	// caller guard: keep it off untrusted networks.
+	AdminListener net.Listener
 }
 
 // WebhookPath is where Upvest delivers webhooks, with WithEvents.
@@ -59,16 +62,22 @@ type Server struct {
 	// The webhook receiver's own server, with Config.WebhookListener.
 	webhookLis  net.Listener
 	webhookHTTP *http.Server
-	webhook     http.Handler  // the receiver, with WithEvents
+	webhook     http.Handler // the receiver, with WithEvents
+	adminLis    net.Listener
+	adminHTTP   *http.Server
 	streams     chan struct{} // a slot per open stream, Limits.MaxStreams
 	restConn    *grpc.ClientConn
 	rest        *runtime.ServeMux
 	served      atomic.Bool
 	// watchServices are the services whose health follows the event log.
 	watchServices []string
-	// draining is canceled when shutdown begins, ending every stream.
+	// draining is canceled when the drain begins, ending every stream.
 	draining    context.Context
 	stopStreams context.CancelFunc
+	// notReady is set when shutdown begins (/readyz answers 503), stopping
+	// when the drain begins (REST calls refused or cut off are answered
+	// with their idempotency key).
+	notReady, stopping atomic.Bool
 }
 
 // New assembles the gateway. It serves nothing until Serve.
@@ -94,11 +103,14 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	if cfg.WebhookListener != nil {
 		s.webhookLis = newLimitListener(cfg.WebhookListener, "webhook", lim.MaxConns, lim.MaxConnsPerIP, o.logger)
 	}
+	if cfg.AdminListener != nil {
+		s.adminLis = newLimitListener(cfg.AdminListener, "admin", lim.MaxConns, lim.MaxConnsPerIP, o.logger)
+	}
 	if lim.MaxStreams > 0 {
 		s.streams = make(chan struct{}, lim.MaxStreams)
 	}
 	s.draining, s.stopStreams = context.WithCancel(context.Background())
-	serviceOpts := append([]service.Option{service.WithLogger(s.log)}, o.serviceOpts...)
+	serviceOpts := append([]service.Option{service.WithLogger(s.log), service.WithMetrics(o.metrics)}, o.serviceOpts...)
 	if o.events != nil {
 		if o.quarantine == nil {
 			return nil, errors.New("server: WithEvents needs WithQuarantine: without it one malformed event would hold back every webhook delivery")
@@ -107,28 +119,39 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		if keys == nil {
 			keys = func(ctx context.Context) (map[string]crypto.PublicKey, error) { return cfg.Upstream.GetVerifyKeys(ctx) }
 		}
-		recv := webhook.NewReceiver(o.events, o.quarantine, keys, append([]webhook.Option{webhook.WithLogger(s.log)}, o.receiverOpts...)...)
+		recv := webhook.NewReceiver(o.events, o.quarantine, keys,
+			append([]webhook.Option{webhook.WithLogger(s.log), webhook.WithMetrics(o.metrics)}, o.receiverOpts...)...)
 		// No size cap here (the receiver has its own), but the same time
 		// limit for the body as every request.
 		s.webhook = limitBody(recv, 0, lim.BodyTimeout)
 		serviceOpts = append(serviceOpts, service.WithEvents(o.events))
 	}
 
-	// Logging outermost, so it sees the code recovery made of a panic, then
-	// the caller checks, so nothing else runs for a caller refused.
-	unary := []grpc.UnaryServerInterceptor{logUnary(s.log), recoverUnary(s.log)}
-	stream := []grpc.StreamServerInterceptor{logStream(s.log), recoverStream(s.log)}
+	// Metrics outermost, so every call counts, the refused ones too; then
+	// logging, so it sees the code recovery made of a panic; then the caller
+	// checks, so nothing else runs for a caller refused.
+	var unary []grpc.UnaryServerInterceptor
+	var stream []grpc.StreamServerInterceptor
+	if o.metrics != nil {
+		unary = append(unary, o.metrics.GRPC.UnaryServerInterceptor())
+		stream = append(stream, o.metrics.GRPC.StreamServerInterceptor())
+	}
+	unary = append(unary, logUnary(s.log), recoverUnary(s.log))
+	stream = append(stream, logStream(s.log), recoverStream(s.log))
 	if o.guard != nil {
 		unary = append(unary, o.guard.UnaryServerInterceptor(), noteCallerUnary)
 		stream = append(stream, o.guard.StreamServerInterceptor(), noteCallerStream)
 	}
 	unary = append(unary, o.unary...)
-	stream = append(append(stream, s.limitStreams, s.endOnShutdown), o.stream...)
-	var creds []grpc.ServerOption
+	stream = append(append(stream, s.limitStreams, s.countStreams, s.endOnShutdown), o.stream...)
+	var grpcOpts []grpc.ServerOption
 	if o.tls != nil {
-		creds = append(creds, grpc.Creds(o.tls.GRPCCredentials()))
+		grpcOpts = append(grpcOpts, grpc.Creds(o.tls.GRPCCredentials()))
 	}
-	grpcOpts := append(creds, []grpc.ServerOption{
+	if o.tracer != nil {
+		grpcOpts = append(grpcOpts, o.tracingHandler())
+	}
+	grpcOpts = append(grpcOpts, []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(maxRecvMsgSize),
@@ -157,13 +180,16 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		s.health.SetServingStatus(n, healthpb.HealthCheckResponse_SERVING)
 	}
 	reflection.Register(s.grpc)
+	if o.metrics != nil {
+		o.metrics.GRPC.InitializeMetrics(s.grpc) // every method's series from the start, at zero
+	}
 
 	conn, err := dialInMemory(s.memLis)
 	if err != nil {
 		return nil, fmt.Errorf("server: in-memory connection: %w", err)
 	}
 	s.restConn = conn
-	rest, err := newRESTMux(conn, o.guard)
+	rest, err := newRESTMux(conn, o.guard, s.restError)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -177,6 +203,10 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	s.http = s.newHTTPServer(h)
 	if s.webhookLis != nil {
 		s.webhookHTTP = s.newHTTPServer(s.webhookHandler())
+	}
+	if s.adminLis != nil {
+		s.adminHTTP = s.newHTTPServer(s.adminHandler())
+		s.adminHTTP.TLSConfig = nil // plain HTTP, for the monitoring's scrapes
 	}
 	return s, nil
 }
@@ -222,31 +252,36 @@ func (s *Server) WebhookAddr() string {
 	return s.webhookLis.Addr().String()
 }
 
-// Serve serves until ctx is done, then shuts down gracefully: health turns
-// NOT_SERVING, new connections are refused, and calls in flight get up to
-// the shutdown timeout to finish before they are cut off. It returns nil
-// after a shutdown caused by ctx, or the error that stopped a listener. It
-// may be called once.
+// Serve serves until ctx is done, then shuts down gracefully (lifecycle.go):
+// not ready while still serving for the shutdown delay, then new calls
+// refused, streams ended with their resume token, and calls in flight given
+// up to the shutdown timeout to finish before they are cut off. It returns
+// nil after a shutdown caused by ctx, or the error that stopped a listener.
+// It may be called once.
 func (s *Server) Serve(ctx context.Context) error {
 	if !s.served.CompareAndSwap(false, true) {
 		return errors.New("server: Serve called twice")
 	}
 	go s.watchLogHealth(s.draining)
-	errc := make(chan error, 4)
+	errc := make(chan error, 5)
 	go func() { errc <- wrapServeErr("gRPC", s.grpc.Serve(s.grpcLis)) }()
 	go func() { errc <- wrapServeErr("in-memory gRPC", s.grpc.Serve(s.memLis)) }()
 	go func() { errc <- wrapServeErr("HTTP", s.serveHTTP(s.http, s.httpLis)) }()
 	if s.webhookHTTP != nil {
 		go func() { errc <- wrapServeErr("webhook", s.serveHTTP(s.webhookHTTP, s.webhookLis)) }()
 	}
-	s.log.InfoContext(ctx, "gateway serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "webhook", cmp.Or(s.WebhookAddr(), s.HTTPAddr()))
+	if s.adminHTTP != nil {
+		go func() { errc <- wrapServeErr("admin", s.adminHTTP.Serve(s.adminLis)) }()
+	}
+	s.log.InfoContext(ctx, "gateway serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "webhook", cmp.Or(s.WebhookAddr(), s.HTTPAddr()),
+		"admin", s.AdminAddr())
 
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	s.shutdown()
+	s.shutdown(err == nil)
 	return err
 }
 
@@ -255,35 +290,4 @@ func wrapServeErr(what string, err error) error {
 		return fmt.Errorf("server: %s listener stopped unexpectedly", what)
 	}
 	return fmt.Errorf("server: serving %s: %w", what, err)
-}
-
-// shutdown drains both servers together (a REST call in flight is also a
-// gRPC call in flight), within the shutdown timeout, then cuts off the rest.
-func (s *Server) shutdown() {
-	s.health.Shutdown()
-	// Streams never end by themselves; a Watch resumes from its last token.
-	s.stopStreams()
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.shutdownTimeout)
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = s.http.Shutdown(ctx) })
-	if s.webhookHTTP != nil {
-		wg.Go(func() { _ = s.webhookHTTP.Shutdown(ctx) })
-	}
-	wg.Go(s.grpc.GracefulStop)
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		s.log.Warn("shutdown timeout: cutting off the calls still running", "timeout", s.opts.shutdownTimeout)
-		_ = s.http.Close()
-		if s.webhookHTTP != nil {
-			_ = s.webhookHTTP.Close()
-		}
-		s.grpc.Stop()
-		<-done
-	}
-	_ = s.restConn.Close()
-	s.log.Info("gateway stopped")
 }

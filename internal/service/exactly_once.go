@@ -60,8 +60,10 @@ func exactlyOnce[B, T any](ctx context.Context, c *backend, key string, body B, 
 		return enc, final(err), nil
 	})
 	if err != nil {
+		c.recordStoreError(err)
 		return nil, storeError(err, key)
 	}
+	c.opts.metrics.Idempotency(res.Source.String())
 	var o outcome
 	if err := json.Unmarshal(res.Outcome, &o); err != nil {
 		return nil, gatewayStatus(codes.Internal, "INTERNAL", "the stored outcome of this request_id could not be read")
@@ -103,6 +105,16 @@ func final(err error) bool {
 		return true
 	}
 	return false
+}
+
+// recordStoreError counts the store's refusals that operators watch for.
+func (c *backend) recordStoreError(err error) {
+	switch {
+	case errors.Is(err, idempotency.ErrFingerprintMismatch):
+		c.opts.metrics.IdempotencyConflict()
+	case errors.Is(err, idempotency.ErrUnavailable):
+		c.opts.metrics.IdempotencyUnavailable()
+	}
 }
 
 // storeError translates the idempotency store's refusals.

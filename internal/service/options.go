@@ -8,6 +8,7 @@ import (
 
 	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/idempotency"
+	"github.com/upvest-gateway/gateway/internal/metrics"
 	"github.com/upvest-gateway/gateway/internal/statusindex"
 	"github.com/upvest-gateway/gateway/internal/upstream"
 )
@@ -47,6 +48,8 @@ type options struct {
 	timeouts map[string]time.Duration
 	// adminGuard: see WithAdminGuard.
 	adminGuard func(context.Context) error
+	// metrics: see WithMetrics.
+	metrics *metrics.Metrics
 }
 
 func newOptions(opts []Option) options {
@@ -204,4 +207,11 @@ func WithStatusIndex(ix *statusindex.Index) Option {
 // interceptors cover the admin services, pass nil to rely on them alone.
 func WithAdminGuard(guard func(ctx context.Context) error) Option {
 	return optionFunc(func(o *options) { o.adminGuard = guard })
+}
+
+// WithMetrics records in m how each creating call's outcome was had from
+// the idempotency store (ran, replayed, waited for, taken over), request_ids
+// reused for another request, and creates refused for want of the store.
+func WithMetrics(m *metrics.Metrics) Option {
+	return optionFunc(func(o *options) { o.metrics = m })
 }

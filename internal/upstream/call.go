@@ -9,11 +9,26 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/oauth2"
+
+	"github.com/upvest-gateway/gateway/internal/metrics"
+)
+
+// Span attributes of the gateway's calls, on the client's spans (and the
+// server's, see internal/server).
+const (
+	AttrOperation      = "upvest.operation"
+	AttrRequestID      = "upvest.request_id" // the upvest-request-id of Upvest's last answer
+	AttrIdempotencyKey = "upvest.idempotency_key"
+	AttrAttempts       = "upvest.attempts"
 )
 
 // maxSuccessBody caps a success answer; the largest is a 1000-item list page.
@@ -42,6 +57,7 @@ type callState struct {
 	attempts  int  // HTTP requests sent
 	status    int  // of the last answer
 	requestID string
+	metrics   *metrics.Metrics
 	// unknown is set while the last attempt of a mutating call may have
 	// taken effect without the gateway learning how it ended (the request
 	// was written but no answer came, a 500/502/504, a 409 for a key still
@@ -89,18 +105,19 @@ func (e *OutcomeUnknownError) Unwrap() []error { return []error{ErrOutcomeUnknow
 
 // outcomeUnknown ends a call whose outcome is unknown with err.
 func (cs *callState) outcomeUnknown(err error) error {
+	cs.metrics.UpstreamOutcomeUnknown(cs.op.name)
 	return &OutcomeUnknownError{Op: cs.op.name, IdempotencyKey: cs.idemKey, Attempts: cs.attempts, Err: err}
 }
 
 // call runs op; out is nil for operations whose answer has no content.
-func (c *Client) call(ctx context.Context, op *operation, path string, query url.Values, in, out any, opts []CallOption) error {
+func (c *Client) call(ctx context.Context, op *operation, path string, query url.Values, in, out any, opts []CallOption) (err error) {
 	s := callSettings{retry: c.retry}
 	for _, o := range opts {
 		if o != nil {
 			o.applyCall(&s)
 		}
 	}
-	cs := &callState{op: op}
+	cs := &callState{op: op, metrics: c.metrics}
 	if out != nil {
 		cs.decode = func(b []byte) error {
 			if len(b) == 0 {
@@ -146,8 +163,37 @@ func (c *Client) call(ctx context.Context, op *operation, path string, query url
 	if len(query) > 0 {
 		cs.url += "?" + query.Encode()
 	}
-
+	if c.tracer != nil {
+		var span trace.Span
+		ctx, span = c.tracer.Start(ctx, "upvest "+op.name, trace.WithAttributes(attribute.String(AttrOperation, op.name)))
+		if cs.idemKey != "" {
+			span.SetAttributes(attribute.String(AttrIdempotencyKey, cs.idemKey))
+		}
+		defer func() { cs.endSpan(span, err) }()
+	}
 	return c.retryLoop(ctx, cs, s.retry)
+}
+
+// endSpan ends the call's span with what its attempts learnt. The error's
+// text stays out of the span: it may quote Upvest's problem detail.
+func (cs *callState) endSpan(span trace.Span, err error) {
+	span.SetAttributes(attribute.Int(AttrAttempts, cs.attempts))
+	if cs.requestID != "" {
+		span.SetAttributes(attribute.String(AttrRequestID, cs.requestID))
+	}
+	if cs.status != 0 {
+		span.SetAttributes(attribute.Int("http.response.status_code", cs.status))
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrOutcomeUnknown):
+		span.SetStatus(otelcodes.Error, "outcome unknown")
+	case cs.status != 0:
+		span.SetStatus(otelcodes.Error, "answered "+strconv.Itoa(cs.status))
+	default:
+		span.SetStatus(otelcodes.Error, "no answer")
+	}
+	span.End()
 }
 
 // ErrMalformedAnswer marks a 2xx answer whose body is empty, too large or
@@ -192,6 +238,7 @@ func (c *Client) retryLoop(ctx context.Context, cs *callState, p RetryPolicy) er
 		if retryAfter > maxRetryAfter {
 			return cs.ended(fmt.Errorf("upvest: %s: not retrying: Upvest asks to wait %v: %w", name, retryAfter, err))
 		}
+		c.metrics.UpstreamRetry(name, cs.retryReason(err))
 		wait := p.backoff(attempt, retryAfter, c.jitter)
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
 			// Sleeping would only end in the deadline; the last answer says
@@ -203,6 +250,26 @@ func (c *Client) retryLoop(ctx context.Context, cs *callState, p RetryPolicy) er
 			return cs.ended(contextError(name, ctx.Err(), err))
 		}
 	}
+}
+
+// retryReason is why a failed attempt is repeated, as the metrics name it:
+// its answer's status class, or no usable answer at all.
+func (cs *callState) retryReason(err error) string {
+	if e, ok := AsError(err); ok {
+		switch {
+		case e.StatusCode == http.StatusConflict:
+			return "409"
+		case e.StatusCode == http.StatusTooManyRequests:
+			return "429"
+		case e.StatusCode >= 500:
+			return "5xx"
+		}
+	}
+	if _, ok := errors.AsType[*malformedError](err); ok && cs.unknown {
+		// Upvest acted, but its answer could not be used.
+		return "unknown_outcome"
+	}
+	return "transport"
 }
 
 // ended is err as the call's final error: an OutcomeUnknownError while the
@@ -311,7 +378,7 @@ func (c *Client) send(ctx context.Context, cs *callState, tok *oauth2.Token, n i
 			cs.unknown = true
 		}
 		err = &TransportError{Op: cs.op.name, Err: err}
-		c.logAttempt(ctx, cs.op.name, req, 0, nil, n, time.Since(start), err)
+		c.recordAttempt(ctx, cs.op.name, req, 0, nil, n, time.Since(start), err)
 		return err
 	}
 	defer resp.Body.Close()
@@ -337,7 +404,7 @@ func (c *Client) send(ctx context.Context, cs *callState, tok *oauth2.Token, n i
 			}
 		}
 	}
-	c.logAttempt(ctx, cs.op.name, req, resp.StatusCode, resp.Header, n, time.Since(start), err)
+	c.recordAttempt(ctx, cs.op.name, req, resp.StatusCode, resp.Header, n, time.Since(start), err)
 	return err
 }
 

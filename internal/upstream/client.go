@@ -15,7 +15,9 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/upvest-gateway/gateway/internal/metrics"
 	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
 )
 
@@ -28,6 +30,9 @@ var DefaultScopes = []string{
 	"positions:read",
 	"webhooks:read",
 }
+
+// tracerName names the instrumentation of the client's own spans.
+const tracerName = "github.com/upvest-gateway/gateway/internal/upstream"
 
 // Webhook subscription scopes. Neither is among DefaultScopes: only
 // managing subscriptions needs them, and a client made for that alone
@@ -84,6 +89,8 @@ type Client struct {
 	logger    *slog.Logger
 	userAgent string
 	tokens    *tokenCache
+	metrics   *metrics.Metrics
+	tracer    trace.Tracer // nil without WithTracing
 	// jitter returns a uniform value in [0, n]; replaced in tests to make
 	// backoffs deterministic.
 	jitter func(n int64) int64
@@ -138,11 +145,15 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		baseURL:   base,
 		clientID:  cfg.ClientID,
 		signer:    cfg.Signer,
-		transport: o.transport,
+		transport: o.tracedTransport(o.transport),
 		retry:     o.retry,
+		metrics:   o.metrics,
 		logger:    o.logger,
 		userAgent: o.userAgent,
 		jitter:    randInt64N,
+	}
+	if o.tracer != nil {
+		c.tracer = o.tracer.Tracer(tracerName)
 	}
 	c.tokens = newTokenCache(c, cfg.ClientSecret, scopes, o.earlyExpiry)
 	return c, nil

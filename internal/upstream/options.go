@@ -9,6 +9,12 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/upvest-gateway/gateway/internal/metrics"
 )
 
 // DefaultUserAgent identifies the gateway to Upvest support.
@@ -30,6 +36,9 @@ type clientOptions struct {
 	earlyExpiry  time.Duration
 	userAgent    string
 	insecureHTTP bool
+	metrics      *metrics.Metrics
+	tracer       trace.TracerProvider // nil: no spans, no trace context sent
+	propagator   propagation.TextMapPropagator
 	err          error // first invalid option, reported by New
 }
 
@@ -123,6 +132,41 @@ func WithUserAgent(ua string) Option {
 // accepted, because the client secret and tokens would travel in clear text.
 func WithInsecureHTTP() Option {
 	return optionFunc(func(o *clientOptions) { o.insecureHTTP = true })
+}
+
+// WithMetrics records every attempt (operation, status, attempt number,
+// latency), retry, token request and refresh, and every call that ended
+// with its outcome unknown, in m (default: nothing is recorded).
+func WithMetrics(m *metrics.Metrics) Option {
+	return optionFunc(func(o *clientOptions) { o.metrics = m })
+}
+
+// WithTracing makes every call a span of tp (named after its operation,
+// with the idempotency key and the last upvest-request-id as attributes),
+// every HTTP request under it a client span (otelhttp, the token request
+// included), and sends the trace context in the headers propagator writes
+// (e.g. traceparent). The headers are added under the signature, which
+// does not cover them. Without it, no span is made and no trace context is
+// sent.
+func WithTracing(tp trace.TracerProvider, propagator propagation.TextMapPropagator) Option {
+	return optionFunc(func(o *clientOptions) {
+		if tp == nil || propagator == nil {
+			o.fail(errors.New("upstream: WithTracing: nil TracerProvider or propagator"))
+			return
+		}
+		o.tracer, o.propagator = tp, propagator
+	})
+}
+
+// tracedTransport puts otelhttp's client spans and trace headers on rt.
+func (o *clientOptions) tracedTransport(rt http.RoundTripper) http.RoundTripper {
+	if o.tracer == nil {
+		return rt
+	}
+	return otelhttp.NewTransport(rt,
+		otelhttp.WithTracerProvider(o.tracer),
+		otelhttp.WithPropagators(o.propagator),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "upvest HTTP " + r.Method }))
 }
 
 // sharedTransport is the default transport: one connection pool per process,

@@ -12,6 +12,8 @@ import (
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/upvest-gateway/gateway/internal/metrics"
 )
 
 // ErrTokenRequest marks a failure of the OAuth2 token request rather than of
@@ -36,12 +38,13 @@ const (
 // while a refresh runs in the background, so no call waits on a routine
 // refresh.
 type tokenCache struct {
-	cfg    clientcredentials.Config
-	http   *http.Client // signs the token request; handed to x/oauth2 by context
-	early  time.Duration
-	secret string // only to redact it from error text
-	logger *slog.Logger
-	now    func() time.Time
+	cfg     clientcredentials.Config
+	http    *http.Client // signs the token request; handed to x/oauth2 by context
+	early   time.Duration
+	secret  string // only to redact it from error text
+	logger  *slog.Logger
+	metrics *metrics.Metrics
+	now     func() time.Time
 
 	mu        sync.Mutex
 	tok       *oauth2.Token
@@ -74,10 +77,11 @@ func newTokenCache(c *Client, secret string, scopes []string, early time.Duratio
 			Transport:     tokenTransport{c: c},
 			CheckRedirect: noRedirects,
 		},
-		early:  early,
-		secret: secret,
-		logger: c.logger,
-		now:    time.Now,
+		early:   early,
+		secret:  secret,
+		logger:  c.logger,
+		metrics: c.metrics,
+		now:     time.Now,
 	}
 }
 
@@ -92,13 +96,16 @@ func (tc *tokenCache) get(ctx context.Context) (*oauth2.Token, error) {
 		}
 		if now.Before(tc.hardAt) {
 			if !now.Before(tc.quietUntil) {
-				tc.startLocked(ctx) // refresh early, keep using the still valid one
+				tc.startLocked(ctx, refreshExpiry) // refresh early, keep using the still valid one
 			}
 			tc.mu.Unlock()
 			return tok, nil
 		}
+		f := tc.startLocked(ctx, refreshExpiry)
+		tc.mu.Unlock()
+		return tc.wait(ctx, f)
 	}
-	f := tc.startLocked(ctx)
+	f := tc.startLocked(ctx, "")
 	tc.mu.Unlock()
 	return tc.wait(ctx, f)
 }
@@ -116,15 +123,25 @@ func (tc *tokenCache) refresh(ctx context.Context, refused *oauth2.Token) (*oaut
 		tc.mu.Unlock()
 		return tc.get(ctx)
 	}
-	f := tc.startLocked(ctx) // joins the running request, if any
+	f := tc.startLocked(ctx, refreshUnauthorized) // joins the running request, if any
 	tc.mu.Unlock()
 	return tc.wait(ctx, f)
 }
 
-// startLocked returns the running token request, starting one if needed.
-func (tc *tokenCache) startLocked(ctx context.Context) *tokenFlight {
+// Why a token is replaced, as the metrics name it.
+const (
+	refreshExpiry       = "expiry"
+	refreshUnauthorized = "unauthorized"
+)
+
+// startLocked returns the running token request, starting one if needed;
+// reason says why a new one replaces a token ("" for the first).
+func (tc *tokenCache) startLocked(ctx context.Context, reason string) *tokenFlight {
 	if tc.flight != nil {
 		return tc.flight
+	}
+	if reason != "" {
+		tc.metrics.TokenRefresh(reason)
 	}
 	f := &tokenFlight{done: make(chan struct{})}
 	tc.flight = f
@@ -165,10 +182,24 @@ func (tc *tokenCache) run(ctx context.Context, f *tokenFlight) {
 	f.tok, f.err = tok, err
 	tc.mu.Unlock()
 	close(f.done)
+	tc.metrics.TokenRequest(tokenResult(err))
 	if err != nil {
 		// Callers see this error only if they waited for this request.
 		tc.logger.LogAttrs(ctx, slog.LevelWarn, "upvest token request failed", slog.String("error", err.Error()))
 	}
+}
+
+// tokenResult names a token request's outcome for the metrics: ok; refused
+// when Upvest answered it with a 4xx (the credentials, most likely); error
+// for anything else (no answer, a 5xx, an answer that could not be used).
+func tokenResult(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	if e, ok := AsError(err); ok && e.StatusCode >= 400 && e.StatusCode < 500 {
+		return "refused"
+	}
+	return "error"
 }
 
 // schedule says when tok becomes due for a refresh (early, but never before

@@ -58,12 +58,12 @@ func (t tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	start := time.Now()
 	resp, err := t.c.transport.RoundTrip(r)
 	if err != nil {
-		t.c.logAttempt(req.Context(), "token", r, 0, nil, 1, time.Since(start), err)
+		t.c.recordAttempt(req.Context(), "token", r, 0, nil, 1, time.Since(start), err)
 		return nil, &TransportError{Op: "token", Err: err}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenBody))
-	t.c.logAttempt(req.Context(), "token", r, resp.StatusCode, resp.Header, 1, time.Since(start), err)
+	t.c.recordAttempt(req.Context(), "token", r, resp.StatusCode, resp.Header, 1, time.Since(start), err)
 	if err != nil {
 		return nil, &TransportError{Op: "token", Err: err}
 	}
@@ -76,9 +76,11 @@ func (t tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // replayed to wherever a 3xx points; the 3xx becomes an error instead.
 func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
-// logAttempt writes the per-attempt debug record: never headers (tokens,
-// signatures) and never bodies (money, personal data).
-func (c *Client) logAttempt(ctx context.Context, op string, req *http.Request, status int, h http.Header, attempt int, d time.Duration, err error) {
+// recordAttempt counts an attempt in the metrics and writes its debug
+// record: never headers (tokens, signatures) and never bodies (money,
+// personal data).
+func (c *Client) recordAttempt(ctx context.Context, op string, req *http.Request, status int, h http.Header, attempt int, d time.Duration, err error) {
+	c.metrics.UpstreamAttempt(op, status, attempt, d)
 	if !c.logger.Enabled(ctx, slog.LevelDebug) {
 		return
 	}

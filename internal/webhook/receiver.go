@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/upvest-gateway/gateway/internal/events"
+	"github.com/upvest-gateway/gateway/internal/metrics"
 	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
 )
 
@@ -89,6 +90,7 @@ type Receiver struct {
 	subs            *Subscriptions
 	limits          RateLimits
 	stats           stats
+	metrics         *metrics.Metrics
 }
 
 // NewReceiver returns a receiver appending to log, quarantining what log
@@ -235,6 +237,13 @@ func WithRateLimits(l RateLimits) Option {
 	})
 }
 
+// WithMetrics records every delivery's answer (and a refusal's reason),
+// the events stored and quarantined, and each append to the log (its
+// latency, and whether it failed) in m.
+func WithMetrics(m *metrics.Metrics) Option {
+	return receiverOption(func(r *Receiver) { r.metrics = m })
+}
+
 // Stats are the receiver's counters since it started.
 type Stats struct {
 	Deliveries    uint64 // answered, whatever the answer
@@ -267,6 +276,7 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	d := delivery{status: http.StatusOK, verdict: "stored"}
 	defer func() {
 		rc.stats.deliveries.Add(1)
+		rc.record(&d)
 		rc.logDelivery(req, &d, start)
 	}()
 
@@ -448,7 +458,7 @@ func (rc *Receiver) store(ctx context.Context, items []item) (int, error) {
 		}
 	}
 	for len(pending) > 0 {
-		err := rc.log.Append(ctx, eventsOf(pending))
+		err := rc.append(ctx, eventsOf(pending))
 		var de *events.DeliveryError
 		switch {
 		case err == nil:
@@ -473,7 +483,7 @@ func (rc *Receiver) store(ctx context.Context, items []item) (int, error) {
 
 func (rc *Receiver) storeEach(ctx context.Context, items []item, pending []*item) (int, error) {
 	for _, it := range pending {
-		err := rc.log.Append(ctx, []events.Event{it.event})
+		err := rc.append(ctx, []events.Event{it.event})
 		var de *events.DeliveryError
 		switch {
 		case err == nil:
@@ -487,6 +497,19 @@ func (rc *Receiver) storeEach(ctx context.Context, items []item, pending []*item
 		}
 	}
 	return countStored(items), nil
+}
+
+// append appends evs to the log, timing it. An event the log refuses for
+// good is no failure of the log's: only the others count as append errors.
+func (rc *Receiver) append(ctx context.Context, evs []events.Event) error {
+	start := time.Now()
+	err := rc.log.Append(ctx, evs)
+	failed := err
+	if _, final := errors.AsType[*events.DeliveryError](err); final || events.IsTooLarge(err) {
+		failed = nil
+	}
+	rc.metrics.Append(time.Since(start), failed)
+	return err
 }
 
 func eventsOf(items []*item) []events.Event {
@@ -556,6 +579,28 @@ type delivery struct {
 func (d *delivery) reject(w http.ResponseWriter, status int, verdict, detail string) {
 	d.status, d.verdict = status, verdict
 	writeProblem(w, status, verdict, detail)
+}
+
+// rejectionReasons name the refusals in the metrics, where they differ
+// from the verdicts in the log.
+var rejectionReasons = map[string]string{
+	"unauthorized":            "bad_signature",
+	"foreign_delivery":        "foreign_tenant",
+	"verify_keys_unavailable": "keys_unavailable",
+}
+
+// record counts the delivery in the metrics.
+func (rc *Receiver) record(d *delivery) {
+	if rc.metrics == nil {
+		return
+	}
+	reason := d.verdict
+	if r, ok := rejectionReasons[reason]; ok {
+		reason = r
+	}
+	rc.metrics.WebhookDelivery(d.status, reason)
+	rc.metrics.WebhookEvents("stored", d.events)
+	rc.metrics.WebhookEvents("quarantined", d.quarantined)
 }
 
 func (rc *Receiver) logDelivery(req *http.Request, d *delivery, start time.Time) {

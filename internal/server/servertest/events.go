@@ -203,6 +203,7 @@ type WebhookFront struct {
 	proxy *httputil.ReverseProxy
 
 	mu       sync.Mutex
+	target   *url.URL
 	reject   int // deliveries to answer 503 without passing them on
 	lose     int // deliveries to pass on, then answer 503
 	received int
@@ -214,11 +215,17 @@ func newWebhookFront(t testing.TB, target string) *WebhookFront {
 	if err != nil {
 		t.Fatalf("servertest: webhook target: %v", err)
 	}
-	f := &WebhookFront{proxy: &httputil.ReverseProxy{
+	f := &WebhookFront{target: u}
+	f.proxy = &httputil.ReverseProxy{
 		// The path and Host stay as the simulator signed them.
-		Rewrite:  func(r *httputil.ProxyRequest) { r.Out.URL.Scheme, r.Out.URL.Host = u.Scheme, u.Host },
+		Rewrite: func(r *httputil.ProxyRequest) {
+			f.mu.Lock()
+			to := f.target
+			f.mu.Unlock()
+			r.Out.URL.Scheme, r.Out.URL.Host = to.Scheme, to.Host
+		},
 		ErrorLog: log.New(io.Discard, "", 0),
-	}}
+	}
 	srv := httptest.NewServer(f)
 	t.Cleanup(func() {
 		srv.CloseClientConnections()
@@ -226,6 +233,19 @@ func newWebhookFront(t testing.TB, target string) *WebhookFront {
 	})
 	f.URL = srv.URL + u.Path
 	return f
+}
+
+// Retarget passes the deliveries from now on to the gateway at baseURL (its
+// webhook receiver at the same path), as a load balancer does once a
+// replica is gone.
+func (f *WebhookFront) Retarget(baseURL string) {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		panic("servertest: Retarget: " + err.Error())
+	}
+	f.mu.Lock()
+	f.target = u
+	f.mu.Unlock()
 }
 
 // RejectNext answers the next n deliveries with 503 without passing them

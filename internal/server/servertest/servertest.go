@@ -10,6 +10,9 @@
 //	res, body := g.Do(t, "GET", "/v1/payments/topups/"+id, "", nil) // over REST
 //	recs := g.Sim.Requests()                         // what Upvest saw
 //
+// The admin listener is at AdminBaseURL; WithMetrics and WithTracing give
+// the gateway metrics to serve there and a tracer provider.
+//
 // Everything is torn down by t.Cleanup.
 package servertest
 
@@ -34,6 +37,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -42,6 +47,7 @@ import (
 	"github.com/upvest-gateway/gateway/internal/broker"
 	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/idempotency"
+	"github.com/upvest-gateway/gateway/internal/metrics"
 	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/tlsconfig"
 	"github.com/upvest-gateway/gateway/internal/upstream"
@@ -84,6 +90,11 @@ type Gateway struct {
 	// webhook listener's address WithWebhookListener.
 	WebhookBaseURL string
 	HTTP           *http.Client // a plain client for BaseURL
+	// AdminBaseURL is the admin listener: /metrics, /debug/pprof/,
+	// /healthz, /readyz (plain HTTP, like the gateway's own).
+	AdminBaseURL string
+	// Metrics are the gateway's, WithMetrics; nil without.
+	Metrics *metrics.Metrics
 
 	stop     context.CancelFunc
 	served   chan error
@@ -110,6 +121,21 @@ type config struct {
 	tls         *tlsconfig.Server
 	clientTLS   *tls.Config
 	events      eventsConfig
+	metrics     *metrics.Metrics
+	tracer      trace.TracerProvider
+	propagator  propagation.TextMapPropagator
+}
+
+// WithMetrics records the gateway's metrics (its server's, its upstream
+// client's, its webhook receiver's) in m, served at AdminBaseURL+"/metrics".
+func WithMetrics(m *metrics.Metrics) Option {
+	return optionFunc(func(c *config) { c.metrics = m })
+}
+
+// WithTracing traces the gateway's server and upstream client with tp,
+// reading and sending trace context with propagator.
+func WithTracing(tp trace.TracerProvider, propagator propagation.TextMapPropagator) Option {
+	return optionFunc(func(c *config) { c.tracer, c.propagator = tp, propagator })
 }
 
 // WithSimConfig adjusts the simulator's configuration before it starts.
@@ -208,6 +234,9 @@ func Start(t testing.TB, opts ...Option) *Gateway {
 	// The listeners first, so the simulator can be pointed at the gateway.
 	grpcLis := listen(t)
 	httpLis := listen(t)
+	adminLis := listen(t)
+	g.AdminBaseURL = "http://" + adminLis.Addr().String()
+	g.Metrics = c.metrics
 	scheme := "http://"
 	if c.tls != nil {
 		scheme = "https://"
@@ -232,7 +261,11 @@ func Start(t testing.TB, opts ...Option) *Gateway {
 	if err != nil {
 		t.Fatalf("servertest: signer: %v", err)
 	}
-	upOpts := append([]upstream.Option{upstream.WithRetry(TestRetryPolicy), upstream.WithLogger(c.logger)}, c.upstreamOpt...)
+	upOpts := []upstream.Option{upstream.WithRetry(TestRetryPolicy), upstream.WithLogger(c.logger), upstream.WithMetrics(c.metrics)}
+	if c.tracer != nil {
+		upOpts = append(upOpts, upstream.WithTracing(c.tracer, c.propagator))
+	}
+	upOpts = append(upOpts, c.upstreamOpt...)
 	g.Upstream, err = upstream.New(upstream.Config{
 		BaseURL:      g.SimURL,
 		ClientID:     g.ClientID,
@@ -244,7 +277,10 @@ func Start(t testing.TB, opts ...Option) *Gateway {
 		t.Fatalf("servertest: upstream client: %v", err)
 	}
 
-	srvOpts := []server.Option{server.WithLogger(c.logger), server.WithShutdownTimeout(5 * time.Second)}
+	srvOpts := []server.Option{server.WithLogger(c.logger), server.WithShutdownTimeout(5 * time.Second), server.WithMetrics(c.metrics)}
+	if c.tracer != nil {
+		srvOpts = append(srvOpts, server.WithTracing(c.tracer, c.propagator))
+	}
 	if c.tls != nil {
 		srvOpts = append(srvOpts, server.WithTLS(c.tls))
 	}
@@ -254,7 +290,8 @@ func Start(t testing.TB, opts ...Option) *Gateway {
 	for _, f := range c.serverOpt {
 		srvOpts = append(srvOpts, f(g)...)
 	}
-	g.Server, err = server.New(server.Config{Upstream: g.Upstream, GRPCListener: grpcLis, HTTPListener: httpLis, WebhookListener: webhookLis}, srvOpts...)
+	g.Server, err = server.New(server.Config{Upstream: g.Upstream, GRPCListener: grpcLis, HTTPListener: httpLis, WebhookListener: webhookLis,
+		AdminListener: adminLis}, srvOpts...)
 	if err != nil {
 		t.Fatalf("servertest: server: %v", err)
 	}

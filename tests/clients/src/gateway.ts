@@ -66,6 +66,10 @@ export class Gateway {
         "--data-dir", this.dataDir,
         "--http-addr", this.httpAddr || this.opts.httpAddr || "127.0.0.1:0",
         "--grpc-addr", this.grpcAddr || this.opts.grpcAddr || "127.0.0.1:0",
+        // Its own admin port, and a shutdown without the delay for load
+        // balancers, which a restart here does not need.
+        "--admin-addr", "127.0.0.1:0",
+        "--shutdown-delay", "0s",
       ],
       { env, stdio: ["ignore", "pipe", "pipe"] },
     );

@@ -1,0 +1,98 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
+	"go.opentelemetry.io/otel/attribute"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/upvest-gateway/gateway/internal/upstream"
+)
+
+// The gateway's metrics and traces of its own calls (WithMetrics,
+// WithTracing); the upstream client and the webhook receiver record theirs.
+
+// tracingHandler is the gRPC server's stats handler with WithTracing: a span
+// per call, continuing the caller's trace; health checks, which probes make
+// every few seconds, are not traced. Its metrics stay off: the Prometheus
+// ones are the gateway's.
+func (o *options) tracingHandler() grpc.ServerOption {
+	return grpc.StatsHandler(otelgrpc.NewServerHandler(
+		otelgrpc.WithTracerProvider(o.tracer),
+		otelgrpc.WithPropagators(o.propagator),
+		otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()),
+		otelgrpc.WithFilter(filters.Not(filters.HealthCheck())),
+	))
+}
+
+// annotateSpan puts the ids a support request needs on the call's span.
+func annotateSpan(ctx context.Context, requestID, idempotencyKey string) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	if requestID != "" {
+		span.SetAttributes(attribute.String(upstream.AttrRequestID, requestID))
+	}
+	if idempotencyKey != "" {
+		span.SetAttributes(attribute.String(upstream.AttrIdempotencyKey, idempotencyKey))
+	}
+}
+
+// traceID is the call's trace id, "" when it has none (tracing off and no
+// trace context from the caller).
+func traceID(ctx context.Context) string {
+	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+		return sc.TraceID().String()
+	}
+	return ""
+}
+
+// countStreams keeps the open server streams per RPC, and counts each
+// one's end by why it ended.
+func (s *Server) countStreams(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if s.opts.metrics == nil || !info.IsServerStream || info.IsClientStream {
+		return handler(srv, ss)
+	}
+	ended := s.opts.metrics.StreamOpened(info.FullMethod)
+	err := handler(srv, ss)
+	ended(streamEndReason(ss.Context(), err))
+	return err
+}
+
+// streamEndReason names how a stream ended, as the metrics do: client,
+// slow_subscriber, token_expired, shutdown or error.
+func streamEndReason(ctx context.Context, err error) string {
+	st := status.Convert(err)
+	switch {
+	case err == nil, st.Code() == codes.Canceled, errors.Is(err, context.Canceled), ctx.Err() != nil && st.Code() != codes.Unavailable:
+		return "client"
+	case st.Code() == codes.OutOfRange:
+		return "token_expired"
+	}
+	switch reasonOf(st) {
+	case "SLOW_SUBSCRIBER":
+		return "slow_subscriber"
+	case ReasonShuttingDown, "EVENT_LOG_CLOSED":
+		return "shutdown"
+	}
+	return "error"
+}
+
+// reasonOf is the reason of the status's ErrorInfo, "" without one.
+func reasonOf(st *status.Status) string {
+	for _, d := range st.Details() {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok {
+			return ei.GetReason()
+		}
+	}
+	return ""
+}
