@@ -1,0 +1,171 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ErrStorage wraps a failed fsync of the embedded server's files. It is
+// sticky: once an fsync has failed, the kernel may have dropped the dirty
+// pages it could not write, so a later fsync that succeeds proves nothing.
+// Every later Sync fails too, until the process restarts and the server
+// recovers its files from what is on disk.
+var ErrStorage = errors.New("broker: the embedded NATS server's storage could not be synced to disk")
+
+// recentWrite is how far back from the start of the previous pass a file's
+// modification time still makes it a candidate. File systems keep coarse
+// timestamps (a clock tick), and a pass must never miss a write that landed
+// while the previous one was walking; the (inode, size, time) comparison
+// below catches the rest, even across a step of the wall clock.
+const recentWrite = time.Minute
+
+// storeSyncer makes the embedded server's acknowledged writes durable:
+// group commit for JetStream's file store.
+//
+// With GroupCommit the server writes every message to its block file (an
+// ordinary write: the operating system has it, so a crash of the process
+// loses nothing) before it acknowledges the publish, but does not fsync.
+// A writer that promises durability calls Sync after its acknowledgements:
+// callers that arrive while a pass runs wait for the next one, which starts
+// after their writes and covers all of them, so concurrent deliveries share
+// one fsync pass instead of paying one fsync per message.
+//
+// A pass walks the server's store directory and fsyncs every file and
+// directory that changed since the previous pass (new size, inode or
+// modification time; directories change when a block file is created or
+// removed). It needs no knowledge of the file store's layout beyond "under
+// StoreDir/jetstream", so it keeps working when NATS reorganises its files.
+type storeSyncer struct {
+	root  string
+	fsync func(path string) error // fsyncPath; tests watch it
+
+	mu      sync.Mutex
+	waiting []chan error // callers the next pass answers
+	running bool
+	failed  error // sticky: see ErrStorage
+
+	// Owned by the pass loop.
+	passStart time.Time
+	seen      map[string]fileVersion
+}
+
+// fileVersion is what tells whether a file changed since the last pass.
+type fileVersion struct {
+	ino     uint64
+	size    int64
+	modTime time.Time
+}
+
+func newStoreSyncer(root string) *storeSyncer {
+	return &storeSyncer{root: root, fsync: fsyncPath, seen: map[string]fileVersion{}}
+}
+
+// sync waits for a pass that starts after the call, or for ctx.
+func (s *storeSyncer) sync(ctx context.Context) error {
+	done := make(chan error, 1)
+	s.mu.Lock()
+	if s.failed != nil {
+		s.mu.Unlock()
+		return s.failed
+	}
+	s.waiting = append(s.waiting, done)
+	if !s.running {
+		s.running = true
+		go s.loop()
+	}
+	s.mu.Unlock()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("%w: waiting for the store to sync: %w", ErrUnavailable, ctx.Err())
+	}
+}
+
+// loop runs passes while callers wait; it exits when none is left, so an
+// idle broker has no goroutine for it.
+func (s *storeSyncer) loop() {
+	for {
+		s.mu.Lock()
+		group := s.waiting
+		s.waiting = nil
+		if len(group) == 0 {
+			s.running = false
+			s.mu.Unlock()
+			return
+		}
+		failed := s.failed
+		s.mu.Unlock()
+
+		err := failed
+		if err == nil {
+			if err = s.pass(); err != nil {
+				err = fmt.Errorf("%w: %w", ErrStorage, err)
+				s.mu.Lock()
+				s.failed = err
+				s.mu.Unlock()
+			}
+		}
+		for _, done := range group {
+			done <- err
+		}
+	}
+}
+
+// pass fsyncs what changed under root since the previous pass.
+func (s *storeSyncer) pass() error {
+	start := time.Now()
+	since := s.passStart.Add(-recentWrite)
+	seen := make(map[string]fileVersion, len(s.seen))
+	err := filepath.WalkDir(s.root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed while walking (a deleted block, a rename): nothing to keep
+			}
+			return err
+		}
+		info, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		v := fileVersion{size: info.Size(), modTime: info.ModTime()}
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			v.ino = st.Ino
+		}
+		seen[path] = v
+		if prev, ok := s.seen[path]; ok && prev == v && v.modTime.Before(since) {
+			return nil
+		}
+		return s.fsync(path)
+	})
+	if err != nil {
+		return err
+	}
+	s.seen, s.passStart = seen, start
+	return nil
+}
+
+// fsyncPath fsyncs a file or a directory. fsync acts on the file, not on
+// the descriptor, so it flushes what the server wrote through its own.
+func fsyncPath(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
