@@ -176,7 +176,7 @@ var settings = []setting{
 		field: func(c *Config) *string { return &c.EventsMaxAge }},
 	{env: "GATEWAY_EVENTS_MAX_BYTES", flag: "events-max-bytes", def: "1GiB", usage: "size limit of the event log, in bytes or with a KiB, MiB, GiB or TiB suffix; the oldest events go first",
 		field: func(c *Config) *string { return &c.EventsMaxBytes }},
-	{env: "GATEWAY_EVENTS_SYNC_ALWAYS", flag: "events-sync-always", def: "true", usage: "embedded log: fsync every event before Upvest's delivery is acknowledged, so acknowledged events survive a power loss",
+	{env: "GATEWAY_EVENTS_SYNC_ALWAYS", flag: "events-sync-always", def: "true", usage: "embedded log: every event is on disk (fsync) before Upvest's delivery is acknowledged, so acknowledged events survive a power loss; concurrent deliveries share one fsync",
 		field: func(c *Config) *string { return &c.EventsSyncAlways }},
 	{env: "GATEWAY_EVENTS_DUPLICATE_WINDOW", flag: "events-duplicate-window", def: "24h", usage: "how long an event id is remembered to drop Upvest's repeated deliveries (at most the max age)",
 		field: func(c *Config) *string { return &c.EventsDuplicateWindow }},
@@ -562,7 +562,10 @@ func (c Config) AllowInsecureHTTP() (bool, error) {
 func (c Config) BrokerConfig() (broker.Config, error) {
 	bc := broker.Config{URL: c.NATSURL, DataDir: c.DataDir}
 	var err error
-	if bc.SyncAlways, err = strconv.ParseBool(c.EventsSyncAlways); err != nil {
+	// The events' guarantee ("an acknowledged event survives a power loss")
+	// comes from group commit: the log syncs once for every delivery
+	// acknowledged together, not once per event.
+	if bc.GroupCommit, err = strconv.ParseBool(c.EventsSyncAlways); err != nil {
 		return bc, configErr("GATEWAY_EVENTS_SYNC_ALWAYS", "%q is not true or false", c.EventsSyncAlways)
 	}
 	return bc, nil

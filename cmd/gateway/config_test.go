@@ -249,8 +249,8 @@ func TestLogConfig(t *testing.T) {
 		lc.DuplicateWindow != events.DefaultDuplicateWindow || lc.Stream != events.DefaultStream || lc.Replicas != 0 {
 		t.Errorf("defaults: %+v", lc)
 	}
-	if bc, _ := cfg.BrokerConfig(); !bc.SyncAlways {
-		t.Errorf("broker defaults: %+v", bc)
+	if bc, _ := cfg.BrokerConfig(); !bc.GroupCommit || bc.SyncAlways {
+		t.Errorf("broker defaults: %+v, want durable events by group commit", bc)
 	}
 }
 

@@ -45,7 +45,8 @@ func backendConfig(t *testing.T, be eventstest.Backend) logSetup {
 		},
 	}
 	if be.URL == "" {
-		cfg.broker.DataDir = t.TempDir()
+		// As the gateway runs it by default: durable by group commit.
+		cfg.broker.DataDir, cfg.broker.GroupCommit = t.TempDir(), true
 	} else {
 		t.Cleanup(func() { deleteStream(t, be.URL, cfg.Stream) })
 	}

@@ -59,6 +59,10 @@ func Open(ctx context.Context, b *broker.Broker, cfg LogConfig, opts ...LogOptio
 	if err := l.ensureStream(ctx); err != nil {
 		return nil, err
 	}
+	// With group commit the stream's creation is durable only once synced.
+	if err := b.Sync(ctx); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
 	return l, nil
 }
 
@@ -94,10 +98,15 @@ func (l *Log) ensureStream(ctx context.Context) error {
 func (l *Log) Config() LogConfig { return l.cfg }
 
 // Append stores events, each under its subject with Nats-Msg-Id = event id,
-// and returns nil only when every one is acknowledged by JetStream. An event
-// already stored within the duplicate window is acknowledged as a duplicate
-// and counts as stored: upstream delivers at least once. The publishes are
-// pipelined, so a batch costs about one round trip.
+// and returns nil only when every one is acknowledged by JetStream and, on
+// the embedded server with group commit (broker.Config.GroupCommit),
+// durable on disk. An event already stored within the duplicate window is
+// acknowledged as a duplicate and counts as stored: upstream delivers at
+// least once.
+//
+// The publishes are pipelined, so a batch costs about one round trip; then
+// the broker makes them durable with one fsync pass shared with every
+// concurrent Append (group commit), rather than one fsync per event.
 //
 // Every event is encoded before the first is published: an event the log
 // cannot store as it is fails the whole call with a *DeliveryError naming
@@ -141,6 +150,9 @@ func (l *Log) Append(ctx context.Context, events []Event) error {
 			return ErrClosed
 		}
 	}
+	if err := l.broker.Sync(ctx); err != nil {
+		return l.unavailable("syncing", err)
+	}
 	return nil
 }
 
@@ -180,6 +192,9 @@ func (l *Log) unavailable(what string, err error) error {
 func (l *Log) Check(ctx context.Context) error {
 	if l.isClosed() {
 		return ErrClosed
+	}
+	if err := l.broker.StorageErr(); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	if _, err := l.streamInfo(ctx); err != nil {
 		return err
