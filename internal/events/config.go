@@ -85,7 +85,8 @@ func validPrefix(p string) bool {
 type LogOption interface{ applyLog(*logOptions) }
 
 type logOptions struct {
-	logger *slog.Logger
+	logger   *slog.Logger
+	catchUps int
 }
 
 type logOptionFunc func(*logOptions)
@@ -97,6 +98,20 @@ func WithLogger(l *slog.Logger) LogOption {
 	return logOptionFunc(func(o *logOptions) {
 		if l != nil {
 			o.logger = l
+		}
+	})
+}
+
+// WithCatchUps sets how many subscribers may catch up from the log at once
+// (default DefaultCatchUps), each with a JetStream consumer of its own: one
+// that resumes from an older token, or that the tail let go of because its
+// buffer was full. Others wait their turn, receiving heartbeats. It bounds
+// the consumers a gateway holds on the stream (the tail, and these) and the
+// work of a crowd of subscribers reconnecting at once.
+func WithCatchUps(n int) LogOption {
+	return logOptionFunc(func(o *logOptions) {
+		if n > 0 {
+			o.catchUps = n
 		}
 	})
 }

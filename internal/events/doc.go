@@ -18,4 +18,40 @@
 // upvest.events.topup.settled.2a761567-251b-450e-8615-025d61dcc95e, so that
 // every filter a subscriber can ask for is a JetStream subject filter, not a
 // scan.
+//
+// # Durable ingest
+//
+// [Log.Append] returns nil only once every event is acknowledged and, on
+// the embedded server with group commit (the gateway's default,
+// GATEWAY_EVENTS_SYNC_ALWAYS), on disk: the server writes each message to
+// the operating system before acknowledging it, and the broker then
+// fsyncs what changed, once for all the deliveries acknowledged meanwhile
+// (broker.Broker.Sync). On an external cluster durability comes from
+// replication (GATEWAY_NATS_REPLICAS).
+//
+// # Fan-out
+//
+// Subscribers do not each read the log. The first Watch starts the log's
+// tail: one ordered consumer of the whole stream per gateway replica, which
+// hands every message to the subscribers whose filter selects it, found in
+// an index by account group and family, decoding it once and only if
+// someone wants it. A subscriber costs a small struct and its Watch
+// goroutine; its buffer exists only while events wait in it.
+//
+// The tail never waits for a subscriber. One whose buffer is full is taken
+// off the tail; once it has sent what was buffered it catches up: it reads
+// from the log with a consumer of its own (its filter; at most
+// [WithCatchUps] of them at a time, each going as fast as its subscriber
+// sends), then joins the tail again. Resuming from a token the tail has
+// passed is the same catch-up. Joining first fixes the position from which
+// the tail hands events on, then the catch-up reads up to it: no gap, no
+// repeat.
+//
+// The tail reads every sequence number, so its position is exact: a quiet
+// subscriber's heartbeat advances to it (no JetStream call per subscriber),
+// and a message that retention removed before the tail read it shows as a
+// jump, ending the subscribers that might have wanted it with
+// [ErrTokenExpired]. A catch-up's consumer skips other filters' events, so
+// there a jump is checked against the stream's first sequence before an
+// event is sent past it.
 package events

@@ -83,13 +83,19 @@ func openBackend(t *testing.T, be eventstest.Backend, mutate ...func(*LogConfig)
 // closes both.
 func openLog(t testing.TB, cfg logSetup) *Log {
 	t.Helper()
+	return openLogWith(t, cfg)
+}
+
+// openLogWith is openLog with options.
+func openLogWith(t testing.TB, cfg logSetup, opts ...LogOption) *Log {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	b, err := broker.Open(ctx, cfg.broker, broker.WithLogger(testLogger(t)))
 	if err != nil {
 		t.Fatalf("broker.Open: %v", err)
 	}
-	l, err := Open(ctx, b, cfg.LogConfig, WithLogger(testLogger(t)))
+	l, err := Open(ctx, b, cfg.LogConfig, append([]LogOption{WithLogger(testLogger(t))}, opts...)...)
 	if err != nil {
 		b.Close()
 		t.Fatalf("Open: %v", err)

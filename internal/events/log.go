@@ -36,6 +36,11 @@ type Log struct {
 	// per consumer (NATS >= 2.10): 0 unknown, 1 yes, 2 no.
 	multiFilter atomic.Int32
 
+	// fanout tails the log for every subscriber; catchUps holds a token for
+	// each catch-up reading the log with a consumer of its own.
+	fanout   *fanout
+	catchUps chan struct{}
+
 	closeOnce sync.Once
 	closed    chan struct{}
 }
@@ -51,11 +56,13 @@ func Open(ctx context.Context, b *broker.Broker, cfg LogConfig, opts ...LogOptio
 	if cfg.Replicas > 1 && b.Embedded() {
 		return nil, errors.New("events: the embedded NATS server has one replica")
 	}
-	o := logOptions{logger: slog.New(slog.DiscardHandler)}
+	o := logOptions{logger: slog.New(slog.DiscardHandler), catchUps: DefaultCatchUps}
 	for _, opt := range opts {
 		opt.applyLog(&o)
 	}
-	l := &Log{cfg: cfg, logger: o.logger, broker: b, nc: b.Conn(), js: b.JetStream(), closed: make(chan struct{})}
+	l := &Log{cfg: cfg, logger: o.logger, broker: b, nc: b.Conn(), js: b.JetStream(), closed: make(chan struct{}),
+		catchUps: make(chan struct{}, o.catchUps)}
+	l.fanout = newFanout(l)
 	if err := l.ensureStream(ctx); err != nil {
 		return nil, err
 	}
@@ -230,6 +237,9 @@ func (l *Log) isClosed() bool {
 // Close ends every subscription with ErrClosed. The broker stays open: its
 // owner closes it after the log. It is safe to call more than once.
 func (l *Log) Close() error {
-	l.closeOnce.Do(func() { close(l.closed) })
+	l.closeOnce.Do(func() {
+		close(l.closed)
+		l.fanout.stop()
+	})
 	return nil
 }
