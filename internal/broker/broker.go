@@ -86,6 +86,9 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Broker, error) {
 		b.srv, b.nc, err = startEmbedded(ctx, cfg, o.logger)
 		if cfg.GroupCommit {
 			b.store = newStoreSyncer(filepath.Join(cfg.DataDir, "jetstream"))
+			if o.fsync != nil {
+				b.store.fsync = o.fsync
+			}
 		}
 	} else {
 		b.nc, err = connect(ctx, cfg.URL, o)
@@ -145,6 +148,14 @@ func (b *Broker) Sync(ctx context.Context) error {
 		return fmt.Errorf("%w: closed", ErrUnavailable)
 	}
 	return b.store.sync(ctx)
+}
+
+// DurableAt reports whether every write the server acknowledged by t is
+// known to be durable (a Sync pass that started after t has completed), so
+// that a reader can hand on what it had read by t without calling Sync.
+// Always true without GroupCommit (see Sync).
+func (b *Broker) DurableAt(t time.Time) bool {
+	return b.store == nil || b.store.durableAt(t)
 }
 
 // StorageErr is the failure that made Sync fail for good (wrapping

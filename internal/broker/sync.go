@@ -20,11 +20,14 @@ import (
 var ErrStorage = errors.New("broker: the embedded NATS server's storage could not be synced to disk")
 
 // recentWrite is how far back from the start of the previous pass a file's
-// modification time still makes it a candidate. File systems keep coarse
-// timestamps (a clock tick), and a pass must never miss a write that landed
-// while the previous one was walking; the (inode, size, time) comparison
-// below catches the rest, even across a step of the wall clock.
-const recentWrite = time.Minute
+// modification time still makes it a candidate even when its size, inode
+// and time stamp look unchanged: file systems keep coarse time stamps (a
+// clock tick), so a write that lands just after the previous pass looked at
+// a file may leave them all as they were, if it overwrites in place. The
+// file store appends to its block files (their size changes) and replaces
+// its other files whole (a new inode), so this is a margin, kept short:
+// every file in it is synced again on every pass.
+const recentWrite = time.Second
 
 // storeSyncer makes the embedded server's acknowledged writes durable:
 // group commit for JetStream's file store.
@@ -50,6 +53,10 @@ type storeSyncer struct {
 	waiting []chan error // callers the next pass answers
 	running bool
 	failed  error // sticky: see ErrStorage
+
+	// synced is when the last completed pass started: every write
+	// acknowledged before it is durable. Guarded by mu.
+	synced time.Time
 
 	// Owned by the pass loop.
 	passStart time.Time
@@ -106,17 +113,29 @@ func (s *storeSyncer) loop() {
 
 		err := failed
 		if err == nil {
-			if err = s.pass(); err != nil {
+			start := time.Now()
+			err = s.pass()
+			s.mu.Lock()
+			if err != nil {
 				err = fmt.Errorf("%w: %w", ErrStorage, err)
-				s.mu.Lock()
 				s.failed = err
-				s.mu.Unlock()
+			} else {
+				s.synced = start
 			}
+			s.mu.Unlock()
 		}
 		for _, done := range group {
 			done <- err
 		}
 	}
+}
+
+// durableAt reports whether every write acknowledged by t is durable: a
+// pass that started after t has completed.
+func (s *storeSyncer) durableAt(t time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failed == nil && s.synced.After(t)
 }
 
 // pass fsyncs what changed under root since the previous pass.

@@ -117,7 +117,7 @@ func TestStoreSyncerSyncsWhatChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := rec.take(); !slices.Contains(got, c) {
-		t.Fatalf("a file modified within the last minute was not synced: %v", got)
+		t.Fatalf("a file modified just before the previous pass was not synced: %v", got)
 	}
 }
 

@@ -40,6 +40,7 @@ type fanout struct {
 	id          streamIdentity
 	consumer    jetstream.Consumer
 	consume     jetstream.ConsumeContext
+	cancelTail  context.CancelFunc // of a sync the tail waits for
 	stopChecks  chan struct{}
 	index       map[indexKey]map[*subscriber]struct{}
 	subscribers int // on the tail
@@ -47,6 +48,10 @@ type fanout struct {
 	handedOut atomic.Uint64 // entries queued for subscribers, ever
 	overflows atomic.Uint64 // times a full queue took a subscriber off the tail
 }
+
+// durableWait is how long the tail waits for an Append's sync to make a
+// message durable before it syncs itself: a few fsyncs.
+const durableWait = 20 * time.Millisecond
 
 // checkInterval is how often the tail compares the stream's identity with
 // its own (a deleted or re-created stream ends the subscriptions).
@@ -85,17 +90,19 @@ func (f *fanout) start(ctx context.Context) (streamIdentity, error) {
 		f.log.logger.Warn("events: cannot tail the event log", "stream", f.log.cfg.Stream, "err", err)
 		return streamIdentity{}, err
 	}
-	cc, err := cons.Consume(func(msg jetstream.Msg) { f.handle(gen, msg) },
+	tailCtx, cancel := context.WithCancel(context.Background())
+	cc, err := cons.Consume(func(msg jetstream.Msg) { f.handle(tailCtx, gen, msg) },
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) { f.consumeError(gen, err) }),
 		jetstream.PullMaxMessages(512),
 	)
 	if err != nil {
+		cancel()
 		f.log.deleteConsumer(consumerName(cons))
 		err = fmt.Errorf("%w: tailing the log: %w", ErrUnavailable, err)
 		f.log.logger.Warn("events: cannot tail the event log", "stream", f.log.cfg.Stream, "err", err)
 		return streamIdentity{}, err
 	}
-	f.running, f.id, f.consumer, f.consume = true, f.log.identity(info), cons, cc
+	f.running, f.id, f.consumer, f.consume, f.cancelTail = true, f.log.identity(info), cons, cc, cancel
 	f.tail.Store(info.State.LastSeq)
 	f.stopChecks = make(chan struct{})
 	go f.checks(gen, f.stopChecks)
@@ -133,7 +140,7 @@ func consumerName(c jetstream.Consumer) string {
 
 // handle is the tail consumer's callback: the ordered consumer calls it in
 // stream order, once per message, across its own re-creations.
-func (f *fanout) handle(gen uint64, msg jetstream.Msg) {
+func (f *fanout) handle(ctx context.Context, gen uint64, msg jetstream.Msg) {
 	md, err := msg.Metadata()
 	if err != nil {
 		f.log.logger.Warn("events: message without metadata on the tail", "err", err)
@@ -141,6 +148,22 @@ func (f *fanout) handle(gen uint64, msg jetstream.Msg) {
 	}
 	e, isEvent := newEntry(f.log.cfg.Subject, msg, md)
 	now := time.Now()
+	// With group commit a message is readable once written, before it is
+	// synced: hand on nothing a power loss could still take back. The
+	// Append that wrote it is normally syncing right now; if it does not
+	// mark it durable soon (say it failed), one sync of our own covers
+	// every message read before it started.
+	if !f.log.broker.DurableAt(now) && !f.log.durable.wait(ctx, e.seq, durableWait) {
+		if err := f.log.broker.Sync(ctx); err != nil {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if gen == f.generation && ctx.Err() == nil {
+				f.log.logger.Error("events: the event log cannot be synced to disk; ending every subscription", "err", err)
+				f.stopLocked(fmt.Errorf("%w: %w", ErrUnavailable, err))
+			}
+			return
+		}
+	}
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -262,6 +285,7 @@ func (f *fanout) stopLocked(err error) {
 	}
 	f.running = false
 	f.generation++
+	f.cancelTail()
 	close(f.stopChecks)
 	// Not under mu: the client library holds a lock of its own while it
 	// calls consumeError and while it re-creates the consumer (retrying as

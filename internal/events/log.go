@@ -40,6 +40,7 @@ type Log struct {
 	// each catch-up reading the log with a consumer of its own.
 	fanout   *fanout
 	catchUps chan struct{}
+	durable  *durableMark
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -61,7 +62,7 @@ func Open(ctx context.Context, b *broker.Broker, cfg LogConfig, opts ...LogOptio
 		opt.applyLog(&o)
 	}
 	l := &Log{cfg: cfg, logger: o.logger, broker: b, nc: b.Conn(), js: b.JetStream(), closed: make(chan struct{}),
-		catchUps: make(chan struct{}, o.catchUps)}
+		catchUps: make(chan struct{}, o.catchUps), durable: newDurableMark()}
 	l.fanout = newFanout(l)
 	if err := l.ensureStream(ctx); err != nil {
 		return nil, err
@@ -146,9 +147,11 @@ func (l *Log) Append(ctx context.Context, events []Event) error {
 		}
 		futures = append(futures, f)
 	}
+	var last uint64 // highest sequence acknowledged (a duplicate's is its original's)
 	for _, f := range futures {
 		select {
-		case <-f.Ok():
+		case ack := <-f.Ok():
+			last = max(last, ack.Sequence)
 		case err := <-f.Err():
 			return l.unavailable("storing", err)
 		case <-ctx.Done():
@@ -160,6 +163,7 @@ func (l *Log) Append(ctx context.Context, events []Event) error {
 	if err := l.broker.Sync(ctx); err != nil {
 		return l.unavailable("syncing", err)
 	}
+	l.durable.advance(last)
 	return nil
 }
 
