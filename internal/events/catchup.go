@@ -150,10 +150,10 @@ func (r *replay) handle(msg jetstream.Msg) {
 	r.received = md.Sequence.Stream
 	r.mu.Unlock()
 
-	e, isEvent := newEntry(r.log.cfg.Subject, msg, md)
-	d := replayed{e: e, pending: md.NumPending, matches: isEvent && r.sel.matches(e)}
+	e := newEntry(r.log.cfg.Subject, msg, md)
+	d := replayed{e: e, pending: md.NumPending, matches: e.isEvent && r.sel.matches(e)}
 	if d.matches {
-		if err := e.decode(msg.Data()); err != nil {
+		if _, err := e.decoded(); err != nil {
 			r.log.logger.Warn("events: skipping undecodable message", "seq", e.seq, "err", err)
 			d.matches = false
 		}

@@ -12,7 +12,7 @@ import (
 // the queue is looked at, is the bound.
 func TestHeartbeatNeverPastTheTail(t *testing.T) {
 	l := &Log{}
-	l.fanout = newFanout(l)
+	l.fanout = newFanout(l, 0)
 	var got uint64
 	w := &watcher{log: l, id: newStreamIdentity("S", 1), sel: &selection{}, send: func(m Message) error {
 		p, _ := decodeToken(m.Token)

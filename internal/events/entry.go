@@ -2,55 +2,82 @@ package events
 
 import (
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // entry is one message of the log as the tail or a catch-up read it. The
-// tail decodes a message once, for however many subscribers it goes to,
-// and they share the entry read-only.
+// tail decodes a message at most once, for however many subscribers it
+// goes to, and they share the entry read-only.
 type entry struct {
 	seq uint64
 	at  time.Time // JetStream's timestamp
 	// The subject's tokens after the prefix, lower case: what filters
-	// match on, so an event is decoded only when someone wants it.
+	// match on, so an event is decoded only when someone wants it. isEvent
+	// is false for a subject Append never writes (nothing a filter
+	// selects; the position still passes it).
 	family, status, accountGroup string
-	event                        Event // decoded on demand: see decode
-	decoded                      bool
+	isEvent                      bool
+	data                         []byte
+
+	decodeOnce sync.Once
+	event      Event
+	decodeErr  error
+
+	memoMu sync.Mutex
+	memo   map[any]*memoValue
 }
 
-// newEntry reads the position and subject of msg; ok is false for a
-// message whose subject is not <prefix>.<family>.<status>.<account group>
-// (nothing Append wrote, so nothing a filter selects), which still counts as
-// a position passed.
-func newEntry(prefix string, msg jetstream.Msg, md *jetstream.MsgMetadata) (e *entry, ok bool) {
-	e = &entry{seq: md.Sequence.Stream, at: md.Timestamp}
+// newEntry reads the position and subject of msg.
+func newEntry(prefix string, msg jetstream.Msg, md *jetstream.MsgMetadata) *entry {
+	e := &entry{seq: md.Sequence.Stream, at: md.Timestamp, data: msg.Data()}
 	rest, found := strings.CutPrefix(msg.Subject(), prefix+".")
 	if !found {
-		return e, false
+		return e
 	}
 	var more bool
 	if e.family, rest, more = strings.Cut(rest, "."); !more {
-		return e, false
+		return e
 	}
 	if e.status, e.accountGroup, more = strings.Cut(rest, "."); !more || strings.Contains(e.accountGroup, ".") {
-		return e, false
+		return e
 	}
-	return e, true
+	e.isEvent = true
+	return e
 }
 
-// decode parses the message's data, once. An undecodable message was not
+// decoded parses the message's data, once. An undecodable message was not
 // written by Append: nothing a subscriber could use, so it is skipped (the
 // position still passes it).
-func (e *entry) decode(data []byte) error {
-	if e.decoded {
-		return nil
+func (e *entry) decoded() (*Event, error) {
+	e.decodeOnce.Do(func() {
+		e.event, e.decodeErr = parseEvent(e.data)
+	})
+	return &e.event, e.decodeErr
+}
+
+// memoValue is one memoised result: built once, by the first caller.
+type memoValue struct {
+	once sync.Once
+	v    any
+	err  error
+}
+
+// memoise returns build's result for key, building it once for however
+// many subscribers ask (see Message.Memo).
+func (e *entry) memoise(key any, build func() (any, error)) (any, error) {
+	e.memoMu.Lock()
+	if e.memo == nil {
+		e.memo = map[any]*memoValue{}
 	}
-	ev, err := parseEvent(data)
-	if err != nil {
-		return err
+	m := e.memo[key]
+	if m == nil {
+		m = &memoValue{}
+		e.memo[key] = m
 	}
-	e.event, e.decoded = ev, true
-	return nil
+	e.memoMu.Unlock()
+	m.once.Do(func() { m.v, m.err = build() })
+	return m.v, m.err
 }

@@ -44,6 +44,11 @@ type fanout struct {
 	stopChecks  chan struct{}
 	index       map[indexKey]map[*subscriber]struct{}
 	subscribers int // on the tail
+	// recent holds the last entries the tail read, by sequence modulo its
+	// length (all of them, also those no one wanted, decoded only when
+	// someone does): a subscriber a little behind catches up from here, in
+	// memory, rather than from the log.
+	recent []*entry
 
 	handedOut atomic.Uint64 // entries queued for subscribers, ever
 	overflows atomic.Uint64 // times a full queue took a subscriber off the tail
@@ -57,8 +62,8 @@ const durableWait = 20 * time.Millisecond
 // its own (a deleted or re-created stream ends the subscriptions).
 const checkInterval = DefaultHeartbeat
 
-func newFanout(l *Log) *fanout {
-	return &fanout{log: l, index: map[indexKey]map[*subscriber]struct{}{}}
+func newFanout(l *Log, recent int) *fanout {
+	return &fanout{log: l, index: map[indexKey]map[*subscriber]struct{}{}, recent: make([]*entry, recent)}
 }
 
 // start starts the tail unless it runs, and returns the identity of the
@@ -104,6 +109,7 @@ func (f *fanout) start(ctx context.Context) (streamIdentity, error) {
 	}
 	f.running, f.id, f.consumer, f.consume, f.cancelTail = true, f.log.identity(info), cons, cc, cancel
 	f.tail.Store(info.State.LastSeq)
+	clear(f.recent)
 	f.stopChecks = make(chan struct{})
 	go f.checks(gen, f.stopChecks)
 	f.log.logger.Debug("events: tailing the event log", "stream", f.log.cfg.Stream, "from", info.State.LastSeq+1)
@@ -146,7 +152,7 @@ func (f *fanout) handle(ctx context.Context, gen uint64, msg jetstream.Msg) {
 		f.log.logger.Warn("events: message without metadata on the tail", "err", err)
 		return
 	}
-	e, isEvent := newEntry(f.log.cfg.Subject, msg, md)
+	e := newEntry(f.log.cfg.Subject, msg, md)
 	now := time.Now()
 	// With group commit a message is readable once written, before it is
 	// synced: hand on nothing a power loss could still take back. The
@@ -175,15 +181,18 @@ func (f *fanout) handle(ctx context.Context, gen uint64, msg jetstream.Msg) {
 		// Retention removed messages before the tail read them.
 		f.endAllLocked(fmt.Errorf("%w (the gateway fell behind the event log's retention)", ErrTokenExpired))
 	}
-	if isEvent && f.subscribers > 0 {
-		f.dispatchLocked(e, msg.Data(), now)
+	if e.isEvent && f.subscribers > 0 {
+		f.dispatchLocked(e, now)
+	}
+	if len(f.recent) > 0 {
+		f.recent[e.seq%uint64(len(f.recent))] = e
 	}
 	f.tail.Store(e.seq)
 }
 
 // dispatchLocked hands e to every subscriber on the tail whose filter
 // selects it.
-func (f *fanout) dispatchLocked(e *entry, data []byte, now time.Time) {
+func (f *fanout) dispatchLocked(e *entry, now time.Time) {
 	for _, key := range [...]indexKey{
 		{e.accountGroup, e.family}, {e.accountGroup, "*"}, {"*", e.family}, {"*", "*"},
 	} {
@@ -191,7 +200,7 @@ func (f *fanout) dispatchLocked(e *entry, data []byte, now time.Time) {
 			if !s.sel.matches(e) {
 				continue
 			}
-			if err := e.decode(data); err != nil {
+			if _, err := e.decoded(); err != nil {
 				f.log.logger.Warn("events: skipping undecodable message", "seq", e.seq, "err", err)
 				return
 			}
@@ -219,9 +228,26 @@ func (f *fanout) register(ctx context.Context, s *subscriber, id streamIdentity,
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !f.running || f.id != id {
-		return 0, fmt.Errorf("%w: the log's tail stopped", ErrUnavailable)
+	if err := f.usableLocked(id); err != nil {
+		return 0, err
 	}
+	f.registerLocked(s, from)
+	return f.tail.Load(), nil
+}
+
+// usableLocked reports why a subscriber of stream instance id cannot be on
+// the tail now, if it cannot.
+func (f *fanout) usableLocked(id streamIdentity) error {
+	switch {
+	case !f.running:
+		return fmt.Errorf("%w: the log's tail stopped", ErrUnavailable)
+	case f.id != id:
+		return fmt.Errorf("%w (the event log was re-created)", ErrTokenExpired)
+	}
+	return nil
+}
+
+func (f *fanout) registerLocked(s *subscriber, from uint64) {
 	s.mu.Lock()
 	s.registered, s.overflow, s.behindSince = true, false, time.Time{}
 	s.floor = max(s.floor, from)
@@ -235,7 +261,38 @@ func (f *fanout) register(ctx context.Context, s *subscriber, id streamIdentity,
 		set[s] = struct{}{}
 	}
 	f.subscribers++
-	return f.tail.Load(), nil
+}
+
+// recentAfter is the catch-up from memory: it returns, into buf, the
+// entries the tail read after position from that are still in recent (as
+// many as fit), all of them, with no gap. When from is the tail's position
+// it puts s on the tail instead (joined); when the entry after from has
+// left recent, the catch-up must read the log (gone).
+func (f *fanout) recentAfter(s *subscriber, id streamIdentity, from uint64, buf []*entry) (entries []*entry, joined, gone bool, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.usableLocked(id); err != nil {
+		return nil, false, false, err
+	}
+	tail := f.tail.Load()
+	if from >= tail {
+		f.registerLocked(s, from)
+		return nil, true, false, nil
+	}
+	if len(f.recent) == 0 {
+		return nil, false, true, nil
+	}
+	for seq := from + 1; seq <= tail && len(buf) < cap(buf); seq++ {
+		e := f.recent[seq%uint64(len(f.recent))]
+		if e == nil || e.seq != seq {
+			if len(buf) > 0 {
+				return buf, false, false, nil
+			}
+			return nil, false, true, nil
+		}
+		buf = append(buf, e)
+	}
+	return buf, false, false, nil
 }
 
 // remove takes s off the tail, if it is on it.
@@ -275,6 +332,8 @@ func (f *fanout) endAllLocked(err error) {
 	}
 	clear(f.index)
 	f.subscribers = 0
+	// A gap: what the tail holds no longer leads up to its position.
+	clear(f.recent)
 }
 
 // stopLocked stops the tail (the next Watch starts another one) and ends
@@ -285,6 +344,7 @@ func (f *fanout) stopLocked(err error) {
 	}
 	f.running = false
 	f.generation++
+	clear(f.recent)
 	f.cancelTail()
 	close(f.stopChecks)
 	// Not under mu: the client library holds a lock of its own while it

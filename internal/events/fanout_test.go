@@ -17,8 +17,8 @@ import (
 // up from the log and join the tail with no gap and no repeat: each gets
 // exactly the events after its token, in log order.
 func TestCatchUpJoinsTheTailWhileAppending(t *testing.T) {
-	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
-		l := openBackend(t, be)
+	forEachCatchUp(t, func(t *testing.T, open func(...func(*LogConfig)) *Log) {
+		l := open()
 		ag := uuid.NewString()
 		f := Filter{AccountGroupID: ag}
 		first := startWatch(t, l, f, "")
@@ -79,8 +79,8 @@ func TestCatchUpJoinsTheTailWhileAppending(t *testing.T) {
 // go by the tail when its buffer fills, catches up from the log, and gets
 // every event once, in order: paced, not dropped.
 func TestOverflowCatchesUp(t *testing.T) {
-	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
-		l := openBackend(t, be)
+	forEachCatchUp(t, func(t *testing.T, open func(...func(*LogConfig)) *Log) {
+		l := open()
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		var got []string
@@ -176,12 +176,13 @@ func TestSubscribersShareOneConsumer(t *testing.T) {
 	}
 }
 
-// Catch-ups are bounded (WithCatchUps): a resume beyond the limit waits,
-// with heartbeats, until a catch-up slot frees, and then gets everything.
+// Catch-ups from the log are bounded (WithCatchUps): a resume beyond the
+// limit waits, with heartbeats, until a catch-up slot frees, and then gets
+// everything. (No recent events in memory here, which would serve both.)
 func TestCatchUpsAreBounded(t *testing.T) {
 	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
 		cfg := backendConfig(t, be)
-		l := openLogWith(t, cfg, WithCatchUps(1))
+		l := openLogWith(t, cfg, WithCatchUps(1), WithRecentEvents(0))
 		s := startWatch(t, l, Filter{}, "")
 		evs := makeEvents(t, 5, "TOPUP.SETTLED", "")
 		mustAppend(t, l, evs)

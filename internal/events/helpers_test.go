@@ -79,6 +79,29 @@ func openBackend(t *testing.T, be eventstest.Backend, mutate ...func(*LogConfig)
 	return openLog(t, cfg)
 }
 
+// forEachCatchUp runs fn on each backend once per way a subscriber catches
+// up: from the recent events the tail keeps in memory (the default), and
+// from the log with a consumer of its own (none kept in memory).
+func forEachCatchUp(t *testing.T, fn func(t *testing.T, open func(mutate ...func(*LogConfig)) *Log)) {
+	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
+		for _, path := range []struct {
+			name string
+			opts []LogOption
+		}{{"memory", nil}, {"log", []LogOption{WithRecentEvents(0)}}} {
+			t.Run("from "+path.name, func(t *testing.T) {
+				fn(t, func(mutate ...func(*LogConfig)) *Log {
+					t.Helper()
+					cfg := backendConfig(t, be)
+					for _, m := range mutate {
+						m(&cfg.LogConfig)
+					}
+					return openLogWith(t, cfg, path.opts...)
+				})
+			})
+		}
+	})
+}
+
 // openLog opens a broker and a log on it; closeLog (or the test's end)
 // closes both.
 func openLog(t testing.TB, cfg logSetup) *Log {

@@ -57,13 +57,13 @@ func Open(ctx context.Context, b *broker.Broker, cfg LogConfig, opts ...LogOptio
 	if cfg.Replicas > 1 && b.Embedded() {
 		return nil, errors.New("events: the embedded NATS server has one replica")
 	}
-	o := logOptions{logger: slog.New(slog.DiscardHandler), catchUps: DefaultCatchUps}
+	o := logOptions{logger: slog.New(slog.DiscardHandler), catchUps: DefaultCatchUps, recentEvents: DefaultRecentEvents}
 	for _, opt := range opts {
 		opt.applyLog(&o)
 	}
 	l := &Log{cfg: cfg, logger: o.logger, broker: b, nc: b.Conn(), js: b.JetStream(), closed: make(chan struct{}),
 		catchUps: make(chan struct{}, o.catchUps), durable: newDurableMark()}
-	l.fanout = newFanout(l)
+	l.fanout = newFanout(l, o.recentEvents)
 	if err := l.ensureStream(ctx); err != nil {
 		return nil, err
 	}

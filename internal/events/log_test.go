@@ -99,8 +99,8 @@ func matchesFilter(f Filter, e Event) bool {
 }
 
 func TestResume(t *testing.T) {
-	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
-		l := openBackend(t, be)
+	forEachCatchUp(t, func(t *testing.T, open func(...func(*LogConfig)) *Log) {
+		l := open()
 		ag := uuid.NewString()
 		f := Filter{Families: []string{FamilyTopup, FamilyCashBalance}, AccountGroupID: ag}
 		s := startWatch(t, l, f, "")
@@ -203,7 +203,7 @@ func testHeartbeatTokens(t *testing.T, be eventstest.Backend, f Filter, ag strin
 // queue was complete; and it never goes backwards.
 func TestHeartbeatPosition(t *testing.T) {
 	l := &Log{}
-	l.fanout = newFanout(l)
+	l.fanout = newFanout(l, 0)
 	sel := &selection{}
 	var sentTokens []uint64
 	w := &watcher{log: l, id: newStreamIdentity("S", 1), sel: sel, send: func(m Message) error {
@@ -252,8 +252,8 @@ func TestHeartbeatPosition(t *testing.T) {
 // Heartbeats sent between events never point past an unsent matching event:
 // resuming from any heartbeat gets every later event.
 func TestHeartbeatTokensUnderLoad(t *testing.T) {
-	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
-		l := openBackend(t, be)
+	forEachCatchUp(t, func(t *testing.T, open func(...func(*LogConfig)) *Log) {
+		l := open()
 		ag := uuid.NewString()
 		f := Filter{AccountGroupID: ag}
 		s := startWatch(t, l, f, "", WithHeartbeat(20*time.Millisecond))
@@ -422,8 +422,8 @@ func TestTokenAcrossRestart(t *testing.T) {
 // A subscriber whose send blocks is ended with ErrSlowSubscriber; a fast
 // one gets everything and Append is never held up.
 func TestSlowSubscriber(t *testing.T) {
-	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
-		l := openBackend(t, be)
+	forEachCatchUp(t, func(t *testing.T, open func(...func(*LogConfig)) *Log) {
+		l := open()
 		fast := startWatch(t, l, Filter{}, "")
 
 		release := make(chan struct{})
@@ -483,8 +483,8 @@ func TestSlowSubscriber(t *testing.T) {
 // A backlog far larger than the buffer is replayed in full to a subscriber
 // that reads steadily but slower than NATS delivers: it is paced, not cut.
 func TestBacklogPaced(t *testing.T) {
-	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
-		l := openBackend(t, be)
+	forEachCatchUp(t, func(t *testing.T, open func(...func(*LogConfig)) *Log) {
+		l := open()
 		first := startWatch(t, l, Filter{}, "")
 		start := first.heartbeat(t).Token
 		first.stop(t)

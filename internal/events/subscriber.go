@@ -109,6 +109,16 @@ func (s *subscriber) take(now time.Time, stall time.Duration) (e *entry, stalled
 	return e, false, nil
 }
 
+// markBehind starts the stall clock of a subscriber that is catching up,
+// unless it runs already.
+func (s *subscriber) markBehind(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.behindSince.IsZero() {
+		s.behindSince = now
+	}
+}
+
 // sent records that the subscriber completed a send at now, and reports
 // whether it was behind for the stall timeout before it did: a send that
 // was stuck while the tail had to let go of the subscriber. A subscriber

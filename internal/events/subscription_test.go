@@ -2,6 +2,8 @@ package events
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,5 +84,35 @@ func TestReplayHandsOnEachMessageOnce(t *testing.T) {
 	}
 	if r.receivedSeq() != 44 {
 		t.Errorf("received up to %d, want 44", r.receivedSeq())
+	}
+}
+
+// Message.Memo builds once per event and key, for any number of
+// subscribers at once; a heartbeat has no event to share and builds every
+// time.
+func TestMessageMemo(t *testing.T) {
+	e := &entry{seq: 1}
+	var builds atomic.Int32
+	build := func() (any, error) { builds.Add(1); return "encoded", nil }
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Go(func() {
+			for _, key := range []string{"a", "b"} {
+				v, err := Message{entry: e}.Memo(key, build)
+				if v != "encoded" || err != nil {
+					t.Errorf("Memo = %v, %v", v, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := builds.Load(); n != 2 {
+		t.Errorf("built %d times for two keys", n)
+	}
+	for range 3 {
+		Message{}.Memo("a", build)
+	}
+	if n := builds.Load(); n != 5 {
+		t.Errorf("heartbeats built %d times, want 3", n-2)
 	}
 }

@@ -40,10 +40,25 @@ const (
 )
 
 // Message is what a subscriber receives: an event, or a heartbeat (Event
-// nil). Token resumes exactly after this message.
+// nil). Token resumes exactly after this message. The Event is shared with
+// every other subscriber of it: read-only.
 type Message struct {
 	Token string
 	Event *Event
+	entry *entry // shared by every subscriber the event goes to; nil for a heartbeat
+}
+
+// Memo returns build's result for key, building it once for every
+// subscriber that receives this same event and asks with an equal key:
+// e.g. an RPC's encoded response, keyed by the RPC and the token (the
+// subscribers of one filter get the same token), so that a thousand
+// subscribers of an event cost one encoding. The result is shared: treat
+// it as read-only. For a heartbeat, build simply runs.
+func (m Message) Memo(key any, build func() (any, error)) (any, error) {
+	if m.entry == nil {
+		return build()
+	}
+	return m.entry.memoise(key, build)
 }
 
 // A WatchOption configures Watch.
@@ -301,9 +316,9 @@ func (w *watcher) drain(ctx context.Context) error {
 	}
 }
 
+// sendEvent sends a decoded entry.
 func (w *watcher) sendEvent(e *entry) error {
-	ev := e.event // the entry is shared with other subscribers
-	if err := w.send(Message{Token: w.id.token(w.sel.hash, e.seq), Event: &ev}); err != nil {
+	if err := w.send(Message{Token: w.id.token(w.sel.hash, e.seq), Event: &e.event, entry: e}); err != nil {
 		return err
 	}
 	w.passed = e.seq
@@ -341,11 +356,69 @@ func (w *watcher) heartbeat(live bool) error {
 	return nil
 }
 
-// catchUp brings the subscriber from its position to the tail. It joins the
-// tail first, which fixes the position the tail hands entries on from; then,
-// if that is past its own, it reads the events in between from the log with
-// a consumer of its own, at most WithCatchUps catch-ups at a time.
+// catchUp brings the subscriber from its position to the tail: from the
+// recent entries the tail keeps in memory when its position is among them,
+// else from the log.
 func (w *watcher) catchUp(ctx context.Context) error {
+	// Sends that stall while catching up are the subscriber's as much as
+	// on the tail (see subscriber.sent).
+	w.sub.markBehind(time.Now())
+	joined, err := w.catchUpFromMemory(ctx)
+	if err != nil || joined {
+		w.sub.notify() // for what the tail queued meanwhile
+		return err
+	}
+	return w.catchUpFromLog(ctx)
+}
+
+// recentBatch is how many recent entries a catch-up from memory takes at a
+// time, so that it holds the tail's lock only briefly.
+const recentBatch = 64
+
+// catchUpFromMemory walks the tail's recent entries from the subscriber's
+// position until it reaches the tail and joins it (joined), or finds the
+// next entry gone from memory. They follow one another without a gap (the
+// tail read them all, in order), so every one of them, matching or not,
+// moves the position on.
+func (w *watcher) catchUpFromMemory(ctx context.Context) (joined bool, err error) {
+	buf := make([]*entry, 0, recentBatch)
+	for {
+		entries, joined, gone, err := w.log.fanout.recentAfter(w.sub, w.id, w.passed, buf[:0])
+		if err != nil || joined || gone {
+			return joined, err
+		}
+		for _, e := range entries {
+			if e.isEvent && w.sel.matches(e) {
+				if _, err := e.decoded(); err == nil {
+					if err := w.sendEvent(e); err != nil {
+						return false, err
+					}
+					if w.sub.sent(time.Now(), w.opts.stall) {
+						return false, ErrSlowSubscriber
+					}
+				}
+			}
+			w.passed = max(w.passed, e.seq)
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-w.log.closed:
+			return false, ErrClosed
+		case <-w.ticker.C:
+			if err := w.heartbeatIfIdle(false); err != nil {
+				return false, err
+			}
+		default:
+		}
+	}
+}
+
+// catchUpFromLog joins the tail first, which fixes the position the tail
+// hands entries on from; then, if that is past the subscriber's own, it
+// reads the events in between from the log with a consumer of its own, at
+// most WithCatchUps catch-ups at a time.
+func (w *watcher) catchUpFromLog(ctx context.Context) error {
 	if err := w.catchUpSlot(ctx); err != nil {
 		return err
 	}
@@ -403,6 +476,11 @@ func (w *watcher) catchUp(ctx context.Context) error {
 				}
 				if err := w.sendEvent(d.e); err != nil {
 					return err
+				}
+				// The replay has a stall timeout of its own; this keeps the
+				// clock of an overflow of the tail's queue meanwhile honest.
+				if w.sub.sent(time.Now(), w.opts.stall) {
+					return ErrSlowSubscriber
 				}
 			}
 			caughtUp = d.pending == 0
