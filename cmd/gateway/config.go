@@ -104,7 +104,12 @@ type Config struct {
 	// gateway registers (creates or updates, and enables) its webhook
 	// subscription for that URL at start-up. Checked by Registration.
 	WebhookPublicURL string
-	Simulate         bool
+	// How Watch streams catch up: at most this many at once from the log,
+	// and from this many of the latest events kept in memory. Checked and
+	// converted by LogOptions.
+	StreamsMaxCatchUps  string
+	StreamsRecentEvents string
+	Simulate            bool
 }
 
 // setting is one configuration value: its variable, its flag and how to
@@ -178,6 +183,10 @@ var settings = []setting{
 		field: func(c *Config) *string { return &c.EventsMaxBytes }},
 	{env: "GATEWAY_EVENTS_SYNC_ALWAYS", flag: "events-sync-always", def: "true", usage: "embedded log: every event is on disk (fsync) before Upvest's delivery is acknowledged, so acknowledged events survive a power loss; concurrent deliveries share one fsync",
 		field: func(c *Config) *string { return &c.EventsSyncAlways }},
+	{env: "GATEWAY_STREAMS_MAX_CATCHUPS", flag: "streams-max-catchups", def: strconv.Itoa(events.DefaultCatchUps), usage: "Watch streams that may catch up from the event log at once, each with a JetStream consumer of its own (resumes from old tokens, subscribers that fell far behind); others wait their turn",
+		field: func(c *Config) *string { return &c.StreamsMaxCatchUps }},
+	{env: "GATEWAY_STREAMS_RECENT_EVENTS", flag: "streams-recent-events", def: strconv.Itoa(events.DefaultRecentEvents), usage: "latest events kept in memory, from which a Watch stream a little behind catches up without reading the log (0: none)",
+		field: func(c *Config) *string { return &c.StreamsRecentEvents }},
 	{env: "GATEWAY_EVENTS_DUPLICATE_WINDOW", flag: "events-duplicate-window", def: "24h", usage: "how long an event id is remembered to drop Upvest's repeated deliveries (at most the max age)",
 		field: func(c *Config) *string { return &c.EventsDuplicateWindow }},
 	{env: "GATEWAY_IDEMPOTENCY_BUCKET", flag: "idempotency-bucket", def: idempotency.DefaultBucket, usage: "JetStream key-value bucket of the idempotency store; replicas sharing a store use the same",
@@ -412,6 +421,9 @@ func (c Config) validate() error {
 	if _, err = c.LogConfig(); err != nil {
 		return err
 	}
+	if _, err = c.LogOptions(); err != nil {
+		return err
+	}
 	if _, err = c.WebhookConfig(); err != nil {
 		return err
 	}
@@ -606,6 +618,28 @@ func (c Config) LogConfig() (events.LogConfig, error) {
 	}
 	return lc, nil
 }
+
+// LogOptions are the event log's options for its Watch streams. Errors
+// name the setting at fault.
+func (c Config) LogOptions() ([]events.LogOption, error) {
+	catchUps, err := strconv.Atoi(c.StreamsMaxCatchUps)
+	if err != nil || catchUps < 1 || catchUps > maxCatchUps {
+		return nil, configErr("GATEWAY_STREAMS_MAX_CATCHUPS", "%q is not a number from 1 to %d", c.StreamsMaxCatchUps, maxCatchUps)
+	}
+	recent, err := strconv.Atoi(c.StreamsRecentEvents)
+	if err != nil || recent < 0 || recent > maxRecentEvents {
+		return nil, configErr("GATEWAY_STREAMS_RECENT_EVENTS", "%q is not a number from 0 to %d", c.StreamsRecentEvents, maxRecentEvents)
+	}
+	return []events.LogOption{events.WithCatchUps(catchUps), events.WithRecentEvents(recent)}, nil
+}
+
+// Bounds of the stream settings: each catch-up is a JetStream consumer
+// (NATS allows 1,000 per stream by default), and each recent event about a
+// kilobyte of memory.
+const (
+	maxCatchUps     = 500
+	maxRecentEvents = 1_000_000
+)
 
 func positiveDuration(env, v string) (time.Duration, error) {
 	d, err := time.ParseDuration(v)

@@ -60,6 +60,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		IdempotencyBucket: "UPVEST_GATEWAY_IDEMPOTENCY", StatusBucket: "UPVEST_GATEWAY_STATUS",
 		MaxConns: "4096", MaxConnsPerIP: "512", BodyTimeout: "10s", MaxStreams: "20000", GRPCMaxConnectionAge: "1h",
 		WebhookMaxBody: "2MiB", WebhookSourceRate: "10", WebhookSourceBurst: "20", WebhookGlobalRate: "50", WebhookGlobalBurst: "100",
+		StreamsMaxCatchUps: "16", StreamsRecentEvents: "4096",
 	}
 	if cfg != want {
 		t.Errorf("ParseConfig = %+v, want %+v", cfg, want)
@@ -153,6 +154,10 @@ func TestParseConfigErrors(t *testing.T) {
 		{"source burst", with(validEnv(), "GATEWAY_WEBHOOK_SOURCE_BURST", "1.5"), nil, `GATEWAY_WEBHOOK_SOURCE_BURST "1.5" is not a whole number from 1 to 1000000 (or --webhook-source-burst)`},
 		{"global burst", with(validEnv(), "GATEWAY_WEBHOOK_GLOBAL_BURST", "-3"), nil, `GATEWAY_WEBHOOK_GLOBAL_BURST "-3" is not a whole number…`},
 		{"sync always", with(validEnv(), "GATEWAY_EVENTS_SYNC_ALWAYS", "sometimes"), nil, `GATEWAY_EVENTS_SYNC_ALWAYS "sometimes" is not true or false (or --events-sync-always)`},
+		{"no catch-ups", with(validEnv(), "GATEWAY_STREAMS_MAX_CATCHUPS", "0"), nil, `GATEWAY_STREAMS_MAX_CATCHUPS "0" is not a number from 1 to 500 (or --streams-max-catchups)`},
+		{"too many catch-ups", validEnv(), []string{"--streams-max-catchups=501"}, `GATEWAY_STREAMS_MAX_CATCHUPS "501" is not a number from 1 to 500 (or --streams-max-catchups)`},
+		{"recent events negative", with(validEnv(), "GATEWAY_STREAMS_RECENT_EVENTS", "-1"), nil, `GATEWAY_STREAMS_RECENT_EVENTS "-1" is not a number from 0 to 1000000 (or --streams-recent-events)`},
+		{"recent events not a number", with(validEnv(), "GATEWAY_STREAMS_RECENT_EVENTS", "many"), nil, `GATEWAY_STREAMS_RECENT_EVENTS "many" is not a number from 0 to 1000000 (or --streams-recent-events)`},
 		{"stream name", with(validEnv(), "GATEWAY_EVENTS_STREAM", "a.b"), nil, `GATEWAY_EVENTS_STREAM "a.b" is not a stream name…`},
 		{"subject wildcard", with(validEnv(), "GATEWAY_EVENTS_SUBJECT", "upvest.*"), nil, `GATEWAY_EVENTS_SUBJECT "upvest.*" is not a subject prefix…`},
 		{"subject empty token", with(validEnv(), "GATEWAY_EVENTS_SUBJECT", "upvest..events"), nil, `GATEWAY_EVENTS_SUBJECT "upvest..events" is not…`},
