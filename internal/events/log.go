@@ -168,25 +168,31 @@ func (l *Log) Append(ctx context.Context, events []Event) error {
 }
 
 // message encodes e, the event at index i of a delivery, as the log stores
-// it, reading it back first so that nothing is stored that a subscriber
-// could not decode. Its errors are *DeliveryError with Index i.
+// it, making sure that nothing is stored that a subscriber could not decode:
+// an event ParseEvent accepted and no one changed since reads back as
+// itself; any other is read back first. Its errors are *DeliveryError with
+// Index i.
 func (l *Log) message(i int, e *Event) (*nats.Msg, error) {
 	data, err := e.MarshalJSON()
 	if err != nil {
 		// The cause may quote the object's bytes: not in the error.
 		return nil, &DeliveryError{Index: i, Reason: "cannot be encoded as JSON"}
 	}
-	stored, err := parseEvent(data)
-	if err != nil {
-		var de *DeliveryError
-		if errors.As(err, &de) {
-			de.Index = i
-			de.Reason = "cannot be stored: " + de.Reason
-			return nil, de
+	stored := e
+	if !e.unchangedSinceParse() {
+		back, err := parseEvent(data)
+		if err != nil {
+			var de *DeliveryError
+			if errors.As(err, &de) {
+				de.Index = i
+				de.Reason = "cannot be stored: " + de.Reason
+				return nil, de
+			}
+			return nil, &DeliveryError{Index: i, Reason: "cannot be stored"}
 		}
-		return nil, &DeliveryError{Index: i, Reason: "cannot be stored"}
+		stored = &back
 	}
-	msg := nats.NewMsg(eventSubject(l.cfg.Subject, &stored))
+	msg := nats.NewMsg(eventSubject(l.cfg.Subject, stored))
 	msg.Header.Set(jetstream.MsgIDHeader, stored.ID)
 	msg.Data = data
 	return msg, nil
