@@ -103,10 +103,28 @@ func (s *subscriber) take(now time.Time, stall time.Duration) (e *entry, stalled
 	s.queue[s.head] = nil
 	s.head++
 	if s.head == len(s.queue) {
-		// Drained: an idle subscriber keeps no buffer.
-		s.queue, s.head = nil, 0
+		// Drained: a small buffer is kept while events flow (release drops
+		// it once the subscriber is idle), a large one goes at once.
+		s.queue, s.head = s.queue[:0], 0
+		if cap(s.queue) > keptBuffer {
+			s.queue = nil
+		}
 	}
 	return e, false, nil
+}
+
+// keptBuffer is the largest buffer a drained subscriber keeps until it is
+// idle: enough for a steady trickle of events without allocating for each.
+const keptBuffer = 16
+
+// release drops the buffer of a subscriber with nothing queued, so that an
+// idle subscriber holds none.
+func (s *subscriber) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.head == len(s.queue) {
+		s.queue, s.head = nil, 0
+	}
 }
 
 // markBehind starts the stall clock of a subscriber that is catching up,

@@ -277,6 +277,7 @@ func (w *watcher) run(ctx context.Context) error {
 				return err
 			}
 		case <-w.ticker.C:
+			w.sub.release()
 			if err := w.heartbeatIfIdle(true); err != nil {
 				return err
 			}

@@ -160,6 +160,8 @@ func benchmarkFanout(b *testing.B, subscribers, rate int, perAccountGroup bool) 
 		b.ReportMetric(res.Deliveries.EventsPerSecond, "ingest-events/s")
 		b.ReportMetric(float64(res.Deliveries.Latency.P99.Microseconds())/1000, "ingest-p99-ms")
 		b.ReportMetric(float64(res.Streams.Received)/(res.Deliveries.Elapsed.Seconds()), "msgs/s")
+		b.ReportMetric(res.GatewayCPU.Seconds()/res.Elapsed.Seconds(), "gateway-cores")
+		b.ReportMetric(res.CPUPressure, "cpu-pressure-%")
 	}
 }
 
@@ -191,6 +193,7 @@ func BenchmarkIngest(b *testing.B) {
 		b.Log(res)
 		b.ReportMetric(res.EventsPerSecond, "events/s")
 		b.ReportMetric(float64(res.Latency.P99.Microseconds())/1000, "delivery-p99-ms")
+		b.ReportMetric(res.CPUPressure, "cpu-pressure-%")
 	}
 	p521, err := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
 	if err != nil {

@@ -59,3 +59,49 @@ func ProcessCPU() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// CPUPressure reads the machine's CPU pressure stall counter (Linux PSI,
+// /proc/pressure/cpu "some" total): the time during which some runnable
+// task waited for a CPU. Its growth over a run, divided by the run's
+// length, says how much other work competed with the measurement.
+func CPUPressure() (time.Duration, bool) {
+	data, err := os.ReadFile("/proc/pressure/cpu")
+	if err != nil {
+		return 0, false
+	}
+	for line := range bytes.SplitSeq(data, []byte("\n")) {
+		rest, ok := bytes.CutPrefix(line, []byte("some "))
+		if !ok {
+			continue
+		}
+		for field := range bytes.FieldsSeq(rest) {
+			if v, ok := bytes.CutPrefix(field, []byte("total=")); ok {
+				us, err := strconv.ParseInt(string(v), 10, 64)
+				return time.Duration(us) * time.Microsecond, err == nil
+			}
+		}
+	}
+	return 0, false
+}
+
+// pressureMeter measures the CPU pressure over a run.
+type pressureMeter struct {
+	start time.Time
+	total time.Duration
+	ok    bool
+}
+
+func startPressure() pressureMeter {
+	total, ok := CPUPressure()
+	return pressureMeter{start: time.Now(), total: total, ok: ok}
+}
+
+// percent is the share of the time since start during which some task
+// waited for a CPU, or -1 where the machine does not tell.
+func (p pressureMeter) percent() float64 {
+	total, ok := CPUPressure()
+	if !p.ok || !ok {
+		return -1
+	}
+	return 100 * float64(total-p.total) / float64(time.Since(p.start))
+}

@@ -130,13 +130,17 @@ type FanoutResult struct {
 	// sent and received (with GatewayCPU set), Elapsed that time.
 	GatewayCPU time.Duration
 	Elapsed    time.Duration
+	// CPUPressure is the share of that time (%) during which some task on
+	// the machine waited for a CPU (-1: unknown): how much the measurement
+	// competed with other work.
+	CPUPressure float64
 }
 
 func (r FanoutResult) String() string {
 	return fmt.Sprintf("webhook→subscriber %v; received %d of %d; ingest %.0f events/s (POST %v, %d late, %d failed); "+
-		"CPU: gateway %.2f cores, subscribers %.2f cores", r.Streams.Latency, r.Streams.Received, r.Expected,
+		"CPU: gateway %.2f cores, subscribers %.2f cores; CPU pressure %.0f%%", r.Streams.Latency, r.Streams.Received, r.Expected,
 		r.Deliveries.EventsPerSecond, r.Deliveries.Latency, r.Deliveries.Late, r.Deliveries.Failed,
-		r.GatewayCPU.Seconds()/r.Elapsed.Seconds(), r.Streams.CPU.Seconds()/r.Elapsed.Seconds())
+		r.GatewayCPU.Seconds()/r.Elapsed.Seconds(), r.Streams.CPU.Seconds()/r.Elapsed.Seconds(), r.CPUPressure)
 }
 
 // Fanout opens the subscribers, sends deliveries at the configured rate
@@ -163,7 +167,7 @@ func Fanout(ctx context.Context, cfg FanoutConfig) (FanoutResult, error) {
 	if err := subs.Measure(time.Now().Add(cfg.Warmup)); err != nil {
 		return FanoutResult{}, err
 	}
-	start, cpu := time.Now(), time.Duration(0)
+	start, cpu, pressure := time.Now(), time.Duration(0), startPressure()
 	if cfg.GatewayCPU != nil {
 		cpu = cfg.GatewayCPU()
 	}
@@ -193,7 +197,7 @@ func Fanout(ctx context.Context, cfg FanoutConfig) (FanoutResult, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	res := FanoutResult{Deliveries: dr, Expected: want, Elapsed: time.Since(start)}
+	res := FanoutResult{Deliveries: dr, Expected: want, Elapsed: time.Since(start), CPUPressure: pressure.percent()}
 	if cfg.GatewayCPU != nil {
 		res.GatewayCPU = cfg.GatewayCPU() - cpu
 	}
@@ -220,11 +224,12 @@ type IngestResult struct {
 	Latency         Summary // per delivery
 	Failed          int
 	Errors          []string
+	CPUPressure     float64 // see FanoutResult
 }
 
 func (r IngestResult) String() string {
-	return fmt.Sprintf("%d events in %v: %.0f events/s; per delivery %v; %d failed", r.Events,
-		r.Elapsed.Round(time.Millisecond), r.EventsPerSecond, r.Latency, r.Failed)
+	return fmt.Sprintf("%d events in %v: %.0f events/s; per delivery %v; %d failed; CPU pressure %.0f%%", r.Events,
+		r.Elapsed.Round(time.Millisecond), r.EventsPerSecond, r.Latency, r.Failed, r.CPUPressure)
 }
 
 // Ingest sends deliveries as fast as the gateway answers them, from
@@ -252,7 +257,7 @@ func Ingest(ctx context.Context, cfg IngestConfig) (IngestResult, error) {
 	defer s.close()
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	start := time.Now()
+	start, pressure := time.Now(), startPressure()
 	for range cfg.Senders {
 		wg.Go(func() {
 			for {
@@ -275,6 +280,7 @@ func Ingest(ctx context.Context, cfg IngestConfig) (IngestResult, error) {
 		Latency:         summarize(s.latency),
 		Failed:          s.failed,
 		Errors:          s.errs,
+		CPUPressure:     pressure.percent(),
 	}, ctx.Err()
 }
 

@@ -114,16 +114,17 @@ func watchEvents[E ~int32, R proto.Message](stream grpc.ServerStream, c *backend
 	if err := v.err(); err != nil {
 		return err
 	}
-	codec := streamCodec(ctx)
+	kind := responseKind(ctx)
 	return c.watch(ctx, f, token, func(m events.Message) error {
-		return sendShared(stream, codec, m, func() proto.Message { return response(m.Token, m.Event) })
+		return sendShared(stream, kind, m, func() proto.Message { return response(m.Token, m.Event) })
 	})
 }
 
 // sharedResponse identifies an event's response that every subscriber of
-// the same RPC, filter (hence token) and wire format receives alike.
+// the same RPC and wire format (kind) and filter (hence token) receives
+// alike.
 type sharedResponse struct {
-	method, token, codec string
+	kind, token string
 }
 
 // sendShared sends m's response, encoding it (decoding the event's object,
@@ -132,12 +133,11 @@ type sharedResponse struct {
 // not a thousand. The encoded message is a grpc.PreparedMsg, which carries
 // the codec and compression of the stream that encoded it, hence the codec
 // in the key.
-func sendShared(stream grpc.ServerStream, codec string, m events.Message, response func() proto.Message) error {
+func sendShared(stream grpc.ServerStream, kind string, m events.Message, response func() proto.Message) error {
 	if m.Event == nil {
 		return stream.SendMsg(response())
 	}
-	method, _ := grpc.Method(stream.Context())
-	prepared, err := m.Memo(sharedResponse{method: method, token: m.Token, codec: codec}, func() (any, error) {
+	prepared, err := m.Memo(sharedResponse{kind: kind, token: m.Token}, func() (any, error) {
 		p := &grpc.PreparedMsg{}
 		if err := p.Encode(stream, response()); err != nil {
 			return nil, err
@@ -150,11 +150,13 @@ func sendShared(stream grpc.ServerStream, codec string, m events.Message, respon
 	return stream.SendMsg(prepared)
 }
 
-// streamCodec is what decides how a stream's messages are encoded: the
-// content type (its codec) and the compression the client asked for.
-func streamCodec(ctx context.Context) string {
+// responseKind is what decides a stream's messages besides the event and
+// the token: the RPC, the content type (its codec) and the compression the
+// client asked for.
+func responseKind(ctx context.Context) string {
+	method, _ := grpc.Method(ctx)
 	md, _ := metadata.FromIncomingContext(ctx)
-	return strings.Join(md.Get("content-type"), ",") + ";" + strings.Join(md.Get("grpc-encoding"), ",")
+	return method + ";" + strings.Join(md.Get("content-type"), ",") + ";" + strings.Join(md.Get("grpc-encoding"), ",")
 }
 
 // watchAvailable is UNIMPLEMENTED when the gateway runs without an event log.
