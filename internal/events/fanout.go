@@ -249,9 +249,13 @@ func (f *fanout) usableLocked(id streamIdentity) error {
 
 func (f *fanout) registerLocked(s *subscriber, from uint64) {
 	s.mu.Lock()
+	already := s.registered
 	s.registered, s.overflow, s.behindSince = true, false, time.Time{}
 	s.floor = max(s.floor, from)
 	s.mu.Unlock()
+	if already {
+		return
+	}
 	for _, k := range s.sel.indexKeys() {
 		set := f.index[k]
 		if set == nil {

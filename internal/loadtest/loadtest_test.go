@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"testing"
 	"time"
 
@@ -113,11 +114,30 @@ var (
 	unfilteredSubs  = flag.Int("loadtest.unfiltered-subscribers", 1000, "subscribers of BenchmarkFanoutUnfiltered")
 	unfilteredRate  = flag.Int("loadtest.unfiltered-rate", 100, "events/s of BenchmarkFanoutUnfiltered")
 	perDelivery     = flag.Int("loadtest.events-per-delivery", 10, "events per delivery of the fan-out benchmarks")
+	heapProfilePath = flag.String("loadtest.heap-profile", "", "BenchmarkIdleStreams writes a heap profile here with the streams open")
 	conns           = flag.Int("loadtest.conns", 0, "connections the subscribers of the fan-out benchmarks share (default one per 1,000)")
 	fanoutDuration  = flag.Duration("loadtest.duration", 20*time.Second, "measured time of the fan-out benchmarks")
 	ingestSenders   = flag.Int("loadtest.ingest-senders", 8, "concurrent deliveries of BenchmarkIngest")
 	ingestDelivered = flag.Int("loadtest.ingest-deliveries", 1000, "deliveries of 100 events of BenchmarkIngest")
 )
+
+// heapProfile writes a heap profile to -loadtest.heap-profile, if set.
+func heapProfile(tb testing.TB) func() {
+	return func() {
+		if *heapProfilePath == "" {
+			return
+		}
+		f, err := os.Create(*heapProfilePath)
+		if err != nil {
+			tb.Error(err)
+			return
+		}
+		defer f.Close()
+		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+			tb.Error(err)
+		}
+	}
+}
 
 // BenchmarkIdleStreams: the gateway's RSS per idle stream, the streams
 // opened by a child process (each watching an account group of its own,
@@ -127,7 +147,7 @@ func BenchmarkIdleStreams(b *testing.B) {
 	addr, _ := gateway(b, s)
 	for range b.N {
 		res, err := IdleStreams(context.Background(), IdleStreamsConfig{Addr: addr, Streams: *idleStreams,
-			Subscribe: childSubscribers, RSS: SettledRSS})
+			Subscribe: childSubscribers, RSS: SettledRSS, Breakdown: RuntimeMemory, WhileOpen: heapProfile(b)})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -135,6 +155,11 @@ func BenchmarkIdleStreams(b *testing.B) {
 		b.ReportMetric(res.PerStream, "B/stream")
 		b.ReportMetric(float64(res.Streams), "streams")
 		b.ReportMetric(res.Open.Seconds(), "s-to-open")
+		for name, v := range res.PerStreamParts {
+			if name != "goroutines" {
+				b.ReportMetric(v, name+"-B/stream")
+			}
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"syscall"
 	"time"
@@ -104,4 +105,29 @@ func (p pressureMeter) percent() float64 {
 		return -1
 	}
 	return 100 * float64(total-p.total) / float64(time.Since(p.start))
+}
+
+// RuntimeMemory reads where this process's memory goes, from
+// runtime/metrics, after a garbage collection: heap objects, goroutine
+// stacks, the rest the runtime holds for the heap, and the goroutines.
+func RuntimeMemory() map[string]uint64 {
+	runtime.GC()
+	names := map[string]string{
+		"/memory/classes/heap/objects:bytes": "heap-objects",
+		"/memory/classes/heap/stacks:bytes":  "goroutine-stacks",
+		"/memory/classes/heap/unused:bytes":  "heap-unused",
+		"/sched/goroutines:goroutines":       "goroutines",
+	}
+	samples := make([]metrics.Sample, 0, len(names))
+	for name := range names {
+		samples = append(samples, metrics.Sample{Name: name})
+	}
+	metrics.Read(samples)
+	out := make(map[string]uint64, len(samples))
+	for _, s := range samples {
+		if s.Value.Kind() == metrics.KindUint64 {
+			out[names[s.Name]] = s.Value.Uint64()
+		}
+	}
+	return out
 }

@@ -5,6 +5,8 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +32,13 @@ type IdleStreamsConfig struct {
 	// (default 3 s: heartbeats and the gateway's garbage collection run
 	// meanwhile).
 	Settle time.Duration
+	// Breakdown, when set, reads named parts of the gateway's memory
+	// (RuntimeMemory for a gateway in this process), before and with the
+	// streams open; the result has the difference per stream.
+	Breakdown func() map[string]uint64
+	// WhileOpen, when set, runs with the streams open, after RSS is read:
+	// for a heap profile, say.
+	WhileOpen func()
 }
 
 // IdleStreamsResult is the gateway's memory with the streams open.
@@ -39,11 +48,17 @@ type IdleStreamsResult struct {
 	RSS         uint64 // with the streams open
 	PerStream   float64
 	Open        time.Duration // to open them all
+	// PerStreamParts is Breakdown's growth per stream, by part.
+	PerStreamParts map[string]float64
 }
 
 func (r IdleStreamsResult) String() string {
-	return fmt.Sprintf("%d streams opened in %v: RSS %.1f MiB → %.1f MiB, %.0f B per stream", r.Streams,
-		r.Open.Round(time.Millisecond), float64(r.BaselineRSS)/(1<<20), float64(r.RSS)/(1<<20), r.PerStream)
+	parts := ""
+	for _, name := range slices.Sorted(maps.Keys(r.PerStreamParts)) {
+		parts += fmt.Sprintf(", %s %.0f B", name, r.PerStreamParts[name])
+	}
+	return fmt.Sprintf("%d streams opened in %v: RSS %.1f MiB → %.1f MiB, %.0f B per stream%s", r.Streams,
+		r.Open.Round(time.Millisecond), float64(r.BaselineRSS)/(1<<20), float64(r.RSS)/(1<<20), r.PerStream, parts)
 }
 
 // IdleStreams measures the gateway's resident memory per idle Watch stream.
@@ -57,6 +72,10 @@ func IdleStreams(ctx context.Context, cfg IdleStreamsConfig) (IdleStreamsResult,
 	base, err := cfg.RSS()
 	if err != nil {
 		return IdleStreamsResult{}, err
+	}
+	var baseParts map[string]uint64
+	if cfg.Breakdown != nil {
+		baseParts = cfg.Breakdown()
 	}
 	sc := StreamsConfig{Addr: cfg.Addr, Streams: cfg.Streams, Conns: cfg.Conns}
 	if !cfg.Unfiltered {
@@ -78,6 +97,16 @@ func IdleStreams(ctx context.Context, cfg IdleStreamsConfig) (IdleStreamsResult,
 	if err != nil {
 		return IdleStreamsResult{}, err
 	}
+	var parts map[string]float64
+	if cfg.Breakdown != nil {
+		parts = map[string]float64{}
+		for name, v := range cfg.Breakdown() {
+			parts[name] = (float64(v) - float64(baseParts[name])) / float64(cfg.Streams)
+		}
+	}
+	if cfg.WhileOpen != nil {
+		cfg.WhileOpen()
+	}
 	res, err := subs.Stop()
 	if err != nil {
 		return IdleStreamsResult{}, err
@@ -86,11 +115,12 @@ func IdleStreams(ctx context.Context, cfg IdleStreamsConfig) (IdleStreamsResult,
 		return IdleStreamsResult{}, fmt.Errorf("loadtest: %d of %d streams failed: %v", res.Failed, cfg.Streams, res.Errors)
 	}
 	return IdleStreamsResult{
-		Streams:     cfg.Streams,
-		BaselineRSS: base,
-		RSS:         rss,
-		PerStream:   (float64(rss) - float64(base)) / float64(cfg.Streams),
-		Open:        open,
+		Streams:        cfg.Streams,
+		BaselineRSS:    base,
+		RSS:            rss,
+		PerStream:      (float64(rss) - float64(base)) / float64(cfg.Streams),
+		Open:           open,
+		PerStreamParts: parts,
 	}, nil
 }
 
