@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -74,8 +75,9 @@ type watchOptions struct {
 	stall     time.Duration
 }
 
-// WithHeartbeat sets the idle time after which a heartbeat is sent (default
-// 15 s).
+// WithHeartbeat sets how often a quiet subscriber gets a heartbeat (default
+// 15 s): one every interval while nothing else is sent, at a point of the
+// interval chosen at random for each subscription.
 func WithHeartbeat(d time.Duration) WatchOption {
 	return optionFunc(func(o *watchOptions) {
 		if d > 0 {
@@ -160,6 +162,7 @@ type watcher struct {
 	lastSend time.Time // of a message or heartbeat
 	started  bool      // the first heartbeat went out
 	ticker   *time.Ticker
+	ticked   bool // the ticker has had its first, randomly placed, tick
 }
 
 func (w *watcher) watch(ctx context.Context, f Filter, resumeToken string, opts []WatchOption) error {
@@ -185,7 +188,10 @@ func (w *watcher) watch(ctx context.Context, f Filter, resumeToken string, opts 
 	}
 	w.sub = newSubscriber(w.sel, w.opts.buffer)
 	defer l.fanout.remove(w.sub)
-	w.ticker = time.NewTicker(w.opts.heartbeat)
+	// The first tick comes at a random point of the first interval, so that
+	// the heartbeats of streams opened together (a restart, a fleet of
+	// clients reconnecting) do not all fall due at once, every interval.
+	w.ticker = time.NewTicker(time.Duration(rand.Int64N(int64(w.opts.heartbeat))) + 1)
 	defer w.ticker.Stop()
 
 	if resumeToken == "" {
@@ -327,8 +333,14 @@ func (w *watcher) sendEvent(e *entry) error {
 	return nil
 }
 
+// heartbeatIfIdle is a tick of the heartbeat clock: a heartbeat unless the
+// subscriber got a message lately.
 func (w *watcher) heartbeatIfIdle(live bool) error {
-	if time.Since(w.lastSend) < w.opts.heartbeat*9/10 {
+	if !w.ticked {
+		w.ticked = true
+		w.ticker.Reset(w.opts.heartbeat)
+	}
+	if time.Since(w.lastSend) < w.opts.heartbeat/2 {
 		return nil
 	}
 	return w.heartbeat(live)

@@ -115,7 +115,7 @@ var (
 	unfilteredRate  = flag.Int("loadtest.unfiltered-rate", 100, "events/s of BenchmarkFanoutUnfiltered")
 	perDelivery     = flag.Int("loadtest.events-per-delivery", 10, "events per delivery of the fan-out benchmarks")
 	heapProfilePath = flag.String("loadtest.heap-profile", "", "BenchmarkIdleStreams writes a heap profile here with the streams open")
-	conns           = flag.Int("loadtest.conns", 0, "connections the subscribers of the fan-out benchmarks share (default one per 1,000)")
+	conns           = flag.Int("loadtest.conns", 10, "connections the subscribers of the fan-out benchmarks share")
 	fanoutDuration  = flag.Duration("loadtest.duration", 20*time.Second, "measured time of the fan-out benchmarks")
 	ingestSenders   = flag.Int("loadtest.ingest-senders", 8, "concurrent deliveries of BenchmarkIngest")
 	ingestDelivered = flag.Int("loadtest.ingest-deliveries", 1000, "deliveries of 100 events of BenchmarkIngest")
