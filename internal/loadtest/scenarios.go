@@ -213,7 +213,7 @@ func Fanout(ctx context.Context, cfg FanoutConfig) (FanoutResult, error) {
 		return FanoutResult{}, err
 	}
 	want := int64(dr.Events)
-	if !cfg.PerAccountGroup {
+	if !cfg.PerAccountGroup || cfg.Subscribers == 0 {
 		want *= int64(cfg.Subscribers)
 	}
 	deadline := time.Now().Add(cfg.Drain)
