@@ -28,6 +28,28 @@ type entry struct {
 
 	memoMu sync.Mutex
 	memo   map[any]*memoValue
+	tokens []filterToken // the resume tokens made for it, by filter
+}
+
+// filterToken is an entry's resume token for the subscribers of one filter.
+type filterToken struct {
+	filter uint32
+	token  string
+}
+
+// token is the resume token of the entry for the subscribers of filter:
+// made once for all of them (a thousand subscribers of one filter share it).
+func (e *entry) token(id streamIdentity, filter uint32) string {
+	e.memoMu.Lock()
+	defer e.memoMu.Unlock()
+	for _, t := range e.tokens {
+		if t.filter == filter {
+			return t.token
+		}
+	}
+	tok := id.token(filter, e.seq)
+	e.tokens = append(e.tokens, filterToken{filter, tok})
+	return tok
 }
 
 // newEntry reads the position and subject of msg.

@@ -84,22 +84,17 @@ func (s *subscriber) end(err error) {
 	s.notify()
 }
 
-// take returns the next queued entry, or nil; stalled reports that the
-// subscriber has been behind for the stall timeout without completing a
-// send (the entry is then not taken).
-func (s *subscriber) take(now time.Time, stall time.Duration) (e *entry, stalled bool, err error) {
+// take returns the next queued entry, or nil.
+func (s *subscriber) take() (*entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended != nil {
-		return nil, false, s.ended
-	}
-	if !s.behindSince.IsZero() && now.Sub(s.behindSince) >= stall {
-		return nil, true, nil
+		return nil, s.ended
 	}
 	if s.head == len(s.queue) {
-		return nil, false, nil
+		return nil, nil
 	}
-	e = s.queue[s.head]
+	e := s.queue[s.head]
 	s.queue[s.head] = nil
 	s.head++
 	if s.head == len(s.queue) {
@@ -110,7 +105,7 @@ func (s *subscriber) take(now time.Time, stall time.Duration) (e *entry, stalled
 			s.queue = nil
 		}
 	}
-	return e, false, nil
+	return e, nil
 }
 
 // keptBuffer is the largest buffer a drained subscriber keeps until it is

@@ -296,36 +296,40 @@ func (w *watcher) run(ctx context.Context) error {
 
 // drain sends the queued entries.
 func (w *watcher) drain(ctx context.Context) error {
-	for {
-		// A stalled subscriber is ended before anything else is sent.
-		e, stalled, err := w.sub.take(time.Now(), w.opts.stall)
+	for n := 1; ; n++ {
+		e, err := w.sub.take()
 		switch {
 		case err != nil:
 			return err
-		case stalled:
-			return ErrSlowSubscriber
 		case e == nil:
 			return nil
 		}
 		if err := w.sendEvent(e); err != nil {
 			return err
 		}
-		if w.sub.sent(time.Now(), w.opts.stall) {
+		if w.sub.sent(w.lastSend, w.opts.stall) {
 			return ErrSlowSubscriber
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-w.log.closed:
-			return ErrClosed
-		default:
+		// A long queue is not sent past the end of the subscription.
+		if n%drainCheck == 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-w.log.closed:
+				return ErrClosed
+			default:
+			}
 		}
 	}
 }
 
+// drainCheck is how many entries drain sends between checks that the
+// subscription still goes on.
+const drainCheck = 16
+
 // sendEvent sends a decoded entry.
 func (w *watcher) sendEvent(e *entry) error {
-	if err := w.send(Message{Token: w.id.token(w.sel.hash, e.seq), Event: &e.event, entry: e}); err != nil {
+	if err := w.send(Message{Token: e.token(w.id, w.sel.hash), Event: &e.event, entry: e}); err != nil {
 		return err
 	}
 	w.passed = e.seq
@@ -333,8 +337,6 @@ func (w *watcher) sendEvent(e *entry) error {
 	return nil
 }
 
-// heartbeatIfIdle is a tick of the heartbeat clock: a heartbeat unless the
-// subscriber got a message lately.
 func (w *watcher) heartbeatIfIdle(live bool) error {
 	if !w.ticked {
 		w.ticked = true
