@@ -139,7 +139,7 @@ func (l *Log) Watch(ctx context.Context, f Filter, resumeToken string, send func
 		err = ErrClosed
 	}
 	if !w.started && err != nil && ctx.Err() == nil {
-		level := slogInfoOrWarn(err)
+		level := startFailureLevel(err)
 		l.logger.Log(ctx, level, "events: a subscription could not start", "reason", err, "resuming", resumeToken != "")
 	}
 	return err
@@ -234,10 +234,10 @@ func (w *watcher) watch(ctx context.Context, f Filter, resumeToken string, opts 
 	return w.run(ctx)
 }
 
-// slogInfoOrWarn: a subscription that cannot start because the log cannot
+// startFailureLevel is how loud a failed start is logged: a log that cannot
 // be reached is the operator's business; a bad or expired token is the
 // caller's, and a closing log is expected.
-func slogInfoOrWarn(err error) slog.Level {
+func startFailureLevel(err error) slog.Level {
 	if errors.Is(err, ErrUnavailable) {
 		return slog.LevelWarn
 	}
@@ -261,8 +261,8 @@ func checkPosition(tok position, id streamIdentity, st jetstream.StreamState) er
 	return nil
 }
 
-// run sends what the tail hands over, catching up from the log whenever
-// the tail had to let go of the subscriber.
+// run sends what the tail hands over, catching up (from memory, else from
+// the log) whenever the tail had to let go of the subscriber.
 func (w *watcher) run(ctx context.Context) error {
 	for {
 		if through, ok := w.sub.overflowed(); ok {
