@@ -3,6 +3,7 @@ package events
 import (
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -26,9 +27,13 @@ type entry struct {
 	event      Event
 	decodeErr  error
 
-	memoMu sync.Mutex
-	memo   map[any]*memoValue
-	tokens []filterToken // the resume tokens made for it, by filter
+	// What subscribers share beyond the event: values they memoise
+	// (Message.Memo) and resume tokens. Read without locking (many
+	// subscribers read the same entry at once), copied on write under
+	// sharedMu.
+	sharedMu sync.Mutex
+	memo     atomic.Pointer[[]memoSlot]
+	tokens   atomic.Pointer[[]filterToken]
 }
 
 // filterToken is an entry's resume token for the subscribers of one filter.
@@ -40,16 +45,38 @@ type filterToken struct {
 // token is the resume token of the entry for the subscribers of filter:
 // made once for all of them (a thousand subscribers of one filter share it).
 func (e *entry) token(id streamIdentity, filter uint32) string {
-	e.memoMu.Lock()
-	defer e.memoMu.Unlock()
-	for _, t := range e.tokens {
-		if t.filter == filter {
-			return t.token
+	find := func() (string, bool) {
+		if ts := e.tokens.Load(); ts != nil {
+			for _, t := range *ts {
+				if t.filter == filter {
+					return t.token, true
+				}
+			}
 		}
+		return "", false
+	}
+	if tok, ok := find(); ok {
+		return tok
+	}
+	e.sharedMu.Lock()
+	defer e.sharedMu.Unlock()
+	if tok, ok := find(); ok {
+		return tok
 	}
 	tok := id.token(filter, e.seq)
-	e.tokens = append(e.tokens, filterToken{filter, tok})
+	e.tokens.Store(appendCopy(e.tokens.Load(), filterToken{filter, tok}))
 	return tok
+}
+
+// appendCopy is *s with v appended, in a new slice: readers may hold *s.
+func appendCopy[T any](s *[]T, v T) *[]T {
+	var out []T
+	if s != nil {
+		out = make([]T, len(*s), len(*s)+1)
+		copy(out, *s)
+	}
+	out = append(out, v)
+	return &out
 }
 
 // newEntry reads the position and subject of msg.
@@ -80,26 +107,40 @@ func (e *entry) decoded() (*Event, error) {
 	return &e.event, e.decodeErr
 }
 
-// memoValue is one memoised result: built once, by the first caller.
+// memoSlot is one memoised result: built once, by the first caller.
+type memoSlot struct {
+	key  any
+	once *sync.Once
+	v    *memoValue
+}
+
 type memoValue struct {
-	once sync.Once
-	v    any
-	err  error
+	v   any
+	err error
 }
 
 // memoise returns build's result for key, building it once for however
 // many subscribers ask (see Message.Memo).
 func (e *entry) memoise(key any, build func() (any, error)) (any, error) {
-	e.memoMu.Lock()
-	if e.memo == nil {
-		e.memo = map[any]*memoValue{}
+	find := func() (memoSlot, bool) {
+		if slots := e.memo.Load(); slots != nil {
+			for _, m := range *slots {
+				if m.key == key {
+					return m, true
+				}
+			}
+		}
+		return memoSlot{}, false
 	}
-	m := e.memo[key]
-	if m == nil {
-		m = &memoValue{}
-		e.memo[key] = m
+	m, ok := find()
+	if !ok {
+		e.sharedMu.Lock()
+		if m, ok = find(); !ok {
+			m = memoSlot{key: key, once: &sync.Once{}, v: &memoValue{}}
+			e.memo.Store(appendCopy(e.memo.Load(), m))
+		}
+		e.sharedMu.Unlock()
 	}
-	e.memoMu.Unlock()
-	m.once.Do(func() { m.v, m.err = build() })
-	return m.v, m.err
+	m.once.Do(func() { m.v.v, m.v.err = build() })
+	return m.v.v, m.v.err
 }

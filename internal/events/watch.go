@@ -53,7 +53,8 @@ type Message struct {
 // subscriber that receives this same event and asks with an equal key:
 // e.g. an RPC's encoded response, keyed by the RPC and the token (the
 // subscribers of one filter get the same token), so that a thousand
-// subscribers of an event cost one encoding. The result is shared: treat
+// subscribers of an event cost one encoding. key must be comparable, as a
+// map key. The result is shared: treat
 // it as read-only. For a heartbeat, build simply runs.
 func (m Message) Memo(key any, build func() (any, error)) (any, error) {
 	if m.entry == nil {
