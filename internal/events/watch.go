@@ -54,8 +54,8 @@ type Message struct {
 // e.g. an RPC's encoded response, keyed by the RPC and the token (the
 // subscribers of one filter get the same token), so that a thousand
 // subscribers of an event cost one encoding. key must be comparable, as a
-// map key. The result is shared: treat
-// it as read-only. For a heartbeat, build simply runs.
+// map key. The result is shared: treat it as read-only. For a heartbeat,
+// build simply runs.
 func (m Message) Memo(key any, build func() (any, error)) (any, error) {
 	if m.entry == nil {
 		return build()
