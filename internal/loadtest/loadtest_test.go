@@ -105,8 +105,9 @@ func TestScenarios(t *testing.T) {
 }
 
 // The benchmarks run each scenario once at the scale of the gateway's
-// targets (flags scale them); run them with -benchtime=1x. Their numbers
-// are per run, reported as custom metrics.
+// targets (flags scale them), for about a minute each, so they run only
+// with LOADTEST=1 set; run them with -benchtime=1x. Their numbers are per
+// run, reported as custom metrics.
 var (
 	idleStreams     = flag.Int("loadtest.idle-streams", 10000, "streams of BenchmarkIdleStreams")
 	groupSubs       = flag.Int("loadtest.group-subscribers", 10000, "subscribers of BenchmarkFanoutPerAccountGroup")
@@ -120,6 +121,14 @@ var (
 	ingestSenders   = flag.Int("loadtest.ingest-senders", 8, "concurrent deliveries of BenchmarkIngest")
 	ingestDelivered = flag.Int("loadtest.ingest-deliveries", 1000, "deliveries of 100 events of BenchmarkIngest")
 )
+
+// fullScale skips a benchmark unless LOADTEST=1 asks for the scenarios.
+func fullScale(b *testing.B) {
+	b.Helper()
+	if os.Getenv("LOADTEST") != "1" {
+		b.Skip("a load scenario: set LOADTEST=1 to run it (about a minute)")
+	}
+}
 
 // heapProfile writes a heap profile to -loadtest.heap-profile, if set.
 func heapProfile(tb testing.TB) func() {
@@ -143,6 +152,7 @@ func heapProfile(tb testing.TB) func() {
 // opened by a child process (each watching an account group of its own,
 // 1,000 streams per connection).
 func BenchmarkIdleStreams(b *testing.B) {
+	fullScale(b)
 	s := signer(b)
 	addr, _ := gateway(b, s)
 	for range b.N {
@@ -167,6 +177,7 @@ func BenchmarkIdleStreams(b *testing.B) {
 // the same deliveries' ingest latency, for the "ingest not slowed"
 // comparison.
 func benchmarkFanout(b *testing.B, subscribers, rate int, perAccountGroup bool) {
+	fullScale(b)
 	for _, n := range []int{0, subscribers} {
 		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
 			s := signer(b)
@@ -217,6 +228,7 @@ func BenchmarkFanoutUnfiltered(b *testing.B) {
 // concurrent senders, signed with Ed25519 (a check of about 60 µs per
 // delivery); verify-P-521 is what Upvest's own key costs per delivery.
 func BenchmarkIngest(b *testing.B) {
+	fullScale(b)
 	s := signer(b)
 	_, url := gateway(b, s)
 	for range b.N {
