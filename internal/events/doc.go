@@ -39,13 +39,22 @@
 // goroutine; its buffer exists only while events wait in it.
 //
 // The tail never waits for a subscriber. One whose buffer is full is taken
-// off the tail; once it has sent what was buffered it catches up: it reads
-// from the log with a consumer of its own (its filter; at most
-// [WithCatchUps] of them at a time, each going as fast as its subscriber
-// sends), then joins the tail again. Resuming from a token the tail has
-// passed is the same catch-up. Joining first fixes the position from which
-// the tail hands events on, then the catch-up reads up to it: no gap, no
-// repeat.
+// off the tail; once it has sent what was buffered it catches up, then
+// joins the tail again. Resuming from a token the tail has passed is the
+// same catch-up. It reads from the latest events the tail keeps in memory
+// ([WithRecentEvents]) when its position is among them, and otherwise from
+// the log with a consumer of its own (its filter; at most [WithCatchUps] of
+// them at a time, each going as fast as its subscriber sends): joining the
+// tail first fixes the position from which the tail hands events on, then
+// the catch-up reads up to it. Either way: no gap, no repeat. A subscriber
+// is ended with [ErrSlowSubscriber] only when, once behind, a single send
+// of its takes longer than the stall timeout.
+//
+// The tail hands on only events that are on disk: with group commit it
+// waits for the sync of the Append that wrote them. An event's decoding,
+// its resume token for a filter and whatever the subscribers derive from it
+// ([Message.Memo]: the gateway's encoded response) are made once and
+// shared.
 //
 // The tail reads every sequence number, so its position is exact: a quiet
 // subscriber's heartbeat advances to it (no JetStream call per subscriber),

@@ -39,6 +39,11 @@ import (
 // is exhausted, so it holds its stream (and no more than its window and
 // buffer) until it reads again or its connection dies; it never holds up
 // ingest or other subscribers. The REST face bounds each write instead.
+//
+// An event's message is encoded once for all the subscribers that receive
+// it alike (sendShared) and sent as a grpc.PreparedMsg: a stream
+// interceptor that looks at the messages sent sees that type, not the
+// response.
 
 // maxResumeTokenLen bounds resume_token before it reaches the log; the
 // tokens the gateway issues are a few dozen characters.
