@@ -43,7 +43,7 @@ const recentWrite = time.Second
 // A pass walks the server's store directory and fsyncs every file and
 // directory that changed since the previous pass (new size, inode or
 // modification time; directories change when a block file is created or
-// removed). It needs no knowledge of the file store's layout beyond "under
+// removed): a stat per file, a listing only of directories that changed. It needs no knowledge of the file store's layout beyond "under
 // StoreDir/jetstream", so it keeps working when NATS reorganises its files.
 type storeSyncer struct {
 	root  string
@@ -61,6 +61,7 @@ type storeSyncer struct {
 	// Owned by the pass loop.
 	passStart time.Time
 	seen      map[string]fileVersion
+	listings  map[string]dirListing
 }
 
 // fileVersion is what tells whether a file changed since the last pass.
@@ -71,7 +72,7 @@ type fileVersion struct {
 }
 
 func newStoreSyncer(root string) *storeSyncer {
-	return &storeSyncer{root: root, fsync: fsyncPath, seen: map[string]fileVersion{}}
+	return &storeSyncer{root: root, fsync: fsyncPath, seen: map[string]fileVersion{}, listings: map[string]dirListing{}}
 }
 
 // sync waits for a pass that starts after the call, or for ctx.
@@ -141,36 +142,94 @@ func (s *storeSyncer) durableAt(t time.Time) bool {
 // pass fsyncs what changed under root since the previous pass.
 func (s *storeSyncer) pass() error {
 	start := time.Now()
-	since := s.passStart.Add(-recentWrite)
-	seen := make(map[string]fileVersion, len(s.seen))
-	err := filepath.WalkDir(s.root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // removed while walking (a deleted block, a rename): nothing to keep
-			}
+	w := storeWalk{
+		since:    s.passStart.Add(-recentWrite),
+		prev:     s.seen,
+		seen:     make(map[string]fileVersion, len(s.seen)),
+		listings: s.listings,
+		fsync:    s.fsync,
+	}
+	if err := w.visit(s.root); err != nil {
+		return err
+	}
+	// Listings of directories that are gone are dropped with the next
+	// pass's map.
+	s.listings = make(map[string]dirListing, len(w.seen))
+	for path, v := range w.seen {
+		if l, ok := w.listings[path]; ok && l.version == v {
+			s.listings[path] = l
+		}
+	}
+	s.seen, s.passStart = w.seen, start
+	return nil
+}
+
+// dirListing is a directory's entries as read when it had version.
+type dirListing struct {
+	version fileVersion
+	names   []string
+}
+
+// storeWalk is one pass over the store.
+type storeWalk struct {
+	since      time.Time
+	prev, seen map[string]fileVersion
+	listings   map[string]dirListing
+	fsync      func(path string) error
+}
+
+// visit syncs path if it changed, and walks into it if it is a directory.
+// A directory's listing is read again only when the directory changed
+// (entries created, removed or renamed change its time stamp); a stat per
+// entry is what finds the files that were written.
+func (w *storeWalk) visit(path string) error {
+	info, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // removed meanwhile (a deleted block, a rename): nothing to keep
+	} else if err != nil {
+		return err
+	}
+	v := fileVersion{size: info.Size(), modTime: info.ModTime()}
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		v.ino = st.Ino
+	}
+	w.seen[path] = v
+	prev, known := w.prev[path]
+	changed := !known || prev != v || !v.modTime.Before(w.since)
+	if changed {
+		if err := w.fsync(path); err != nil {
 			return err
 		}
-		info, err := d.Info()
+	}
+	if !info.IsDir() {
+		return nil
+	}
+	l, listed := w.listings[path]
+	if !listed || l.version != v || changed {
+		names, err := readDirNames(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		} else if err != nil {
 			return err
 		}
-		v := fileVersion{size: info.Size(), modTime: info.ModTime()}
-		if st, ok := info.Sys().(*syscall.Stat_t); ok {
-			v.ino = st.Ino
-		}
-		seen[path] = v
-		if prev, ok := s.seen[path]; ok && prev == v && v.modTime.Before(since) {
-			return nil
-		}
-		return s.fsync(path)
-	})
-	if err != nil {
-		return err
+		l = dirListing{version: v, names: names}
+		w.listings[path] = l
 	}
-	s.seen, s.passStart = seen, start
+	for _, name := range l.names {
+		if err := w.visit(filepath.Join(path, name)); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+func readDirNames(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(-1)
 }
 
 // fsyncPath fsyncs a file or a directory. fsync acts on the file, not on
