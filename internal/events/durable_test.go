@@ -101,6 +101,44 @@ func TestStorageFailure(t *testing.T) {
 		t.Fatalf("Check = %v, want ErrUnavailable", err)
 	}
 	s.wantEnd(t, ErrUnavailable)
+
+	// The quarantine shares the broker, and its promise: a record added is
+	// on disk, or Add fails.
+	q, err := OpenQuarantine(context.Background(), l.broker, l.cfg)
+	if err == nil {
+		err = q.Add(context.Background(), NewQuarantinedEvent([]byte(`{"id":"x"}`), 0, "payload[0].id: not a UUID"))
+	}
+	if !errors.Is(err, broker.ErrStorage) {
+		t.Fatalf("the quarantine on a failing disk: %v, want ErrStorage", err)
+	}
+}
+
+// Adding to the quarantine returns once the records are on disk, as Append
+// does: a delivery answered 200 because its events were quarantined keeps
+// them through a power loss.
+func TestQuarantineAddIsDurable(t *testing.T) {
+	t.Parallel()
+	d := &slowDisk{}
+	l := openOnDisk(t, d)
+	q, err := OpenQuarantine(context.Background(), l.broker, l.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.held.Store(true)
+	added := make(chan error, 1)
+	go func() {
+		added <- q.Add(context.Background(), NewQuarantinedEvent([]byte(`{"id":"x"}`), 0, "payload[0].id: not a UUID"))
+	}()
+	waitFor(t, "the sync to start", func() bool { return d.waits.Load() > 0 })
+	select {
+	case err := <-added:
+		t.Fatalf("Add returned %v before its records were synced", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	d.held.Store(false)
+	if err := <-added; err != nil {
+		t.Fatal(err)
+	}
 }
 
 // consumerDeliveredTo is the highest stream sequence any consumer of l's
