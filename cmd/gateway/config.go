@@ -114,7 +114,12 @@ type Config struct {
 	// gateway registers (creates or updates, and enables) its webhook
 	// subscription for that URL at start-up. Checked by Registration.
 	WebhookPublicURL string
-	Simulate         bool
+	// How Watch streams catch up: at most this many at once from the log,
+	// and from this many of the latest events kept in memory. Checked and
+	// converted by LogOptions.
+	StreamsMaxCatchUps  string
+	StreamsRecentEvents string
+	Simulate            bool
 	// Tracing is what the OTEL_* variables ask for (internal/tracing).
 	Tracing tracing.Settings
 }
@@ -198,8 +203,12 @@ var settings = []setting{
 		field: func(c *Config) *string { return &c.EventsMaxAge }},
 	{env: "GATEWAY_EVENTS_MAX_BYTES", flag: "events-max-bytes", def: "1GiB", usage: "size limit of the event log, in bytes or with a KiB, MiB, GiB or TiB suffix; the oldest events go first",
 		field: func(c *Config) *string { return &c.EventsMaxBytes }},
-	{env: "GATEWAY_EVENTS_SYNC_ALWAYS", flag: "events-sync-always", def: "true", usage: "embedded log: fsync every event before Upvest's delivery is acknowledged, so acknowledged events survive a power loss",
+	{env: "GATEWAY_EVENTS_SYNC_ALWAYS", flag: "events-sync-always", def: "true", usage: "embedded log: every event is on disk (fsync) before Upvest's delivery is acknowledged, so acknowledged events survive a power loss; concurrent deliveries share one fsync",
 		field: func(c *Config) *string { return &c.EventsSyncAlways }},
+	{env: "GATEWAY_STREAMS_MAX_CATCHUPS", flag: "streams-max-catchups", def: strconv.Itoa(events.DefaultCatchUps), usage: "Watch streams that may catch up from the event log at once, each with a JetStream consumer of its own (resumes from old tokens, subscribers that fell far behind); others wait their turn",
+		field: func(c *Config) *string { return &c.StreamsMaxCatchUps }},
+	{env: "GATEWAY_STREAMS_RECENT_EVENTS", flag: "streams-recent-events", def: strconv.Itoa(events.DefaultRecentEvents), usage: "latest events kept in memory, from which a Watch stream a little behind catches up without reading the log (0: none)",
+		field: func(c *Config) *string { return &c.StreamsRecentEvents }},
 	{env: "GATEWAY_EVENTS_DUPLICATE_WINDOW", flag: "events-duplicate-window", def: "24h", usage: "how long an event id is remembered to drop Upvest's repeated deliveries (at most the max age)",
 		field: func(c *Config) *string { return &c.EventsDuplicateWindow }},
 	{env: "GATEWAY_IDEMPOTENCY_BUCKET", flag: "idempotency-bucket", def: idempotency.DefaultBucket, usage: "JetStream key-value bucket of the idempotency store; replicas sharing a store use the same",
@@ -451,6 +460,9 @@ func (c Config) validate() error {
 	if _, err = c.LogConfig(); err != nil {
 		return err
 	}
+	if _, err = c.LogOptions(); err != nil {
+		return err
+	}
 	if _, err = c.WebhookConfig(); err != nil {
 		return err
 	}
@@ -659,7 +671,10 @@ func (c Config) AllowInsecureHTTP() (bool, error) {
 func (c Config) BrokerConfig() (broker.Config, error) {
 	bc := broker.Config{URL: c.NATSURL, DataDir: c.DataDir}
 	var err error
-	if bc.SyncAlways, err = strconv.ParseBool(c.EventsSyncAlways); err != nil {
+	// The events' guarantee ("an acknowledged event survives a power loss")
+	// comes from group commit: the log syncs once for every delivery
+	// acknowledged together, not once per event.
+	if bc.GroupCommit, err = strconv.ParseBool(c.EventsSyncAlways); err != nil {
 		return bc, configErr("GATEWAY_EVENTS_SYNC_ALWAYS", "%q is not true or false", c.EventsSyncAlways)
 	}
 	return bc, nil
@@ -700,6 +715,28 @@ func (c Config) LogConfig() (events.LogConfig, error) {
 	}
 	return lc, nil
 }
+
+// LogOptions are the event log's options for its Watch streams. Errors
+// name the setting at fault.
+func (c Config) LogOptions() ([]events.LogOption, error) {
+	catchUps, err := strconv.Atoi(c.StreamsMaxCatchUps)
+	if err != nil || catchUps < 1 || catchUps > maxCatchUps {
+		return nil, configErr("GATEWAY_STREAMS_MAX_CATCHUPS", "%q is not a number from 1 to %d", c.StreamsMaxCatchUps, maxCatchUps)
+	}
+	recent, err := strconv.Atoi(c.StreamsRecentEvents)
+	if err != nil || recent < 0 || recent > maxRecentEvents {
+		return nil, configErr("GATEWAY_STREAMS_RECENT_EVENTS", "%q is not a number from 0 to %d", c.StreamsRecentEvents, maxRecentEvents)
+	}
+	return []events.LogOption{events.WithCatchUps(catchUps), events.WithRecentEvents(recent)}, nil
+}
+
+// Bounds of the stream settings: each catch-up is a JetStream consumer
+// (NATS allows 1,000 per stream by default), and each recent event about a
+// kilobyte of memory.
+const (
+	maxCatchUps     = 500
+	maxRecentEvents = 1_000_000
+)
 
 func positiveDuration(env, v string) (time.Duration, error) {
 	d, err := time.ParseDuration(v)

@@ -62,6 +62,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		MaxConns: "4096", MaxConnsPerIP: "512", BodyTimeout: "10s", MaxStreams: "20000", GRPCMaxConnectionAge: "1h",
 		AdminAddr: "127.0.0.1:9091", ShutdownDelay: "5s", DrainTimeout: "20s", LogLevel: "info",
 		WebhookMaxBody: "2MiB", WebhookSourceRate: "10", WebhookSourceBurst: "20", WebhookGlobalRate: "50", WebhookGlobalBurst: "100",
+		StreamsMaxCatchUps: "16", StreamsRecentEvents: "4096",
 	}
 	if cfg != want {
 		t.Errorf("ParseConfig = %+v, want %+v", cfg, want)
@@ -155,6 +156,10 @@ func TestParseConfigErrors(t *testing.T) {
 		{"source burst", with(validEnv(), "GATEWAY_WEBHOOK_SOURCE_BURST", "1.5"), nil, `GATEWAY_WEBHOOK_SOURCE_BURST "1.5" is not a whole number from 1 to 1000000 (or --webhook-source-burst)`},
 		{"global burst", with(validEnv(), "GATEWAY_WEBHOOK_GLOBAL_BURST", "-3"), nil, `GATEWAY_WEBHOOK_GLOBAL_BURST "-3" is not a whole number…`},
 		{"sync always", with(validEnv(), "GATEWAY_EVENTS_SYNC_ALWAYS", "sometimes"), nil, `GATEWAY_EVENTS_SYNC_ALWAYS "sometimes" is not true or false (or --events-sync-always)`},
+		{"no catch-ups", with(validEnv(), "GATEWAY_STREAMS_MAX_CATCHUPS", "0"), nil, `GATEWAY_STREAMS_MAX_CATCHUPS "0" is not a number from 1 to 500 (or --streams-max-catchups)`},
+		{"too many catch-ups", validEnv(), []string{"--streams-max-catchups=501"}, `GATEWAY_STREAMS_MAX_CATCHUPS "501" is not a number from 1 to 500 (or --streams-max-catchups)`},
+		{"recent events negative", with(validEnv(), "GATEWAY_STREAMS_RECENT_EVENTS", "-1"), nil, `GATEWAY_STREAMS_RECENT_EVENTS "-1" is not a number from 0 to 1000000 (or --streams-recent-events)`},
+		{"recent events not a number", with(validEnv(), "GATEWAY_STREAMS_RECENT_EVENTS", "many"), nil, `GATEWAY_STREAMS_RECENT_EVENTS "many" is not a number from 0 to 1000000 (or --streams-recent-events)`},
 		{"stream name", with(validEnv(), "GATEWAY_EVENTS_STREAM", "a.b"), nil, `GATEWAY_EVENTS_STREAM "a.b" is not a stream name…`},
 		{"subject wildcard", with(validEnv(), "GATEWAY_EVENTS_SUBJECT", "upvest.*"), nil, `GATEWAY_EVENTS_SUBJECT "upvest.*" is not a subject prefix…`},
 		{"subject empty token", with(validEnv(), "GATEWAY_EVENTS_SUBJECT", "upvest..events"), nil, `GATEWAY_EVENTS_SUBJECT "upvest..events" is not…`},
@@ -261,8 +266,8 @@ func TestLogConfig(t *testing.T) {
 		lc.DuplicateWindow != events.DefaultDuplicateWindow || lc.Stream != events.DefaultStream || lc.Replicas != 0 {
 		t.Errorf("defaults: %+v", lc)
 	}
-	if bc, _ := cfg.BrokerConfig(); !bc.SyncAlways {
-		t.Errorf("broker defaults: %+v", bc)
+	if bc, _ := cfg.BrokerConfig(); !bc.GroupCommit || bc.SyncAlways {
+		t.Errorf("broker defaults: %+v, want durable events by group commit", bc)
 	}
 }
 

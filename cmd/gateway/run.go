@@ -318,6 +318,10 @@ func openEventLog(ctx context.Context, cfg Config, logger *slog.Logger) (*broker
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	opts, err := cfg.LogOptions()
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	// Start-up runs to its end even if a signal comes meanwhile; Serve then
 	// stops at once.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), openTimeout)
@@ -335,7 +339,7 @@ func openEventLog(ctx context.Context, cfg Config, logger *slog.Logger) (*broker
 		b.Close()
 		return nil, nil, nil, err
 	}
-	log, err := events.Open(ctx, b, lc, events.WithLogger(logger))
+	log, err := events.Open(ctx, b, lc, append(opts, events.WithLogger(logger))...)
 	if err != nil {
 		b.Close()
 		return nil, nil, nil, fmt.Errorf("event log: %w", err)

@@ -12,6 +12,7 @@ type Option interface{ applyBroker(*options) }
 type options struct {
 	logger   *slog.Logger
 	natsOpts []nats.Option
+	fsync    func(path string) error
 }
 
 type optionFunc func(*options)
@@ -32,4 +33,11 @@ func WithLogger(l *slog.Logger) Option {
 // credentials or TLS (nats.UserCredentials, nats.RootCAs).
 func WithNATSOptions(opts ...nats.Option) Option {
 	return optionFunc(func(o *options) { o.natsOpts = append(o.natsOpts, opts...) })
+}
+
+// WithFsync replaces how GroupCommit's Sync flushes one file or directory
+// (default: open it and fsync), so that a test can make the disk slow or
+// fail.
+func WithFsync(fsync func(path string) error) Option {
+	return optionFunc(func(o *options) { o.fsync = fsync })
 }

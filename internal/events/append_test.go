@@ -44,3 +44,37 @@ func TestAppendUnencodableEventStoresNothing(t *testing.T) {
 		}
 	})
 }
+
+// Append validates again an event changed after ParseEvent, however
+// little: the change may make it unstorable, or move it to another subject.
+func TestAppendRevalidatesChangedEvents(t *testing.T) {
+	t.Parallel()
+	l := openBackend(t, eventstest.Backend{Name: "embedded"})
+	ag := uuid.NewString()
+	for name, change := range map[string]func(e *Event){
+		"id":           func(e *Event) { e.ID = "not-a-uuid" },
+		"type":         func(e *Event) { e.Type = "topup.settled" },
+		"webhook id":   func(e *Event) { e.WebhookID = "nope" },
+		"object":       func(e *Event) { e.Object = []byte(`[1]`) },
+		"object bytes": func(e *Event) { copy(e.Object, "[") },
+	} {
+		evs := makeEvents(t, 2, "TOPUP.SETTLED", ag)
+		change(&evs[1])
+		err := l.Append(context.Background(), evs)
+		if de := (*DeliveryError)(nil); !errors.As(err, &de) || de.Index != 1 {
+			t.Errorf("%s: Append = %v, want a *DeliveryError for payload[1]", name, err)
+		}
+	}
+
+	// The object still names ag: the event is stored under ag, not where
+	// the changed field says.
+	other := uuid.NewString()
+	mine, theirs := startWatch(t, l, Filter{AccountGroupID: ag}, ""), startWatch(t, l, Filter{AccountGroupID: other}, "")
+	evs := makeEvents(t, 1, "TOPUP.SETTLED", ag)
+	evs[0].AccountGroupID = other
+	mustAppend(t, l, evs)
+	if got := mine.events(t, 1)[0].Event; got.ID != evs[0].ID || got.AccountGroupID != ag {
+		t.Errorf("stored as %+v, want under %s", got, ag)
+	}
+	theirs.quiet(t, 200*time.Millisecond)
+}

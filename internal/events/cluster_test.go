@@ -2,43 +2,32 @@ package events
 
 import (
 	"testing"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
-// A heartbeat may only advance to the stream's LastSeq when the consumer's
-// state comes from the server that leads the stream: a lagging follower's
-// "nothing pending" does not cover events only the leader has yet.
-func TestHeartbeatAdvanceNeedsConsumerOnStreamLeader(t *testing.T) {
-	stream := func(leader string) *jetstream.StreamInfo {
-		si := &jetstream.StreamInfo{}
-		if leader != "" {
-			si.Cluster = &jetstream.ClusterInfo{Name: "c", Leader: leader}
+// A heartbeat may advance only as far as the tail has read, whatever the
+// stream's last sequence is: on a replicated stream the tail's consumer may
+// run on a follower that has not stored the latest events yet, and a
+// heartbeat past them would skip them. The heartbeat never consults the
+// stream's LastSeq at all; this pins that the tail's position, read before
+// the queue is looked at, is the bound.
+func TestHeartbeatNeverPastTheTail(t *testing.T) {
+	l := &Log{}
+	l.fanout = newFanout(l, 0)
+	var got uint64
+	w := &watcher{log: l, id: newStreamIdentity("S", 1), sel: &selection{}, send: func(m Message) error {
+		p, _ := decodeToken(m.Token)
+		got = p.seq
+		return nil
+	}}
+	for _, tail := range []uint64{3, 7, 7, 12} {
+		l.fanout.tail.Store(tail)
+		w.sub = newSubscriber(w.sel, 10)
+		w.sub.registered = true
+		if err := w.heartbeat(true); err != nil {
+			t.Fatal(err)
 		}
-		return si
-	}
-	consumer := func(leader string) *jetstream.ConsumerInfo {
-		ci := &jetstream.ConsumerInfo{}
-		if leader != "" {
-			ci.Cluster = &jetstream.ClusterInfo{Name: "c", Leader: leader}
-		}
-		return ci
-	}
-	tests := []struct {
-		name           string
-		si             *jetstream.StreamInfo
-		ci             *jetstream.ConsumerInfo
-		advanceAllowed bool
-	}{
-		{"no cluster info", stream(""), consumer(""), true},
-		{"consumer without cluster info", stream("n1"), consumer(""), true},
-		{"consumer on the stream leader", stream("n1"), consumer("n1"), true},
-		{"consumer on a follower", stream("n1"), consumer("n2"), false},
-		{"stream without cluster info", stream(""), consumer("n2"), false},
-	}
-	for _, tt := range tests {
-		if got := sameServerView(tt.si, tt.ci); got != tt.advanceAllowed {
-			t.Errorf("%s: sameServerView = %v, want %v", tt.name, got, tt.advanceAllowed)
+		if got != tail {
+			t.Errorf("heartbeat at %d with the tail at %d", got, tail)
 		}
 	}
 }

@@ -85,7 +85,9 @@ func validPrefix(p string) bool {
 type LogOption interface{ applyLog(*logOptions) }
 
 type logOptions struct {
-	logger *slog.Logger
+	logger       *slog.Logger
+	catchUps     int
+	recentEvents int
 }
 
 type logOptionFunc func(*logOptions)
@@ -97,6 +99,38 @@ func WithLogger(l *slog.Logger) LogOption {
 	return logOptionFunc(func(o *logOptions) {
 		if l != nil {
 			o.logger = l
+		}
+	})
+}
+
+// WithCatchUps sets how many subscribers may catch up from the log at once
+// (default DefaultCatchUps), each with a JetStream consumer of its own: one
+// that resumes from an older token, or that the tail let go of because its
+// buffer was full. Others wait their turn, receiving heartbeats. It bounds
+// the consumers a gateway holds on the stream (the tail, and these) and the
+// work of a crowd of subscribers reconnecting at once.
+func WithCatchUps(n int) LogOption {
+	return logOptionFunc(func(o *logOptions) {
+		if n > 0 {
+			o.catchUps = n
+		}
+	})
+}
+
+// DefaultRecentEvents is how many of the latest events the log keeps in
+// memory for subscribers that fell a little behind (see WithRecentEvents).
+const DefaultRecentEvents = 4096
+
+// WithRecentEvents sets how many of the latest events the log's tail keeps
+// in memory (default DefaultRecentEvents; 0 keeps none): a subscriber whose
+// buffer overflowed, or that resumes from a token, catches up from them
+// without a consumer of its own or decoding anything again, as long as its
+// position is among them. They cost their size in memory (about a
+// kilobyte each), shared by every subscriber.
+func WithRecentEvents(n int) LogOption {
+	return logOptionFunc(func(o *logOptions) {
+		if n >= 0 {
+			o.recentEvents = n
 		}
 	})
 }

@@ -45,7 +45,8 @@ func backendConfig(t *testing.T, be eventstest.Backend) logSetup {
 		},
 	}
 	if be.URL == "" {
-		cfg.broker.DataDir = t.TempDir()
+		// As the gateway runs it by default: durable by group commit.
+		cfg.broker.DataDir, cfg.broker.GroupCommit = t.TempDir(), true
 	} else {
 		t.Cleanup(func() { deleteStream(t, be.URL, cfg.Stream) })
 	}
@@ -78,9 +79,38 @@ func openBackend(t *testing.T, be eventstest.Backend, mutate ...func(*LogConfig)
 	return openLog(t, cfg)
 }
 
+// forEachCatchUp runs fn on each backend once per way a subscriber catches
+// up: from the recent events the tail keeps in memory (the default), and
+// from the log with a consumer of its own (none kept in memory).
+func forEachCatchUp(t *testing.T, fn func(t *testing.T, open func(mutate ...func(*LogConfig)) *Log)) {
+	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
+		for _, path := range []struct {
+			name string
+			opts []LogOption
+		}{{"memory", nil}, {"log", []LogOption{WithRecentEvents(0)}}} {
+			t.Run("from "+path.name, func(t *testing.T) {
+				fn(t, func(mutate ...func(*LogConfig)) *Log {
+					t.Helper()
+					cfg := backendConfig(t, be)
+					for _, m := range mutate {
+						m(&cfg.LogConfig)
+					}
+					return openLogWith(t, cfg, path.opts...)
+				})
+			})
+		}
+	})
+}
+
 // openLog opens a broker and a log on it; closeLog (or the test's end)
 // closes both.
 func openLog(t testing.TB, cfg logSetup) *Log {
+	t.Helper()
+	return openLogWith(t, cfg)
+}
+
+// openLogWith is openLog with options.
+func openLogWith(t testing.TB, cfg logSetup, opts ...LogOption) *Log {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -88,7 +118,7 @@ func openLog(t testing.TB, cfg logSetup) *Log {
 	if err != nil {
 		t.Fatalf("broker.Open: %v", err)
 	}
-	l, err := Open(ctx, b, cfg.LogConfig, WithLogger(testLogger(t)))
+	l, err := Open(ctx, b, cfg.LogConfig, append([]LogOption{WithLogger(testLogger(t))}, opts...)...)
 	if err != nil {
 		b.Close()
 		t.Fatalf("Open: %v", err)

@@ -99,8 +99,8 @@ func matchesFilter(f Filter, e Event) bool {
 }
 
 func TestResume(t *testing.T) {
-	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
-		l := openBackend(t, be)
+	forEachCatchUp(t, func(t *testing.T, open func(...func(*LogConfig)) *Log) {
+		l := open()
 		ag := uuid.NewString()
 		f := Filter{Families: []string{FamilyTopup, FamilyCashBalance}, AccountGroupID: ag}
 		s := startWatch(t, l, f, "")
@@ -197,36 +197,54 @@ func testHeartbeatTokens(t *testing.T, be eventstest.Backend, f Filter, ag strin
 	r.stop(t)
 }
 
-// A heartbeat never points past an event accepted from NATS but not yet
-// sent; it moves past filtered-out messages and, after a check found the
-// subscription caught up, to the end of the log.
+// A heartbeat never points past an event handed to the subscriber but not
+// yet sent; on the tail with nothing queued it moves past filtered-out
+// messages, as far as the tail has read; after an overflow, as far as the
+// queue was complete; and it never goes backwards.
 func TestHeartbeatPosition(t *testing.T) {
-	id := newStreamIdentity("S", 1)
+	l := &Log{}
+	l.fanout = newFanout(l, 0)
+	sel := &selection{}
 	var sentTokens []uint64
-	s := newSubscription(nil, nil, 0, 4, time.Second)
-	w := &watcher{id: id, sub: s, send: func(m Message) error {
+	w := &watcher{log: l, id: newStreamIdentity("S", 1), sel: sel, send: func(m Message) error {
 		p, _ := decodeToken(m.Token)
 		sentTokens = append(sentTokens, p.seq)
 		return nil
 	}}
 	steps := []struct {
-		seen, lastSent, hw, advance, advAfter uint64
-		queued                                int
-		want                                  uint64
+		name       string
+		tail       uint64 // how far the tail has read
+		passed     uint64 // last position handed out
+		queued     int    // entries handed over, not yet sent
+		registered bool   // on the tail
+		floor      uint64
+		overflow   bool
+		through    uint64
+		live       bool // a heartbeat of the live loop, not of a catch-up
+		want       uint64
 	}{
-		{seen: 10, lastSent: 7, queued: 2, hw: 5, advance: 12, advAfter: 10, want: 7},  // events 8..10 unsent
-		{seen: 10, lastSent: 7, queued: 0, hw: 7, advance: 12, advAfter: 10, want: 12}, // all passed, caught up
-		{seen: 10, lastSent: 7, queued: 0, hw: 7, advance: 12, advAfter: 11, want: 10}, // caught up only after 11
-		{seen: 10, lastSent: 7, queued: 1, hw: 9, advance: 0, advAfter: 0, want: 9},    // never backwards
+		{name: "events 8..10 queued", tail: 10, passed: 7, queued: 3, registered: true, live: true, want: 7},
+		{name: "all sent, tail further", tail: 12, passed: 7, registered: true, live: true, want: 12},
+		{name: "started ahead of the tail", tail: 12, passed: 12, registered: true, floor: 15, live: true, want: 15},
+		{name: "off the tail", tail: 20, passed: 15, live: true, want: 15},
+		{name: "overflowed, queue sent", tail: 30, passed: 15, overflow: true, through: 18, live: true, want: 18},
+		{name: "overflowed, queue not sent", tail: 30, passed: 18, queued: 1, overflow: true, through: 25, live: true, want: 18},
+		{name: "catching up", tail: 40, passed: 18, registered: true, live: false, want: 18},
+		{name: "never backwards", tail: 5, passed: 18, registered: true, live: true, want: 18},
 	}
-	for i, st := range steps {
-		s.seen, s.lastSent, s.queued = st.seen, st.lastSent, st.queued
-		w.hw, w.advance, w.advAfter = st.hw, st.advance, st.advAfter
-		if err := w.heartbeat(); err != nil {
+	for _, st := range steps {
+		l.fanout.tail.Store(st.tail)
+		s := newSubscriber(sel, 100)
+		for i := range st.queued {
+			s.queue = append(s.queue, &entry{seq: st.passed + uint64(i) + 1})
+		}
+		s.registered, s.floor, s.overflow, s.through = st.registered, st.floor, st.overflow, st.through
+		w.sub, w.passed = s, st.passed
+		if err := w.heartbeat(st.live); err != nil {
 			t.Fatal(err)
 		}
 		if got := sentTokens[len(sentTokens)-1]; got != st.want {
-			t.Errorf("step %d: heartbeat at %d, want %d", i, got, st.want)
+			t.Errorf("%s: heartbeat at %d, want %d", st.name, got, st.want)
 		}
 	}
 }
@@ -234,8 +252,8 @@ func TestHeartbeatPosition(t *testing.T) {
 // Heartbeats sent between events never point past an unsent matching event:
 // resuming from any heartbeat gets every later event.
 func TestHeartbeatTokensUnderLoad(t *testing.T) {
-	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
-		l := openBackend(t, be)
+	forEachCatchUp(t, func(t *testing.T, open func(...func(*LogConfig)) *Log) {
+		l := open()
 		ag := uuid.NewString()
 		f := Filter{AccountGroupID: ag}
 		s := startWatch(t, l, f, "", WithHeartbeat(20*time.Millisecond))
@@ -404,8 +422,8 @@ func TestTokenAcrossRestart(t *testing.T) {
 // A subscriber whose send blocks is ended with ErrSlowSubscriber; a fast
 // one gets everything and Append is never held up.
 func TestSlowSubscriber(t *testing.T) {
-	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
-		l := openBackend(t, be)
+	forEachCatchUp(t, func(t *testing.T, open func(...func(*LogConfig)) *Log) {
+		l := open()
 		fast := startWatch(t, l, Filter{}, "")
 
 		release := make(chan struct{})
@@ -465,8 +483,8 @@ func TestSlowSubscriber(t *testing.T) {
 // A backlog far larger than the buffer is replayed in full to a subscriber
 // that reads steadily but slower than NATS delivers: it is paced, not cut.
 func TestBacklogPaced(t *testing.T) {
-	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
-		l := openBackend(t, be)
+	forEachCatchUp(t, func(t *testing.T, open func(...func(*LogConfig)) *Log) {
+		l := open()
 		first := startWatch(t, l, Filter{}, "")
 		start := first.heartbeat(t).Token
 		first.stop(t)

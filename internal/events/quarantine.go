@@ -149,15 +149,21 @@ func OpenQuarantine(ctx context.Context, b *broker.Broker, cfg LogConfig, opts .
 // Stream is the name of the quarantine's stream.
 func (q *Quarantine) Stream() string { return q.stream }
 
-// Add stores records, returning nil only once every one is acknowledged.
-// Their IDs, Sizes and SHA256s must be those NewQuarantinedEvent derives
-// from Raw. A record already stored within the duplicate window is stored
-// once. On error (ErrUnavailable, ErrClosed) some may be stored: adding
-// them again is safe.
+// Add stores records, returning nil only once every one is acknowledged
+// and, on the embedded server with group commit, on disk (one sync for all
+// of them, as Log.Append does). Their IDs, Sizes and SHA256s must be those
+// NewQuarantinedEvent derives from Raw. A record already stored within the
+// duplicate window is stored once. On error (ErrUnavailable, ErrClosed)
+// some may be stored: adding them again is safe.
 func (q *Quarantine) Add(ctx context.Context, recs ...QuarantinedEvent) error {
 	for i := range recs {
 		if err := q.add(ctx, &recs[i]); err != nil {
 			return err
+		}
+	}
+	if len(recs) > 0 {
+		if err := q.broker.Sync(ctx); err != nil {
+			return q.unavailable("syncing", err)
 		}
 	}
 	return nil

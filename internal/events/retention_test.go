@@ -12,15 +12,15 @@ import (
 )
 
 // Retention (here MaxBytes) removes events a blocked subscriber has not
-// reached. Its consumer then goes on with the oldest event left; the
+// reached, and the log keeps no recent events in memory, so it catches up
+// from the log. Its consumer then goes on with the oldest event left; the
 // subscription must end with ErrTokenExpired rather than send that event with
 // a token, since resuming from it would lose the removed events silently.
 func TestWatchEndsAtRetentionGap(t *testing.T) {
 	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
-		l := openBackend(t, be, func(c *LogConfig) {
-			c.MaxBytes = 16 * 1024
-			c.DuplicateWindow = time.Minute
-		})
+		cfg := backendConfig(t, be)
+		cfg.MaxBytes, cfg.DuplicateWindow = 16*1024, time.Minute
+		l := openLogWith(t, cfg, WithRecentEvents(0))
 		ag := uuid.NewString()
 		f := Filter{AccountGroupID: ag}
 		release := make(chan struct{})
@@ -94,4 +94,57 @@ func TestWatchEndsAtRetentionGap(t *testing.T) {
 			t.Fatalf("resuming from the last token: %v, want ErrTokenExpired", err)
 		}
 	})
+}
+
+// The same subscriber with the recent events in memory (the default) loses
+// nothing: it catches up from memory, every event in order, although the
+// log has removed them. (Its old tokens expire all the same: resuming from
+// one reads the log.)
+func TestRecentEventsOutliveRetention(t *testing.T) {
+	l := openBackend(t, eventstest.Backend{Name: "embedded"}, func(c *LogConfig) {
+		c.MaxBytes = 16 * 1024
+		c.DuplicateWindow = time.Minute
+	})
+	release := make(chan struct{})
+	out := make(chan Message, 1000)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first := true
+	go func() {
+		_ = l.Watch(ctx, Filter{}, "", func(m Message) error {
+			if m.Event != nil && first {
+				first = false
+				<-release
+			}
+			out <- m
+			return nil
+		}, WithHeartbeat(time.Hour), WithBuffer(1), WithStallTimeout(time.Minute))
+	}()
+	<-out
+	var want []Event
+	for range 400 {
+		evs := makeEvents(t, 1, "TOPUP.SETTLED", "")
+		mustAppend(t, l, evs)
+		want = append(want, evs...)
+	}
+	if info, err := l.streamInfo(context.Background()); err != nil || info.State.FirstSeq <= 20 {
+		t.Fatalf("retention did not remove the first events: %+v %v", info, err)
+	}
+	close(release)
+	var got []Message
+	for len(got) < len(want) {
+		select {
+		case m := <-out:
+			if m.Event != nil {
+				got = append(got, m)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("got %d of %d events", len(got), len(want))
+		}
+	}
+	equalIDs(t, msgIDs(got), ids(want))
+	err := l.Watch(context.Background(), Filter{}, got[0].Token, func(Message) error { return nil })
+	if !errors.Is(err, ErrTokenExpired) {
+		t.Fatalf("resuming from a token whose next events the log removed: %v, want ErrTokenExpired", err)
+	}
 }

@@ -9,9 +9,10 @@ import (
 	"github.com/upvest-gateway/gateway/internal/events/eventstest"
 )
 
-// Once a subscriber is found too slow, its consumer stops pulling, although
-// Watch can only return once the blocked send does: events appended
-// meanwhile are not delivered to it only to be discarded.
+// Once a subscriber's buffer is full, the tail stops handing it events,
+// although Watch can only return once the blocked send does: events
+// appended meanwhile are not queued for it only to be discarded, and no
+// consumer reads them on its behalf.
 func TestSlowSubscriberStopsConsuming(t *testing.T) {
 	eventstest.ForEachBackend(t, func(t *testing.T, be eventstest.Backend) {
 		l := openBackend(t, be)
@@ -32,18 +33,20 @@ func TestSlowSubscriberStopsConsuming(t *testing.T) {
 			}, WithBuffer(1), WithHeartbeat(time.Hour), WithStallTimeout(200*time.Millisecond))
 		}()
 		<-started
-		mustAppend(t, l, makeEvents(t, 3, "TOPUP.SETTLED", "")) // one sent, one buffered, one stalls
-		time.Sleep(time.Second)                                 // past the stall timeout
-		before := consumerDelivered(t, l)
+		mustAppend(t, l, makeEvents(t, 3, "TOPUP.SETTLED", "")) // one sent, one buffered, one overflows
+		waitFor(t, "the subscriber to be taken off the tail", func() bool { return l.fanout.onTail() == 0 })
+		before := l.fanout.handedOut.Load()
 
 		const more = 200
 		mustAppend(t, l, makeEvents(t, more, "TOPUP.SETTLED", ""))
-		time.Sleep(time.Second)
-		after := consumerDelivered(t, l)
-		// Pull requests already made may still be answered, no more.
-		if after-before >= more/2 {
-			t.Errorf("the stopped consumer was delivered %d of %d events appended after the subscriber stalled", after-before, more)
+		waitFor(t, "the tail to read the new events", func() bool { return l.fanout.position() == 3+more })
+		if n := l.fanout.handedOut.Load() - before; n != 0 {
+			t.Errorf("the tail handed %d of %d events appended after the buffer was full to the stuck subscriber", n, more)
 		}
+		if n := consumerCount(t, l); n != 1 {
+			t.Errorf("%d consumers on the stream, want the tail alone", n)
+		}
+		time.Sleep(300 * time.Millisecond) // past the stall timeout
 		close(release)
 		select {
 		case err := <-done:
@@ -56,9 +59,8 @@ func TestSlowSubscriberStopsConsuming(t *testing.T) {
 	})
 }
 
-// consumerDelivered is the highest stream sequence delivered by any
-// consumer of l's stream.
-func consumerDelivered(t *testing.T, l *Log) uint64 {
+// consumerCount is how many consumers l's stream has.
+func consumerCount(t *testing.T, l *Log) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -66,13 +68,25 @@ func consumerDelivered(t *testing.T, l *Log) uint64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var most uint64
+	n := 0
 	lister := s.ListConsumers(ctx)
-	for ci := range lister.Info() {
-		most = max(most, ci.Delivered.Stream)
+	for range lister.Info() {
+		n++
 	}
 	if err := lister.Err(); err != nil {
 		t.Fatal(err)
 	}
-	return most
+	return n
+}
+
+// waitFor polls cond until it holds, failing the test after 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

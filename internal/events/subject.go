@@ -129,3 +129,58 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// selection is a Filter compiled for one log: its exact subjects (the
+// filter of a catch-up's consumer, and what the tokens' filter hash is
+// taken of) and the same subjects as patterns the tail matches entries
+// against without touching NATS.
+type selection struct {
+	subjects []string
+	hash     uint32
+	patterns []pattern
+}
+
+// pattern is one filter subject's tokens after the prefix; "*" matches any.
+type pattern struct{ family, status, accountGroup string }
+
+// indexKey is where the tail looks subscribers up: an event's account group
+// and family, or "*" for subscribers that take any.
+type indexKey struct{ accountGroup, family string }
+
+func (f Filter) selection(prefix string) (*selection, error) {
+	subjects, err := f.Subjects(prefix)
+	if err != nil {
+		return nil, err
+	}
+	s := &selection{subjects: subjects, hash: filterHash(subjects)}
+	for _, subj := range subjects {
+		toks := strings.Split(strings.TrimPrefix(subj, prefix+"."), ".")
+		s.patterns = append(s.patterns, pattern{family: toks[0], status: toks[1], accountGroup: toks[2]})
+	}
+	return s, nil
+}
+
+// matches reports whether the entry's subject is one the filter selects.
+func (s *selection) matches(e *entry) bool {
+	for _, p := range s.patterns {
+		if (p.family == "*" || p.family == e.family) && (p.status == "*" || p.status == e.status) &&
+			(p.accountGroup == "*" || p.accountGroup == e.accountGroup) {
+			return true
+		}
+	}
+	return false
+}
+
+// indexKeys are the distinct keys the subscriber is found under. An event
+// has one family and one account group, so it finds a subscriber under at
+// most one of them.
+func (s *selection) indexKeys() []indexKey {
+	var keys []indexKey
+	for _, p := range s.patterns {
+		k := indexKey{accountGroup: p.accountGroup, family: p.family}
+		if !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}

@@ -65,7 +65,8 @@ func newStreamIdentity(name string, createdUnixNano int64) streamIdentity {
 }
 
 // token is the resume token for position seq of a subscription whose
-// subjects have the filterHash filter.
+// subjects have the filterHash filter. It is made for every message sent,
+// so it allocates only the string.
 func (id streamIdentity) token(filter uint32, seq uint64) string {
 	var b [tokenLen]byte
 	b[0] = tokenVersion
@@ -74,8 +75,13 @@ func (id streamIdentity) token(filter uint32, seq uint64) string {
 	binary.BigEndian.PutUint32(b[13:17], filter)
 	binary.BigEndian.PutUint64(b[17:25], seq)
 	binary.BigEndian.PutUint32(b[crcAt:], crc32.Checksum(b[:crcAt], crcTable))
-	return base64.RawURLEncoding.EncodeToString(b[:])
+	var out [tokenChars]byte
+	base64.RawURLEncoding.Encode(out[:], b[:])
+	return string(out[:])
 }
+
+// tokenChars is the length of a token.
+const tokenChars = (tokenLen*8 + 5) / 6
 
 var errTokenFormat = errors.New("malformed token")
 

@@ -5,11 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math/rand/v2"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nuid"
 )
 
 // Errors that end a subscription. Callers map them to gRPC codes as noted.
@@ -22,8 +23,9 @@ var (
 	// ErrBadToken: the token is not one this log issued, or was issued for
 	// another filter. INVALID_ARGUMENT.
 	ErrBadToken = errors.New("events: invalid resume token")
-	// ErrSlowSubscriber: the subscriber's buffer stayed full for the stall
-	// timeout. RESOURCE_EXHAUSTED; it may resume from its last token.
+	// ErrSlowSubscriber: the subscriber's buffer was full, and then it
+	// completed no send for the stall timeout. RESOURCE_EXHAUSTED; it may
+	// resume from its last token.
 	ErrSlowSubscriber = errors.New("events: subscriber too slow, its buffer stayed full; resume from the last token")
 )
 
@@ -31,17 +33,34 @@ var (
 const (
 	DefaultHeartbeat = 15 * time.Second
 	DefaultBuffer    = 256
-	// DefaultStallTimeout is how long a full buffer is tolerated. A client
-	// that reads at all drains some of it much sooner; one that stopped
-	// reading (or whose connection is dead) is cut loose.
+	// DefaultStallTimeout is how long a subscriber whose buffer was full may
+	// take for one send. A client that reads at all completes one much
+	// sooner; one that stopped reading (or whose connection is dead) is cut
+	// loose.
 	DefaultStallTimeout = 10 * time.Second
 )
 
 // Message is what a subscriber receives: an event, or a heartbeat (Event
-// nil). Token resumes exactly after this message.
+// nil). Token resumes exactly after this message. The Event is shared with
+// every other subscriber of it: read-only.
 type Message struct {
 	Token string
 	Event *Event
+	entry *entry // shared by every subscriber the event goes to; nil for a heartbeat
+}
+
+// Memo returns build's result for key, building it once for every
+// subscriber that receives this same event and asks with an equal key:
+// e.g. an RPC's encoded response, keyed by the RPC and the token (the
+// subscribers of one filter get the same token), so that a thousand
+// subscribers of an event cost one encoding. key must be comparable, as a
+// map key. The result is shared: treat it as read-only. For a heartbeat,
+// build simply runs.
+func (m Message) Memo(key any, build func() (any, error)) (any, error) {
+	if m.entry == nil {
+		return build()
+	}
+	return m.entry.memoise(key, build)
 }
 
 // A WatchOption configures Watch.
@@ -57,8 +76,9 @@ type watchOptions struct {
 	stall     time.Duration
 }
 
-// WithHeartbeat sets the idle time after which a heartbeat is sent, and how
-// often the subscription checks its position (default 15 s).
+// WithHeartbeat sets how often a quiet subscriber gets a heartbeat (default
+// 15 s): one every interval while nothing else is sent, at a point of the
+// interval chosen at random for each subscription.
 func WithHeartbeat(d time.Duration) WatchOption {
 	return optionFunc(func(o *watchOptions) {
 		if d > 0 {
@@ -67,7 +87,9 @@ func WithHeartbeat(d time.Duration) WatchOption {
 	})
 }
 
-// WithBuffer sets how many events may wait for send (default 256).
+// WithBuffer sets how many events may wait for send (default 256). The
+// buffer is allocated as events arrive and released once they are sent, so
+// an idle subscriber holds none.
 func WithBuffer(n int) WatchOption {
 	return optionFunc(func(o *watchOptions) {
 		if n > 0 {
@@ -76,8 +98,10 @@ func WithBuffer(n int) WatchOption {
 	})
 }
 
-// WithStallTimeout sets how long the buffer may stay full before the
-// subscriber is ended with ErrSlowSubscriber (default 10 s).
+// WithStallTimeout sets how long a subscriber whose buffer was full may
+// take to complete a send before it is ended with ErrSlowSubscriber
+// (default 10 s). While it keeps sending it is paced, not ended: what did
+// not fit in the buffer is read from the log when it gets there.
 func WithStallTimeout(d time.Duration) WatchOption {
 	return optionFunc(func(o *watchOptions) {
 		if d > 0 {
@@ -94,34 +118,64 @@ func WithStallTimeout(d time.Duration) WatchOption {
 // Without a token Watch starts with events appended from now on; with one it
 // continues exactly after the message that carried it: nothing missed,
 // nothing repeated. A token resumes only the filter it was issued for. The
-// first message is a heartbeat, so that a subscriber
-// holds a token before any event arrives; further heartbeats follow whenever
-// nothing was sent for the heartbeat interval.
+// first message is a heartbeat, so that a subscriber holds a token before
+// any event arrives; further heartbeats follow whenever nothing was sent for
+// the heartbeat interval, each with the furthest token that is safe.
 //
-// Every subscriber has its own JetStream consumer and a bounded buffer.
-// When the buffer is full the consumer stops pulling, so replaying a long
-// backlog is paced by send; when it stays full for the stall timeout, the
-// subscriber is ended with ErrSlowSubscriber as soon as its send returns.
-// Neither ever holds up Append or other subscribers.
+// Subscribers do not read the log themselves: the log's tail (one consumer
+// for all of them) hands them what their filter selects, into a bounded
+// buffer. A subscriber that resumes from an older token, or whose buffer
+// the tail found full, first catches up with a consumer of its own, as fast
+// as it sends (at most WithCatchUps of them at once), then joins the tail
+// again with no gap and no repeat. When the buffer was full and a send then
+// takes longer than the stall timeout, the subscriber is ended with
+// ErrSlowSubscriber as soon as that send returns. None of this ever holds up
+// Append, the tail or other subscribers.
 func (l *Log) Watch(ctx context.Context, f Filter, resumeToken string, send func(Message) error, opts ...WatchOption) error {
-	err := l.watch(ctx, f, resumeToken, send, opts)
+	w := &watcher{log: l, send: send}
+	err := w.watch(ctx, f, resumeToken, opts)
 	// Close closes the NATS connection too, so a subscription may see the
 	// connection fail before it sees the log closed: that is a close.
 	if errors.Is(err, ErrUnavailable) && l.isClosed() {
-		return ErrClosed
+		err = ErrClosed
+	}
+	if !w.started && err != nil && ctx.Err() == nil {
+		level := startFailureLevel(err)
+		l.logger.Log(ctx, level, "events: a subscription could not start", "reason", err, "resuming", resumeToken != "")
 	}
 	return err
 }
 
-func (l *Log) watch(ctx context.Context, f Filter, resumeToken string, send func(Message) error, opts []WatchOption) error {
-	o := watchOptions{heartbeat: DefaultHeartbeat, buffer: DefaultBuffer, stall: DefaultStallTimeout}
+// watcher is one Watch: it sends what the tail or a catch-up hands it, and
+// heartbeats.
+type watcher struct {
+	log  *Log
+	id   streamIdentity
+	sel  *selection
+	sub  *subscriber
+	send func(Message) error
+	opts watchOptions
+
+	// passed is the position every matching event up to which has been
+	// handed to send; the last token handed out is never past it, and it
+	// only grows.
+	passed   uint64
+	lastSend time.Time // of a message or heartbeat
+	started  bool      // the first heartbeat went out
+	ticker   *time.Ticker
+	ticked   bool // the ticker has had its first, randomly placed, tick
+}
+
+func (w *watcher) watch(ctx context.Context, f Filter, resumeToken string, opts []WatchOption) error {
+	l := w.log
+	w.opts = watchOptions{heartbeat: DefaultHeartbeat, buffer: DefaultBuffer, stall: DefaultStallTimeout}
 	for _, opt := range opts {
 		if opt != nil {
-			opt.applyWatch(&o)
+			opt.applyWatch(&w.opts)
 		}
 	}
-	subjects, err := f.Subjects(l.cfg.Subject)
-	if err != nil {
+	var err error
+	if w.sel, err = f.selection(l.cfg.Subject); err != nil {
 		return err
 	}
 	var tok position
@@ -133,45 +187,62 @@ func (l *Log) watch(ctx context.Context, f Filter, resumeToken string, send func
 	if l.isClosed() {
 		return ErrClosed
 	}
+	w.sub = newSubscriber(w.sel, w.opts.buffer)
+	defer l.fanout.remove(w.sub)
+	// The first tick comes at a random point of the first interval, so that
+	// the heartbeats of streams opened together (a restart, a fleet of
+	// clients reconnecting) do not all fall due at once, every interval.
+	w.ticker = time.NewTicker(time.Duration(rand.Int64N(int64(w.opts.heartbeat))) + 1)
+	defer w.ticker.Stop()
+
+	if resumeToken == "" {
+		// From the tail's position: no JetStream call at all.
+		if w.id, err = l.fanout.start(ctx); err != nil {
+			return cmp.Or(ctx.Err(), err)
+		}
+		if w.passed, err = l.fanout.register(ctx, w.sub, w.id, 0); err != nil {
+			return cmp.Or(ctx.Err(), err)
+		}
+		if err := w.heartbeat(true); err != nil {
+			return err
+		}
+		return w.run(ctx)
+	}
 
 	info, err := l.streamInfo(ctx)
 	if err != nil {
 		return cmp.Or(ctx.Err(), err)
 	}
-	id := l.identity(info)
-	from := info.State.LastSeq // no token: only what is appended from now on
-	filter := filterHash(subjects)
-	if resumeToken != "" {
-		if err := checkPosition(tok, id, info.State); err != nil {
-			return err
-		}
-		// After the checks above, so that an expired token is expired
-		// whatever the filter.
-		if tok.filter != filter {
-			return fmt.Errorf("%w: it was issued for another filter", ErrBadToken)
-		}
-		from = tok.seq
+	w.id = l.identity(info)
+	if err := checkPosition(tok, w.id, info.State); err != nil {
+		return err
 	}
-
-	sub := newSubscription(l, subjects, from, o.buffer, o.stall)
-	cons, cc, err := l.consume(ctx, subjects, from+1, sub)
-	if err != nil {
+	// After the checks above, so that an expired token is expired whatever
+	// the filter.
+	if tok.filter != w.sel.hash {
+		return fmt.Errorf("%w: it was issued for another filter", ErrBadToken)
+	}
+	if err := l.fanout.follow(ctx, info); err != nil {
 		return cmp.Or(ctx.Err(), err)
 	}
-	w := &watcher{log: l, id: id, filter: filter, sub: sub, cons: cons, send: send, floor: from, hw: from}
-	w.noteInfo(info)
-	defer w.stop(cc)
+	w.passed = tok.seq
+	if err := w.heartbeat(false); err != nil {
+		return err
+	}
+	if err := w.catchUp(ctx); err != nil {
+		return err
+	}
+	return w.run(ctx)
+}
 
-	// The first check also closes the window between checkPosition and the
-	// consumer's creation, in which retention could have removed events
-	// right after the token.
-	if err := w.check(ctx, o.heartbeat, false); err != nil {
-		return err
+// startFailureLevel is how loud a failed start is logged: a log that cannot
+// be reached is the operator's business; a bad or expired token is the
+// caller's, and a closing log is expected.
+func startFailureLevel(err error) slog.Level {
+	if errors.Is(err, ErrUnavailable) {
+		return slog.LevelWarn
 	}
-	if err := w.heartbeat(); err != nil {
-		return err
-	}
-	return w.run(ctx, o.heartbeat)
+	return slog.LevelInfo
 }
 
 // checkPosition decides whether a token can be resumed from on this stream.
@@ -191,111 +262,203 @@ func checkPosition(tok position, id streamIdentity, st jetstream.StreamState) er
 	return nil
 }
 
-// consume starts an ordered consumer (ephemeral, in order, recreated by the
-// client library after a gap or reconnect from the last message received)
-// at sequence start.
-func (l *Log) consume(ctx context.Context, subjects []string, start uint64, sub *subscription) (jetstream.Consumer, jetstream.ConsumeContext, error) {
-	cfg := jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   start,
-		// Backstop for consumers of a process that died; Watch deletes its
-		// own on return.
-		InactiveThreshold: time.Minute,
-		NamePrefix:        nuid.Next(),
-	}
-	cfg.FilterSubjects = subjects
-	if len(subjects) > 1 && l.multiFilter.Load() == multiFilterNo {
-		cfg.FilterSubjects = []string{widen(subjects)}
-	}
-	cons, err := l.js.OrderedConsumer(ctx, l.cfg.Stream, cfg)
-	if errors.Is(err, jetstream.ErrConsumerMultipleFilterSubjectsNotSupported) {
-		// NATS < 2.10 created the consumer without any filter: drop it and
-		// filter on one subject covering all of them; subscription.handle
-		// applies the exact filter.
-		l.multiFilter.Store(multiFilterNo)
-		l.deleteConsumer(cfg.NamePrefix + "_1")
-		l.logger.Info("events: NATS server takes one filter subject per consumer; filtering the rest in the gateway")
-		cfg.FilterSubjects = []string{widen(subjects)}
-		cfg.NamePrefix = nuid.Next()
-		cons, err = l.js.OrderedConsumer(ctx, l.cfg.Stream, cfg)
-	}
-	if err != nil {
-		if l.isClosed() {
-			return nil, nil, ErrClosed
-		}
-		return nil, nil, fmt.Errorf("%w: creating consumer: %w", ErrUnavailable, err)
-	}
-	if len(cfg.FilterSubjects) > 1 {
-		l.multiFilter.Store(multiFilterYes)
-	}
-	cc, err := cons.Consume(sub.handle,
-		jetstream.ConsumeErrHandler(sub.consumeError),
-		jetstream.PullMaxMessages(min(max(sub.capacity(), 16), 512)),
-	)
-	if err != nil {
-		if info := cons.CachedInfo(); info != nil {
-			l.deleteConsumer(info.Name)
-		}
-		return nil, nil, fmt.Errorf("%w: consuming: %w", ErrUnavailable, err)
-	}
-	sub.setStopper(cc.Stop)
-	return cons, cc, nil
-}
-
-const (
-	multiFilterUnknown = iota
-	multiFilterYes
-	multiFilterNo
-)
-
-// deleteConsumer removes a consumer the gateway no longer needs rather than
-// leaving it to the inactivity threshold. Best effort.
-func (l *Log) deleteConsumer(name string) {
-	if l.isClosed() || !l.nc.IsConnected() {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := l.js.DeleteConsumer(ctx, l.cfg.Stream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		l.logger.Debug("events: deleting consumer", "consumer", name, "err", err)
-	}
-}
-
-// watcher is the calling goroutine's side of a subscription: it sends,
-// emits heartbeats and checks the position against retention.
-type watcher struct {
-	log    *Log
-	id     streamIdentity
-	filter uint32 // filterHash of the subjects, for the tokens
-	sub    *subscription
-	cons   jetstream.Consumer
-	send   func(Message) error
-
-	hw       uint64    // highest position handed to the subscriber; only grows
-	floor    uint64    // every matching event up to here reached us while the log held it
-	advance  uint64    // position a heartbeat may jump to ...
-	advAfter uint64    // ... once everything received up to here was passed on
-	lastSend time.Time // of a message or heartbeat
-
-	// For gapFree: a received message at or before hw+1 and its
-	// timestamp (zero: none yet), ...
-	anchorSeq uint64
-	anchorAt  time.Time
-	verified  bool // ... whether a gap was checked with a stream info yet,
-	// and the stream's limits and state at the last stream info.
-	maxAge                        time.Duration
-	maxBytes                      int64
-	infoBytes, infoMsgs, infoLast uint64
-}
-
-func (w *watcher) run(ctx context.Context, interval time.Duration) error {
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
+// run sends what the tail hands over, catching up (from memory, else from
+// the log) whenever the tail had to let go of the subscriber.
+func (w *watcher) run(ctx context.Context) error {
 	for {
-		// A stalled subscriber is ended before anything else: its consumer
-		// has given up, so sending what is buffered would only delay that.
+		if through, ok := w.sub.overflowed(); ok {
+			// Everything matching up to through was queued, and is sent.
+			w.passed = max(w.passed, through)
+			if err := w.catchUp(ctx); err != nil {
+				return err
+			}
+			continue
+		}
 		select {
-		case <-w.sub.slow:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-w.log.closed:
+			return ErrClosed
+		case <-w.sub.wake:
+			if err := w.drain(ctx); err != nil {
+				return err
+			}
+		case <-w.ticker.C:
+			w.sub.release()
+			if err := w.heartbeatIfIdle(true); err != nil {
+				return err
+			}
+			if w.sub.sent(time.Now(), w.opts.stall) {
+				return ErrSlowSubscriber
+			}
+		}
+	}
+}
+
+// drain sends the queued entries.
+func (w *watcher) drain(ctx context.Context) error {
+	for n := 1; ; n++ {
+		e, err := w.sub.take()
+		switch {
+		case err != nil:
+			return err
+		case e == nil:
+			return nil
+		}
+		if err := w.sendEvent(e); err != nil {
+			return err
+		}
+		if w.sub.sent(w.lastSend, w.opts.stall) {
+			return ErrSlowSubscriber
+		}
+		// A long queue is not sent past the end of the subscription.
+		if n%drainCheck == 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-w.log.closed:
+				return ErrClosed
+			default:
+			}
+		}
+	}
+}
+
+// drainCheck is how many entries drain sends between checks that the
+// subscription still goes on.
+const drainCheck = 16
+
+// sendEvent sends a decoded entry.
+func (w *watcher) sendEvent(e *entry) error {
+	if err := w.send(Message{Token: e.token(w.id, w.sel.hash), Event: &e.event, entry: e}); err != nil {
+		return err
+	}
+	w.passed = e.seq
+	w.lastSend = time.Now()
+	return nil
+}
+
+func (w *watcher) heartbeatIfIdle(live bool) error {
+	if !w.ticked {
+		w.ticked = true
+		w.ticker.Reset(w.opts.heartbeat)
+	}
+	if time.Since(w.lastSend) < w.opts.heartbeat/2 {
+		return nil
+	}
+	return w.heartbeat(live)
+}
+
+// heartbeat sends the furthest position that is safe to resume from: never
+// past a matching event not yet sent, but, for a subscriber on the tail
+// with nothing queued, as far as the tail has got (past every event the
+// filter skips). That keeps a quiet subscriber's token from ageing out of
+// retention while nothing it wants is happening, and costs no JetStream
+// call. While catching up it is the last position sent.
+func (w *watcher) heartbeat(live bool) error {
+	pos := w.passed
+	if live {
+		// The tail's position first: whatever it has handed over since is
+		// then in the queue, and the queue is not empty.
+		tail := w.log.fanout.position()
+		if p, ok := w.sub.livePosition(tail); ok {
+			pos = max(pos, p)
+		}
+	}
+	if err := w.send(Message{Token: w.id.token(w.sel.hash, pos)}); err != nil {
+		return err
+	}
+	w.passed, w.lastSend, w.started = pos, time.Now(), true
+	return nil
+}
+
+// catchUp brings the subscriber from its position to the tail: from the
+// recent entries the tail keeps in memory when its position is among them,
+// else from the log.
+func (w *watcher) catchUp(ctx context.Context) error {
+	// Sends that stall while catching up are the subscriber's as much as
+	// on the tail (see subscriber.sent).
+	w.sub.markBehind(time.Now())
+	joined, err := w.catchUpFromMemory(ctx)
+	if err != nil || joined {
+		w.sub.notify() // for what the tail queued meanwhile
+		return err
+	}
+	return w.catchUpFromLog(ctx)
+}
+
+// recentBatch is how many recent entries a catch-up from memory takes at a
+// time, so that it holds the tail's lock only briefly.
+const recentBatch = 64
+
+// catchUpFromMemory walks the tail's recent entries from the subscriber's
+// position until it reaches the tail and joins it (joined), or finds the
+// next entry gone from memory. They follow one another without a gap (the
+// tail read them all, in order), so every one of them, matching or not,
+// moves the position on.
+func (w *watcher) catchUpFromMemory(ctx context.Context) (joined bool, err error) {
+	buf := make([]*entry, 0, recentBatch)
+	for {
+		entries, joined, gone, err := w.log.fanout.recentAfter(w.sub, w.id, w.passed, buf[:0])
+		if err != nil || joined || gone {
+			return joined, err
+		}
+		for _, e := range entries {
+			if e.isEvent && w.sel.matches(e) {
+				if _, err := e.decoded(); err == nil {
+					if err := w.sendEvent(e); err != nil {
+						return false, err
+					}
+					if w.sub.sent(time.Now(), w.opts.stall) {
+						return false, ErrSlowSubscriber
+					}
+				}
+			}
+			w.passed = max(w.passed, e.seq)
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-w.log.closed:
+			return false, ErrClosed
+		case <-w.ticker.C:
+			if err := w.heartbeatIfIdle(false); err != nil {
+				return false, err
+			}
+		default:
+		}
+	}
+}
+
+// catchUpFromLog joins the tail first, which fixes the position the tail
+// hands entries on from; then, if that is past the subscriber's own, it
+// reads the events in between from the log with a consumer of its own, at
+// most WithCatchUps catch-ups at a time.
+func (w *watcher) catchUpFromLog(ctx context.Context) error {
+	if err := w.catchUpSlot(ctx); err != nil {
+		return err
+	}
+	defer func() { <-w.log.catchUps }()
+	joined, err := w.log.fanout.register(ctx, w.sub, w.id, w.passed)
+	if err != nil {
+		return cmp.Or(ctx.Err(), err)
+	}
+	if joined <= w.passed {
+		return nil // the tail is not past the subscriber: nothing to read
+	}
+	r, err := w.log.startReplay(ctx, w.sel, w.passed, min(w.opts.buffer, maxReplayBuffer), w.opts.stall)
+	if err != nil {
+		return cmp.Or(ctx.Err(), err)
+	}
+	defer r.stop()
+
+	// verified: every event the consumer delivered up to here was checked
+	// against retention (see verify).
+	var verified uint64
+	caughtUp := r.pendingAtStart == 0
+	for !caughtUp {
+		select {
+		case <-r.slow:
 			return ErrSlowSubscriber
 		default:
 		}
@@ -304,139 +467,93 @@ func (w *watcher) run(ctx context.Context, interval time.Duration) error {
 			return ctx.Err()
 		case <-w.log.closed:
 			return ErrClosed
-		case <-w.sub.slow:
+		case <-r.slow:
 			return ErrSlowSubscriber
-		case err := <-w.sub.fatal:
+		case err := <-r.fatal:
 			return err
-		case d := <-w.sub.buf:
-			if err := w.gapFree(ctx, &d, interval); err != nil {
+		case <-w.sub.wake:
+			// The tail queues what comes after joined meanwhile (run sends
+			// it); it may also have ended the subscription.
+			if err := w.sub.err(); err != nil {
 				return err
 			}
-			ev := d.event
-			if err := w.send(Message{Token: w.id.token(w.filter, d.seq), Event: &ev}); err != nil {
-				return err
+		case d := <-r.buf:
+			if d.e.seq > joined {
+				caughtUp = true // the tail has this one and what follows
+				break
 			}
-			w.sub.sent(&d)
-			w.hw = max(w.hw, d.seq)
-			w.setAnchor(d.seq, d.at)
-			w.lastSend = time.Now()
-		case <-ticker.C:
-			if err := w.check(ctx, interval, true); err != nil {
-				return err
-			}
-			if time.Since(w.lastSend) >= interval*9/10 {
-				if err := w.heartbeat(); err != nil {
+			if d.matches {
+				if d.e.seq != w.passed+1 && d.e.seq > verified {
+					received := r.receivedSeq()
+					if err := w.verify(ctx); err != nil {
+						return err
+					}
+					verified = received
+				}
+				if err := w.sendEvent(d.e); err != nil {
 					return err
 				}
+				// The replay has a stall timeout of its own; this keeps the
+				// clock of an overflow of the tail's queue meanwhile honest.
+				if w.sub.sent(time.Now(), w.opts.stall) {
+					return ErrSlowSubscriber
+				}
+			}
+			caughtUp = d.pending == 0
+		case <-w.ticker.C:
+			if err := w.heartbeatIfIdle(false); err != nil {
+				return err
+			}
+		}
+	}
+	// Nothing matching is left between the last event sent and joined,
+	// unless retention removed it before the consumer got there.
+	if verified < joined {
+		if err := w.verify(ctx); err != nil {
+			return err
+		}
+	}
+	w.passed = max(w.passed, joined)
+	w.sub.notify() // for what the tail queued meanwhile
+	return nil
+}
+
+// maxReplayBuffer bounds a catch-up's buffer: it only needs to keep the
+// consumer busy while the subscriber sends.
+const maxReplayBuffer = 64
+
+// catchUpSlot waits for one of the log's catch-up slots, sending
+// heartbeats meanwhile.
+func (w *watcher) catchUpSlot(ctx context.Context) error {
+	for {
+		select {
+		case w.log.catchUps <- struct{}{}:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-w.log.closed:
+			return ErrClosed
+		case <-w.ticker.C:
+			if err := w.heartbeatIfIdle(false); err != nil {
+				return err
 			}
 		}
 	}
 }
 
-// heartbeat sends the furthest position that is safe to resume from: never
-// past a matching event not yet sent, but past everything the subscription
-// has skipped (filtered out) and, when the last check found it caught up,
-// up to the end of the log. Advancing keeps a quiet subscriber's token from
-// ageing out of retention while nothing it wants is happening.
-func (w *watcher) heartbeat() error {
-	passed, passedAt := w.sub.passed()
-	pos := max(w.hw, passed)
-	if w.advance > pos && passed >= w.advAfter {
-		pos = w.advance
-	}
-	if err := w.send(Message{Token: w.id.token(w.filter, pos)}); err != nil {
-		return err
-	}
-	w.hw = pos
-	w.setAnchor(passed, passedAt) // passed <= pos
-	w.lastSend = time.Now()
-	return nil
-}
-
-// check asks JetStream where the log and the consumer stand, to end the
-// subscription when events it should get were removed before it got them,
-// and to find how far a heartbeat may advance. A failed check is skipped:
-// the consumer recovers by itself and the next check will tell.
-func (w *watcher) check(ctx context.Context, interval time.Duration, withConsumer bool) error {
-	ctx, cancel := context.WithTimeout(ctx, min(max(interval/2, time.Second), 5*time.Second))
-	defer cancel()
-	seen := w.sub.seenSeq() // before the stream info: see the floor below
-	info, err := w.log.streamInfo(ctx)
-	if err != nil {
-		if errors.Is(err, ErrClosed) {
-			return err
-		}
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			return fmt.Errorf("%w: the event log no longer exists", ErrUnavailable)
-		}
-		w.log.logger.Debug("events: watch check skipped", "err", err)
-		return nil
-	}
-	if w.log.identity(info) != w.id {
-		return fmt.Errorf("%w (the event log was re-created)", ErrTokenExpired)
-	}
-	w.noteInfo(info)
-	// Everything after floor was in the log at the previous check. If
-	// retention has since removed some of it, the consumer may have skipped
-	// events it had not reached yet: the subscriber can no longer be sure
-	// to see every event, so it must re-read state.
-	if info.State.FirstSeq > w.floor+1 {
-		return fmt.Errorf("%w (the subscription fell behind)", ErrTokenExpired)
-	}
-	w.floor = max(w.floor, seen)
-	if !withConsumer {
-		return nil
-	}
-	ci, err := w.cons.Info(ctx)
-	if err != nil || ci.NumPending != 0 || !sameServerView(info, ci) {
-		return nil
-	}
-	// No matching event is pending after the stream's last sequence as read
-	// above; if we also received everything the consumer delivered, every
-	// matching event up to LastSeq has reached us.
-	if last, ok := w.sub.receivedAll(ci); ok {
-		w.floor = max(w.floor, info.State.LastSeq)
-		w.advance, w.advAfter = info.State.LastSeq, last
-	}
-	return nil
-}
-
-// gapFree is called before the event d is sent. Its stream sequence S is
-// normally not P+1, where P is the position the last token handed out
-// stands for (the resume start - 1 before any): the filter skips other
-// events. But the consumer also skips events that retention (MaxAge or
-// MaxBytes) removed before it reached them, going on with the oldest one
-// left; sending d with its token would then lose the removed events for
-// good, also for whoever resumes from that token. So unless S = P+1,
-// gapFree makes sure nothing between P+1 and S-1 was removed, and ends the
-// subscription with ErrTokenExpired otherwise (d is never sent).
-//
-// Retention removes the oldest messages first, so nothing between P+1 and
-// S-1 was removed iff the stream's FirstSeq is still at most P+1 once d was
-// received: one stream info, which the first gap after the start or resume
-// always costs. Later gaps skip it when retention evidently cannot have
-// reached P+1:
-//   - age: a received message at or before P+1 (the anchor) is younger than
-//     MaxAge by more than a margin, and the messages after it are no older;
-//   - size: the stream held less than half of MaxBytes at the last stream
-//     info, still so when the messages appended since (as far as the
-//     consumer tells: up to S and the matching ones pending after it) are
-//     counted at the average message size.
-//
-// Residual assumption of that shortcut: between the last stream info (at
-// most about a heartbeat interval old while the subscriber keeps up, see
-// check) and the consumer reaching d, no more than about MaxBytes/2 was
-// appended beyond the estimate (messages outside the filter after S), and
-// JetStream's timestamps do not go back by more than the margin (e.g. a
-// clock step on a leader change). Should it fail, the periodic check still
-// ends the subscription once it sees FirstSeq past its floor, but tokens
-// handed out before that could skip removed events.
-func (w *watcher) gapFree(ctx context.Context, d *delivered, interval time.Duration) error {
-	p := w.hw
-	if d.seq == p+1 || w.verified && w.retentionFar(d, time.Now()) {
-		return nil
-	}
-	cctx, cancel := context.WithTimeout(ctx, min(max(interval/2, time.Second), 5*time.Second))
+// verify makes sure that retention has removed nothing after passed (the
+// position of the last token handed out, or of everything sent). A
+// catch-up's consumer skips the events of other filters, so the sequence of
+// the next event it delivers is normally not passed+1; but it also skips
+// events that retention (MaxAge, MaxBytes) removed before it reached them,
+// going on with the oldest left. Sending the next event with its token
+// would lose the removed ones for good, also for whoever resumes from that
+// token. Retention removes the oldest messages first, so nothing after
+// passed was removed iff the stream's FirstSeq is at most passed+1: one
+// stream info, which also covers every event the consumer delivered before
+// it (the caller keeps track of that).
+func (w *watcher) verify(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, min(max(w.opts.heartbeat/2, time.Second), 5*time.Second))
 	defer cancel()
 	info, err := w.log.streamInfo(cctx)
 	if err != nil {
@@ -446,80 +563,20 @@ func (w *watcher) gapFree(ctx context.Context, d *delivered, interval time.Durat
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			return fmt.Errorf("%w: the event log no longer exists", ErrUnavailable)
 		}
-		// Unverified, d must not be sent; the subscriber resumes from its
-		// last token.
+		// Unverified, nothing more can be sent; the subscriber resumes from
+		// its last token.
 		return err
 	}
 	if w.log.identity(info) != w.id {
 		return fmt.Errorf("%w (the event log was re-created)", ErrTokenExpired)
 	}
-	w.noteInfo(info)
-	if info.State.FirstSeq > p+1 {
+	if info.State.FirstSeq > w.passed+1 {
 		return fmt.Errorf("%w (events the subscription had not reached were removed)", ErrTokenExpired)
 	}
-	w.verified = true
 	return nil
 }
 
-// retentionFar reports whether neither MaxAge nor MaxBytes can have
-// removed the message after the last token's position; see gapFree.
-func (w *watcher) retentionFar(d *delivered, now time.Time) bool {
-	if w.maxAge > 0 {
-		margin := max(time.Minute, w.maxAge/10)
-		if w.anchorAt.IsZero() || now.Sub(w.anchorAt) >= w.maxAge-margin {
-			return false
-		}
-	}
-	if w.maxBytes > 0 {
-		avg := uint64(d.size)
-		if w.infoMsgs > 0 {
-			avg = max(avg, w.infoBytes/w.infoMsgs)
-		}
-		last := max(d.seq+d.pending, w.infoLast)
-		if w.infoBytes+(last-w.infoLast)*avg >= uint64(w.maxBytes)/2 {
-			return false
-		}
-	}
-	return true
-}
-
-// setAnchor records a received message at or before hw+1, for gapFree.
-func (w *watcher) setAnchor(seq uint64, at time.Time) {
-	if !at.IsZero() && seq >= w.anchorSeq {
-		w.anchorSeq, w.anchorAt = seq, at
-	}
-}
-
-// noteInfo keeps what gapFree needs from a stream info.
-func (w *watcher) noteInfo(info *jetstream.StreamInfo) {
-	w.maxAge, w.maxBytes = info.Config.MaxAge, info.Config.MaxBytes
-	w.infoBytes, w.infoMsgs, w.infoLast = info.State.Bytes, info.State.Msgs, info.State.LastSeq
-}
-
-// sameServerView reports whether the consumer info ci can be compared with
-// the stream info si. LastSeq comes from the stream's leader, NumPending and
-// Delivered from the server running the consumer, which on a replicated
-// stream may be a follower that has not stored the latest events yet: its
-// "nothing pending" would then not cover LastSeq. Only when the consumer
-// reports no cluster, or the same leader as the stream, do both describe
-// the same copy of the stream; otherwise the heartbeat keeps the position it
-// knows to be safe.
-func sameServerView(si *jetstream.StreamInfo, ci *jetstream.ConsumerInfo) bool {
-	if ci.Cluster == nil {
-		return true
-	}
-	return si.Cluster != nil && ci.Cluster.Leader == si.Cluster.Leader
-}
-
-func (w *watcher) stop(cc jetstream.ConsumeContext) {
-	w.sub.close()
-	cc.Stop()
-	if info := w.cons.CachedInfo(); info != nil {
-		w.log.deleteConsumer(info.Name)
-	}
-}
-
-// isConnClosed reports errors after which the consumer will not recover.
+// isConnClosed reports errors after which a consumer will not recover.
 func isConnClosed(err error) bool {
 	return errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, jetstream.ErrConnectionClosed)
 }

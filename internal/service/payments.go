@@ -124,15 +124,15 @@ var paymentEventTypes = newEventTypes("PAYMENT_EVENT_TYPE_UNSPECIFIED", map[gate
 
 // WatchPaymentEvents streams direct debit and withdrawal events.
 func (s *PaymentsService) WatchPaymentEvents(req *gatewayv1.WatchPaymentEventsRequest, stream grpc.ServerStreamingServer[gatewayv1.WatchPaymentEventsResponse]) error {
-	return watchEvents(stream.Context(), &s.backend, paymentEventTypes, req.GetAccountGroupId(), req.GetEventTypes(), req.GetResumeToken(),
-		func(token string, ev *events.Event) error {
+	return watchEvents(stream, &s.backend, paymentEventTypes, req.GetAccountGroupId(), req.GetEventTypes(), req.GetResumeToken(),
+		func(token string, ev *events.Event) *gatewayv1.WatchPaymentEventsResponse {
 			resp := &gatewayv1.WatchPaymentEventsResponse{ResumeToken: token}
 			if ev == nil {
 				resp.Kind = &gatewayv1.WatchPaymentEventsResponse_Heartbeat{Heartbeat: heartbeat()}
 			} else {
 				resp.Kind = &gatewayv1.WatchPaymentEventsResponse_Event{Event: s.paymentEvent(ev)}
 			}
-			return stream.Send(resp)
+			return resp
 		})
 }
 

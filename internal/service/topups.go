@@ -71,8 +71,8 @@ var topupEventTypes = newEventTypes("TOPUP_EVENT_TYPE_UNSPECIFIED", map[gatewayv
 
 // WatchTopupEvents streams top-up events.
 func (s *TopupService) WatchTopupEvents(req *gatewayv1.WatchTopupEventsRequest, stream grpc.ServerStreamingServer[gatewayv1.WatchTopupEventsResponse]) error {
-	return watchEvents(stream.Context(), &s.backend, topupEventTypes, req.GetAccountGroupId(), req.GetEventTypes(), req.GetResumeToken(),
-		func(token string, ev *events.Event) error {
+	return watchEvents(stream, &s.backend, topupEventTypes, req.GetAccountGroupId(), req.GetEventTypes(), req.GetResumeToken(),
+		func(token string, ev *events.Event) *gatewayv1.WatchTopupEventsResponse {
 			resp := &gatewayv1.WatchTopupEventsResponse{ResumeToken: token}
 			if ev == nil {
 				resp.Kind = &gatewayv1.WatchTopupEventsResponse_Heartbeat{Heartbeat: heartbeat()}
@@ -85,6 +85,6 @@ func (s *TopupService) WatchTopupEvents(req *gatewayv1.WatchTopupEventsRequest, 
 					Topup:     decodeObject(&s.backend, ev, topupToProto),
 				}}
 			}
-			return stream.Send(resp)
+			return resp
 		})
 }

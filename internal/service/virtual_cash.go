@@ -134,15 +134,15 @@ var virtualCashEventTypes = newEventTypes("VIRTUAL_CASH_EVENT_TYPE_UNSPECIFIED",
 
 // WatchVirtualCashEvents streams virtual cash increase and decrease events.
 func (s *VirtualCashService) WatchVirtualCashEvents(req *gatewayv1.WatchVirtualCashEventsRequest, stream grpc.ServerStreamingServer[gatewayv1.WatchVirtualCashEventsResponse]) error {
-	return watchEvents(stream.Context(), &s.backend, virtualCashEventTypes, req.GetAccountGroupId(), req.GetEventTypes(), req.GetResumeToken(),
-		func(token string, ev *events.Event) error {
+	return watchEvents(stream, &s.backend, virtualCashEventTypes, req.GetAccountGroupId(), req.GetEventTypes(), req.GetResumeToken(),
+		func(token string, ev *events.Event) *gatewayv1.WatchVirtualCashEventsResponse {
 			resp := &gatewayv1.WatchVirtualCashEventsResponse{ResumeToken: token}
 			if ev == nil {
 				resp.Kind = &gatewayv1.WatchVirtualCashEventsResponse_Heartbeat{Heartbeat: heartbeat()}
 			} else {
 				resp.Kind = &gatewayv1.WatchVirtualCashEventsResponse_Event{Event: s.virtualCashEvent(ev)}
 			}
-			return stream.Send(resp)
+			return resp
 		})
 }
 

@@ -12,7 +12,9 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -37,6 +39,11 @@ import (
 // is exhausted, so it holds its stream (and no more than its window and
 // buffer) until it reads again or its connection dies; it never holds up
 // ingest or other subscribers. The REST face bounds each write instead.
+//
+// An event's message is encoded once for all the subscribers that receive
+// it alike (sendShared) and sent as a grpc.PreparedMsg: a stream
+// interceptor that looks at the messages sent sees that type, not the
+// response.
 
 // maxResumeTokenLen bounds resume_token before it reaches the log; the
 // tokens the gateway issues are a few dozen characters.
@@ -97,11 +104,12 @@ func (v *validator) resumeToken(field, token string) {
 }
 
 // watchEvents is the whole of an event Watch RPC but its messages: check
-// the filters and the token, then stream; send gets each message's token and
-// event (nil for a heartbeat).
-func watchEvents[E ~int32](ctx context.Context, c *backend, t *eventTypes[E], accountGroupID string, types []E, token string,
-	send func(token string, ev *events.Event) error,
+// the filters and the token, then stream; response makes the message for a
+// token and an event (nil for a heartbeat).
+func watchEvents[E ~int32, R proto.Message](stream grpc.ServerStream, c *backend, t *eventTypes[E], accountGroupID string, types []E, token string,
+	response func(token string, ev *events.Event) R,
 ) error {
+	ctx := stream.Context()
 	if err := c.watchAvailable(ctx); err != nil {
 		return err
 	}
@@ -111,7 +119,49 @@ func watchEvents[E ~int32](ctx context.Context, c *backend, t *eventTypes[E], ac
 	if err := v.err(); err != nil {
 		return err
 	}
-	return c.watch(ctx, f, token, func(m events.Message) error { return send(m.Token, m.Event) })
+	kind := responseKind(ctx)
+	return c.watch(ctx, f, token, func(m events.Message) error {
+		return sendShared(stream, kind, m, func() proto.Message { return response(m.Token, m.Event) })
+	})
+}
+
+// sharedResponse identifies an event's response that every subscriber of
+// the same RPC and wire format (kind) and filter (hence token) receives
+// alike.
+type sharedResponse struct {
+	kind, token string
+}
+
+// sendShared sends m's response, encoding it (decoding the event's object,
+// converting, marshalling) once for every subscriber that receives the same
+// bytes: a thousand unfiltered subscribers of an event cost one encoding,
+// not a thousand. The encoded message is a grpc.PreparedMsg, which carries
+// the codec and compression of the stream that encoded it, hence the codec
+// in the key.
+func sendShared(stream grpc.ServerStream, kind string, m events.Message, response func() proto.Message) error {
+	if m.Event == nil {
+		return stream.SendMsg(response())
+	}
+	prepared, err := m.Memo(sharedResponse{kind: kind, token: m.Token}, func() (any, error) {
+		p := &grpc.PreparedMsg{}
+		if err := p.Encode(stream, response()); err != nil {
+			return nil, err
+		}
+		return p, nil
+	})
+	if err != nil {
+		return err
+	}
+	return stream.SendMsg(prepared)
+}
+
+// responseKind is what decides a stream's messages besides the event and
+// the token: the RPC, the content type (its codec) and the compression the
+// client asked for.
+func responseKind(ctx context.Context) string {
+	method, _ := grpc.Method(ctx)
+	md, _ := metadata.FromIncomingContext(ctx)
+	return method + ";" + strings.Join(md.Get("content-type"), ",") + ";" + strings.Join(md.Get("grpc-encoding"), ",")
 }
 
 // watchAvailable is UNIMPLEMENTED when the gateway runs without an event log.

@@ -90,7 +90,8 @@ func (ec eventsConfig) open(t testing.TB, g *Gateway, logger *slog.Logger) []ser
 	bc := broker.Config{URL: ec.natsURL}
 	var cfg events.LogConfig
 	if bc.URL == "" {
-		bc.DataDir = t.TempDir()
+		// As the gateway runs it by default: durable by group commit.
+		bc.DataDir, bc.GroupCommit = t.TempDir(), true
 	} else {
 		cfg.Stream = "GATEWAY_TEST_" + sfx
 		cfg.Subject = "gwtest" + sfx + ".events"

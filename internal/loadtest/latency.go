@@ -1,0 +1,36 @@
+package loadtest
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Summary describes a set of latencies.
+type Summary struct {
+	Count int
+	P50   time.Duration
+	P90   time.Duration
+	P99   time.Duration
+	P999  time.Duration
+	Max   time.Duration
+}
+
+func (s Summary) String() string {
+	return fmt.Sprintf("n=%d p50=%v p90=%v p99=%v p99.9=%v max=%v", s.Count,
+		s.P50.Round(time.Microsecond), s.P90.Round(time.Microsecond), s.P99.Round(time.Microsecond),
+		s.P999.Round(time.Microsecond), s.Max.Round(time.Microsecond))
+}
+
+// summarize sorts samples (in place) and reads the percentiles off.
+func summarize(samples []time.Duration) Summary {
+	if len(samples) == 0 {
+		return Summary{}
+	}
+	slices.Sort(samples)
+	at := func(q float64) time.Duration {
+		i := int(q * float64(len(samples)))
+		return samples[min(i, len(samples)-1)]
+	}
+	return Summary{Count: len(samples), P50: at(0.50), P90: at(0.90), P99: at(0.99), P999: at(0.999), Max: samples[len(samples)-1]}
+}
