@@ -34,3 +34,26 @@ func summarize(samples []time.Duration) Summary {
 	}
 	return Summary{Count: len(samples), P50: at(0.50), P90: at(0.90), P99: at(0.99), P999: at(0.999), Max: samples[len(samples)-1]}
 }
+
+// Quantile is one point of a latency distribution: the latency Q of the
+// samples are at or below.
+type Quantile struct {
+	Q       float64       `json:"q"`
+	Latency time.Duration `json:"latency_ns"`
+}
+
+// PlotQuantiles are the quantiles UnaryResult keeps: dense at the tail,
+// where the distributions differ.
+var PlotQuantiles = []float64{0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 1}
+
+// quantiles reads qs off sorted samples.
+func quantiles(sorted []time.Duration, qs []float64) []Quantile {
+	if len(sorted) == 0 {
+		return nil
+	}
+	out := make([]Quantile, len(qs))
+	for i, q := range qs {
+		out[i] = Quantile{Q: q, Latency: sorted[min(int(q*float64(len(sorted))), len(sorted)-1)]}
+	}
+	return out
+}
