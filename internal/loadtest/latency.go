@@ -8,12 +8,12 @@ import (
 
 // Summary describes a set of latencies.
 type Summary struct {
-	Count int
-	P50   time.Duration
-	P90   time.Duration
-	P99   time.Duration
-	P999  time.Duration
-	Max   time.Duration
+	Count int           `json:"count"`
+	P50   time.Duration `json:"p50_ns"`
+	P90   time.Duration `json:"p90_ns"`
+	P99   time.Duration `json:"p99_ns"`
+	P999  time.Duration `json:"p999_ns"`
+	Max   time.Duration `json:"max_ns"`
 }
 
 func (s Summary) String() string {
