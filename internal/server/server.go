@@ -149,7 +149,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		grpcOpts = append(grpcOpts, grpc.Creds(o.tls.GRPCCredentials()))
 	}
 	if o.tracer != nil {
-		grpcOpts = append(grpcOpts, o.tracingHandler())
+		grpcOpts = append(grpcOpts, grpc.StatsHandler(o.tracingHandler()))
 	}
 	grpcOpts = append(grpcOpts, []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
