@@ -15,8 +15,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/upvest-gateway/gateway/internal/auth"
@@ -129,15 +127,24 @@ func noteCallerStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h
 }
 
 func logCall(ctx context.Context, log *slog.Logger, method, requestID string, start time.Time, header metadata.MD, note *callNote, err error) {
-	st := status.Convert(err)
+	code, level := codes.OK, slog.LevelInfo
+	var st *status.Status
+	if err != nil {
+		st = status.Convert(err)
+		code, level = st.Code(), levelOf(st.Code())
+	}
 	upvestRequestID, key := first(header, service.UpvestRequestIDMetadata), first(header, service.IdempotencyKeyMetadata)
 	annotateSpan(ctx, upvestRequestID, key)
-	attrs := []slog.Attr{
+	if !log.Enabled(ctx, level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 12)
+	attrs = append(attrs,
 		slog.String("method", method),
-		slog.String("code", st.Code().String()),
+		slog.String("code", code.String()),
 		slog.Duration("duration", time.Since(start)),
 		slog.String("transport", transportOf(ctx)),
-	}
+	)
 	note.mu.Lock()
 	if note.caller != "" {
 		attrs = append(attrs, slog.String("caller", note.caller))
@@ -145,11 +152,9 @@ func logCall(ctx context.Context, log *slog.Logger, method, requestID string, st
 	note.mu.Unlock()
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil && p.Addr.Network() != "bufconn" {
 		attrs = append(attrs, slog.String("peer", p.Addr.String()))
-	} else if md, ok := metadata.FromIncomingContext(ctx); ok {
+	} else if v := metadata.ValueFromIncomingContext(ctx, "x-forwarded-for"); len(v) > 0 {
 		// A REST call: grpc-gateway passes the HTTP client's address on.
-		if v := first(md, "x-forwarded-for"); v != "" {
-			attrs = append(attrs, slog.String("peer", v))
-		}
+		attrs = append(attrs, slog.String("peer", v[0]))
 	}
 	if requestID != "" {
 		attrs = append(attrs, slog.String("request_id", requestID))
@@ -164,15 +169,17 @@ func logCall(ctx context.Context, log *slog.Logger, method, requestID string, st
 		attrs = append(attrs, slog.String("trace_id", id))
 	}
 	// The reason, not the message: messages may quote upstream text.
-	for _, d := range st.Details() {
-		if ei, ok := d.(*errdetails.ErrorInfo); ok {
-			attrs = append(attrs, slog.String("reason", ei.GetReason()))
-			if hs := ei.GetMetadata()["http_status"]; hs != "" {
-				attrs = append(attrs, slog.String("upvest_http_status", hs))
+	if st != nil {
+		for _, d := range st.Details() {
+			if ei, ok := d.(*errdetails.ErrorInfo); ok {
+				attrs = append(attrs, slog.String("reason", ei.GetReason()))
+				if hs := ei.GetMetadata()["http_status"]; hs != "" {
+					attrs = append(attrs, slog.String("upvest_http_status", hs))
+				}
 			}
 		}
 	}
-	log.LogAttrs(ctx, levelOf(st.Code()), "rpc", attrs...)
+	log.LogAttrs(ctx, level, "rpc", attrs...)
 }
 
 // maxLoggedRequestID bounds the caller's request_id in the log; a valid one
@@ -183,14 +190,12 @@ const maxLoggedRequestID = 64
 // over REST the Idempotency-Key header.
 func requestIDOf(ctx context.Context, req any) string {
 	var id string
-	if pm, ok := req.(proto.Message); ok {
-		if f := pm.ProtoReflect().Descriptor().Fields().ByName("request_id"); f != nil && f.Kind() == protoreflect.StringKind {
-			id = pm.ProtoReflect().Get(f).String()
-		}
+	if r, ok := req.(interface{ GetRequestId() string }); ok {
+		id = r.GetRequestId()
 	}
 	if id == "" {
-		if md, ok := metadata.FromIncomingContext(ctx); ok {
-			id = first(md, service.IdempotencyKeyMetadata)
+		if v := metadata.ValueFromIncomingContext(ctx, service.IdempotencyKeyMetadata); len(v) > 0 {
+			id = v[0]
 		}
 	}
 	if len(id) > maxLoggedRequestID {

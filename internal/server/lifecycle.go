@@ -72,8 +72,9 @@ func (s *Server) shutdown(delay bool) {
 	case <-done:
 	case <-ctx.Done():
 		s.log.Warn("shutdown: drain timeout; cutting off the calls still running", "timeout", s.opts.shutdownTimeout)
-		// gRPC first: the REST calls it ends are answered (restError) while
-		// their HTTP connections are still open.
+		// The calls first: the REST calls ended are answered (restError)
+		// while their HTTP connections are still open.
+		s.cutOffNow()
 		s.grpc.Stop()
 		grace, cancel := context.WithTimeout(context.Background(), cutOffGrace)
 		defer cancel()
