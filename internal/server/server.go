@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	goruntime "runtime"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +26,14 @@ import (
 	"github.com/upvest-gateway/gateway/internal/upstream"
 	"github.com/upvest-gateway/gateway/internal/webhook"
 )
+
+// streamWorkers is how many goroutines the gRPC server keeps to run calls
+// on. A call in a goroutine of its own (once there are no idle workers,
+// e.g. while Watch streams hold them) starts on a small stack that grows,
+// copied each time, as signing, the upstream HTTP client and the request
+// log go deep: a twentieth of a unary call's CPU. A worker's stack has
+// grown already.
+func streamWorkers() uint32 { return uint32(32 * goruntime.GOMAXPROCS(0)) }
 
 // maxRecvMsgSize caps a gRPC request; the largest legitimate one is a few
 // hundred bytes, and REST bodies are capped at 1 MiB by default.
@@ -167,6 +176,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		grpc.UnaryInterceptor(unaryChain),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(maxRecvMsgSize),
+		grpc.NumStreamWorkers(streamWorkers()),
 		grpc.MaxHeaderListSize(maxHeaderBytes),
 		grpc.MaxConcurrentStreams(lim.MaxConcurrentStreams),
 		grpc.ConnectionTimeout(cmp.Or(lim.HeaderTimeout, 2*time.Minute)),
