@@ -148,10 +148,14 @@ func (l *Log) Append(ctx context.Context, events []Event) error {
 		futures = append(futures, f)
 	}
 	var last uint64 // highest sequence acknowledged (a duplicate's is its original's)
+	dups := duplicatesCounter(ctx)
 	for _, f := range futures {
 		select {
 		case ack := <-f.Ok():
 			last = max(last, ack.Sequence)
+			if ack.Duplicate && dups != nil {
+				dups.Add(1)
+			}
 		case err := <-f.Err():
 			return l.unavailable("storing", err)
 		case <-ctx.Done():
@@ -252,4 +256,18 @@ func (l *Log) Close() error {
 		l.fanout.stop()
 	})
 	return nil
+}
+
+type duplicatesKey struct{}
+
+// CountDuplicates returns a context under which Append adds to n the events
+// it found already in the log (the same event id within the duplicate
+// window): Upvest's repeated deliveries, counted for the metrics.
+func CountDuplicates(ctx context.Context, n *atomic.Int64) context.Context {
+	return context.WithValue(ctx, duplicatesKey{}, n)
+}
+
+func duplicatesCounter(ctx context.Context) *atomic.Int64 {
+	n, _ := ctx.Value(duplicatesKey{}).(*atomic.Int64)
+	return n
 }
