@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +16,7 @@ import (
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
@@ -42,6 +45,11 @@ Lists the webhook events the running gateway could not put in its event log,
 shows one with its raw bytes, or appends one to the log after a fix: as
 received (once the gateway has learnt to read it), or corrected (--event-file,
 the JSON of one event). Re-injecting twice streams the event once.
+
+A gateway whose callers are authenticated needs the operator's credentials,
+over TLS: --ca-file (to trust the gateway) and --cert-file with --key-file
+(mutual TLS) or --token-file (a bearer token); the policy must grant the
+identity upvest.gateway.admin.v1.EventQuarantineService/*.
 `
 
 // adminTimeout bounds one command.
@@ -75,6 +83,10 @@ func runEvents(ctx context.Context, args []string, env map[string]string, stdin 
 	}
 	fs.StringVar(&addr, "grpc-addr", addr, "the running gateway's gRPC address [GATEWAY_GRPC_ADDR]")
 	pageSize := fs.Int("page-size", 100, "records per request (list)")
+	caFile := fs.String("ca-file", "", "PEM bundle to trust the gateway's TLS certificate with (the gateway serves TLS)")
+	certFile := fs.String("cert-file", "", "PEM client certificate that identifies the operator (mutual TLS), with --key-file")
+	keyFile := fs.String("key-file", "", "PEM private key of --cert-file")
+	tokenFile := fs.String("token-file", "", "file holding a bearer token that identifies the operator")
 	eventFile := fs.String("event-file", "", "a corrected event to re-inject instead of the raw bytes (- for stdin)")
 	// The id may come before or after the flags.
 	var positional []string
@@ -99,8 +111,12 @@ func runEvents(ctx context.Context, args []string, env map[string]string, stdin 
 
 	ctx, cancel := context.WithTimeout(ctx, adminTimeout)
 	defer cancel()
-	conn, err := grpc.NewClient("passthrough:///"+dialAddr(addr), grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	dialOpts, err := operatorCredentials(*caFile, *certFile, *keyFile, *tokenFile)
+	if err != nil {
+		return usage(err.Error())
+	}
+	conn, err := grpc.NewClient("passthrough:///"+dialAddr(addr),
+		append(dialOpts, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))...)
 	if err != nil {
 		fmt.Fprintf(stderr, "gateway events: %v\n", err)
 		return exitFailure
@@ -255,3 +271,55 @@ func orDash(s string) string {
 	}
 	return s
 }
+
+// operatorCredentials are how the command proves itself to a gateway whose
+// callers must: TLS trusting caFile, a client certificate, a bearer token
+// (sent only over TLS). None of them: a plain connection, for a gateway on
+// loopback without caller authentication.
+func operatorCredentials(caFile, certFile, keyFile, tokenFile string) ([]grpc.DialOption, error) {
+	if caFile == "" {
+		if certFile != "" || tokenFile != "" {
+			return nil, errors.New("--cert-file and --token-file need --ca-file: credentials travel over TLS only")
+		}
+		return []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, nil
+	}
+	pemBytes, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("--ca-file %q cannot be read", caFile)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pemBytes) {
+		return nil, fmt.Errorf("--ca-file %q holds no PEM certificate", caFile)
+	}
+	cfg := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	if (certFile == "") != (keyFile == "") {
+		return nil, errors.New("--cert-file and --key-file go together")
+	}
+	if certFile != "" {
+		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--cert-file and --key-file are not a usable pair")
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(cfg))}
+	if tokenFile != "" {
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--token-file %q cannot be read", tokenFile)
+		}
+		token := strings.TrimSpace(string(b))
+		clear(b)
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer(token)))
+	}
+	return opts, nil
+}
+
+// bearer sends a bearer token with every call, over TLS only.
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+func (bearer) RequireTransportSecurity() bool { return true }

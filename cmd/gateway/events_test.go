@@ -15,8 +15,12 @@ import (
 	"github.com/google/uuid"
 
 	gatewayv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/v1"
+	"github.com/upvest-gateway/gateway/internal/auth"
 	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/server/servertest"
+	"github.com/upvest-gateway/gateway/internal/service"
+	"github.com/upvest-gateway/gateway/internal/tlsconfig"
+	"github.com/upvest-gateway/gateway/internal/tlsconfig/tlstest"
 )
 
 // runEventsT runs `gateway events quarantine args...` against the gateway
@@ -143,5 +147,50 @@ func TestDialAddr(t *testing.T) {
 		if got := dialAddr(in); got != want {
 			t.Errorf("dialAddr(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestEventsQuarantineCommandsWithMutualTLS: against a gateway whose callers
+// prove who they are, the command brings the operator's certificate, and
+// the policy decides: the operator may list, a caller without the grant
+// may not, and one without a certificate does not get in.
+func TestEventsQuarantineCommandsWithMutualTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, "callers")
+	certFile, keyFile := ca.Server(t, "gateway").Write(t, dir, "server")
+	caFile := filepath.Join(dir, "ca.pem")
+	tlstest.WriteFile(t, caFile, ca.PEM)
+	srvTLS, err := tlsconfig.New(certFile, keyFile, tlsconfig.WithClientCAFile(caFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	policyFile := filepath.Join(dir, "policy.yaml")
+	tlstest.WriteFile(t, policyFile, []byte("callers:\n  - identity: operator\n    methods: [\"upvest.gateway.admin.v1.EventQuarantineService/*\"]\n  - identity: payout-worker\n    methods: [\"upvest.gateway.v1.PaymentsService/*\"]\n"))
+	policy, err := auth.LoadPolicyFile(policyFile, policyMethods())
+	if err != nil {
+		t.Fatal(err)
+	}
+	guard, err := auth.NewGuard(auth.WithPolicyFile(policy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	operator := ca.Client(t, "operator")
+	g := servertest.Start(t, servertest.WithTLS(srvTLS, tlstest.ClientConfig(ca.Pool(), operator.TLS)),
+		servertest.WithServerOptions(server.WithGuard(guard), server.WithServiceOptions(service.WithAdminGuard(nil))))
+	addr := g.Server.GRPCAddr()
+	opCert, opKey := operator.Write(t, dir, "operator")
+	workerCert, workerKey := ca.Client(t, "payout-worker").Write(t, dir, "worker")
+
+	if code, out, errOut := runEventsT(t, addr, "list", "--ca-file", caFile, "--cert-file", opCert, "--key-file", opKey); code != exitOK {
+		t.Fatalf("the operator's list: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut := runEventsT(t, addr, "list", "--ca-file", caFile, "--cert-file", workerCert, "--key-file", workerKey); code != exitFailure || !strings.Contains(errOut, "PermissionDenied") {
+		t.Errorf("a caller without the grant: exit %d %s, want PermissionDenied", code, errOut)
+	}
+	if code, _, _ := runEventsT(t, addr, "list", "--ca-file", caFile); code != exitFailure {
+		t.Errorf("no certificate: exit %d, want refused", code)
+	}
+	if code, _, errOut := runEventsT(t, addr, "list", "--cert-file", opCert, "--key-file", opKey); code != exitConfig || !strings.Contains(errOut, "--ca-file") {
+		t.Errorf("a certificate without TLS: exit %d %s", code, errOut)
 	}
 }

@@ -83,7 +83,8 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	if lerr != nil {
 		lc, _ = Config{LogLevel: "info", Simulate: cfg.Simulate}.Logging()
 	}
-	logger := newLogger(stderr, lc, cfg.ClientSecret, cfg.SigningKeyPassphrase)
+	logger := newLogger(stderr, lc, cfg.ClientSecret, cfg.SigningKeyPassphrase,
+		secretInFile(cfg.ClientSecretFile), secretInFile(cfg.SigningKeyPassphraseFile))
 	if err != nil {
 		return failStart(logger, err)
 	}
@@ -665,4 +666,19 @@ func printExamples(w io.Writer, grpcAddr, httpAddr string) {
   curl -s http://%[3]s/v1/account_groups/%[1]s/payments/cash_balance
   curl -sN -H 'Accept: text/event-stream' 'http://%[3]s/v1/payments/topups:watch?account_group_id=%[1]s'
 `, ag, grpcAddr, httpAddr, uuid.NewString())
+}
+
+// secretInFile is the secret a *_FILE setting names, for the log to redact
+// wherever it might appear; "" when it cannot be read (the setting's own
+// check says so later, naming it).
+func secretInFile(file string) string {
+	if file == "" {
+		return ""
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return ""
+	}
+	defer clear(b)
+	return clean(string(b), true)
 }

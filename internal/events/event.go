@@ -164,7 +164,7 @@ func parseEvent(data []byte) (Event, error) {
 	if !ok {
 		return bad("id", "missing or not a string")
 	}
-	if e.ID, ok = canonicalUUID(s); !ok {
+	if e.ID, ok = CanonicalUUID(s); !ok {
 		return bad("id", "not a UUID")
 	}
 	if e.Type, ok = str("type"); !ok {
@@ -190,7 +190,7 @@ func parseEvent(data []byte) (Event, error) {
 		if s, ok = str("webhook_id"); !ok {
 			return bad("webhook_id", "not a string")
 		}
-		if e.WebhookID, ok = canonicalUUID(s); !ok {
+		if e.WebhookID, ok = CanonicalUUID(s); !ok {
 			return bad("webhook_id", "not a UUID")
 		}
 	}
@@ -206,7 +206,7 @@ func parseEvent(data []byte) (Event, error) {
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return bad("object.account_group_id", "not a string")
 		}
-		if e.AccountGroupID, ok = canonicalUUID(s); !ok {
+		if e.AccountGroupID, ok = CanonicalUUID(s); !ok {
 			return bad("object.account_group_id", "not a UUID")
 		}
 	}
@@ -251,10 +251,10 @@ func validWord(s string) bool {
 	return true
 }
 
-// canonicalUUID accepts only the 36-character hyphenated form (uuid.Parse
+// CanonicalUUID accepts only the 36-character hyphenated form (uuid.Parse
 // also takes URNs and braces) and returns it lower-cased, so that the same id
 // always de-duplicates and always lands on the same subject.
-func canonicalUUID(s string) (string, bool) {
+func CanonicalUUID(s string) (string, bool) {
 	if len(s) != 36 {
 		return "", false
 	}

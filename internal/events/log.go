@@ -50,16 +50,9 @@ type Log struct {
 // log is ready to take events when Open returns. The caller owns b and
 // closes it after the log.
 func Open(ctx context.Context, b *broker.Broker, cfg LogConfig, opts ...LogOption) (*Log, error) {
-	cfg, err := cfg.withDefaults()
+	cfg, o, err := prepare(b, cfg, opts)
 	if err != nil {
 		return nil, err
-	}
-	if cfg.Replicas > 1 && b.Embedded() {
-		return nil, errors.New("events: the embedded NATS server has one replica")
-	}
-	o := logOptions{logger: slog.New(slog.DiscardHandler), catchUps: DefaultCatchUps, recentEvents: DefaultRecentEvents}
-	for _, opt := range opts {
-		opt.applyLog(&o)
 	}
 	l := &Log{cfg: cfg, logger: o.logger, broker: b, nc: b.Conn(), js: b.JetStream(), closed: make(chan struct{}),
 		catchUps: make(chan struct{}, o.catchUps), durable: newDurableMark()}
@@ -148,10 +141,14 @@ func (l *Log) Append(ctx context.Context, events []Event) error {
 		futures = append(futures, f)
 	}
 	var last uint64 // highest sequence acknowledged (a duplicate's is its original's)
+	dups := duplicatesCounter(ctx)
 	for _, f := range futures {
 		select {
 		case ack := <-f.Ok():
 			last = max(last, ack.Sequence)
+			if ack.Duplicate && dups != nil {
+				dups.Add(1)
+			}
 		case err := <-f.Err():
 			return l.unavailable("storing", err)
 		case <-ctx.Done():
@@ -252,4 +249,37 @@ func (l *Log) Close() error {
 		l.fanout.stop()
 	})
 	return nil
+}
+
+type duplicatesKey struct{}
+
+// CountDuplicates returns a context under which Append adds to n the events
+// it found already in the log (the same event id within the duplicate
+// window): Upvest's repeated deliveries, counted for the metrics.
+func CountDuplicates(ctx context.Context, n *atomic.Int64) context.Context {
+	return context.WithValue(ctx, duplicatesKey{}, n)
+}
+
+func duplicatesCounter(ctx context.Context) *atomic.Int64 {
+	n, _ := ctx.Value(duplicatesKey{}).(*atomic.Int64)
+	return n
+}
+
+// prepare fills in cfg's defaults, checks it fits b, and applies opts: what
+// the log and its quarantine both begin with.
+func prepare(b *broker.Broker, cfg LogConfig, opts []LogOption) (LogConfig, logOptions, error) {
+	o := logOptions{logger: slog.New(slog.DiscardHandler), catchUps: DefaultCatchUps, recentEvents: DefaultRecentEvents}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return cfg, o, err
+	}
+	if cfg.Replicas > 1 && b.Embedded() {
+		return cfg, o, errors.New("events: the embedded NATS server has one replica")
+	}
+	for _, opt := range opts {
+		if opt != nil {
+			opt.applyLog(&o)
+		}
+	}
+	return cfg, o, nil
 }

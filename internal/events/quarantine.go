@@ -111,18 +111,9 @@ func QuarantineNames(cfg LogConfig) (stream, subject string) {
 // OpenQuarantine creates the quarantine of the log configured by cfg on b,
 // or brings its limits up to date. The caller owns b.
 func OpenQuarantine(ctx context.Context, b *broker.Broker, cfg LogConfig, opts ...LogOption) (*Quarantine, error) {
-	cfg, err := cfg.withDefaults()
+	cfg, o, err := prepare(b, cfg, opts)
 	if err != nil {
 		return nil, err
-	}
-	if cfg.Replicas > 1 && b.Embedded() {
-		return nil, errors.New("events: the embedded NATS server has one replica")
-	}
-	o := logOptions{logger: slog.New(slog.DiscardHandler)}
-	for _, opt := range opts {
-		if opt != nil {
-			opt.applyLog(&o)
-		}
 	}
 	q := &Quarantine{logger: o.logger, broker: b, nc: b.Conn(), js: b.JetStream(), now: time.Now}
 	q.stream, q.subject = QuarantineNames(cfg)

@@ -46,7 +46,7 @@ type Filter struct {
 func (f Filter) Subjects(prefix string) ([]string, error) {
 	ag := "*"
 	if f.AccountGroupID != "" {
-		id, ok := canonicalUUID(f.AccountGroupID)
+		id, ok := CanonicalUUID(f.AccountGroupID)
 		if !ok {
 			return nil, fmt.Errorf("%w: account_group_id is not a UUID", ErrInvalidFilter)
 		}

@@ -46,7 +46,11 @@ const (
 type Message struct {
 	Token string
 	Event *Event
-	entry *entry // shared by every subscriber the event goes to; nil for a heartbeat
+	// Stored is when the log stored the event (JetStream's timestamp), so
+	// a subscriber's lag behind the log can be measured; zero for a
+	// heartbeat.
+	Stored time.Time
+	entry  *entry // shared by every subscriber the event goes to; nil for a heartbeat
 }
 
 // Memo returns build's result for key, building it once for every
@@ -330,7 +334,7 @@ const drainCheck = 16
 
 // sendEvent sends a decoded entry.
 func (w *watcher) sendEvent(e *entry) error {
-	if err := w.send(Message{Token: e.token(w.id, w.sel.hash), Event: &e.event, entry: e}); err != nil {
+	if err := w.send(Message{Token: e.token(w.id, w.sel.hash), Event: &e.event, Stored: e.at, entry: e}); err != nil {
 		return err
 	}
 	w.passed = e.seq

@@ -129,7 +129,8 @@ func (s *Server) endOnShutdown(srv any, ss grpc.ServerStream, _ *grpc.StreamServ
 	defer cancel(nil)
 	stop := context.AfterFunc(s.draining, func() { cancel(errShuttingDown) })
 	defer stop()
-	ts := &tokenStream{ServerStream: ss, ctx: ctx}
+	ts := &tokenStream{ServerStream: ss}
+	ts.ctx = service.WithSentTokenRecorder(ctx, ts.note)
 	err := handler(srv, ts)
 	if s.draining.Err() != nil && err != nil {
 		if c := status.Code(err); c == codes.Unavailable || c == codes.Canceled {
@@ -140,9 +141,8 @@ func (s *Server) endOnShutdown(srv any, ss grpc.ServerStream, _ *grpc.StreamServ
 }
 
 // tokenStream is a server stream with its own context that remembers the
-// resume_token of the last message sent. A message that is not a proto
-// message (pre-encoded) leaves the token as it was: the shutdown status then
-// names an earlier token, from which a resume repeats rather than loses.
+// resume_token of the last message sent: read from a message, or told by
+// the service for a pre-encoded one (service.WithSentTokenRecorder).
 type tokenStream struct {
 	grpc.ServerStream
 	ctx   context.Context
@@ -156,12 +156,16 @@ func (s *tokenStream) SendMsg(m any) error {
 	err := s.ServerStream.SendMsg(m)
 	if pm, ok := m.(proto.Message); ok && err == nil {
 		if token, _ := streamFields(pm); token != "" {
-			s.mu.Lock()
-			s.token = token
-			s.mu.Unlock()
+			s.note(token)
 		}
 	}
 	return err
+}
+
+func (s *tokenStream) note(token string) {
+	s.mu.Lock()
+	s.token = token
+	s.mu.Unlock()
 }
 
 func (s *tokenStream) last() string {

@@ -155,6 +155,7 @@ func TestMetricsScrape(t *testing.T) {
 		{"upvest_gateway_webhook_rejections_total", []string{`reason="bad_signature"`}, 1},
 		{"upvest_gateway_webhook_events_total", []string{`result="stored"`}, 1},
 		{"upvest_gateway_event_log_append_duration_seconds_count", nil, 1},
+		{"upvest_gateway_stream_event_lag_seconds_count", nil, 1},
 	} {
 		if v := sum(text, c.name, c.labels...); v < c.min {
 			t.Errorf("%s%v = %v, want at least %v", c.name, c.labels, v, c.min)

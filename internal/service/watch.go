@@ -8,6 +8,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -152,7 +153,11 @@ func sendShared(stream grpc.ServerStream, kind string, m events.Message, respons
 	if err != nil {
 		return err
 	}
-	return stream.SendMsg(prepared)
+	if err := stream.SendMsg(prepared); err != nil {
+		return err
+	}
+	sentTokenRecorder(stream.Context())(m.Token)
+	return nil
 }
 
 // responseKind is what decides a stream's messages besides the event and
@@ -177,7 +182,30 @@ func (c *backend) watchAvailable(ctx context.Context) error {
 // the stream ends, and returns how it ended as a gRPC status. send's own
 // errors (a gRPC status, or a failed Send) end the stream as they are.
 func (c *backend) watch(ctx context.Context, f events.Filter, token string, send func(events.Message) error) error {
-	return watchStatus(ctx, c.opts.events.Watch(ctx, f, token, send, c.opts.watchOpts...))
+	return watchStatus(ctx, c.opts.events.Watch(ctx, f, token, func(m events.Message) error {
+		if !m.Stored.IsZero() {
+			c.opts.metrics.StreamLag(time.Since(m.Stored))
+		}
+		return send(m)
+	}, c.opts.watchOpts...))
+}
+
+type sentTokenKey struct{}
+
+// WithSentTokenRecorder returns a context under which a Watch RPC tells
+// record the resume token of each event it sent pre-encoded (sendShared),
+// which the stream cannot read back as it can a message's: the server ends
+// a stream it shuts down with the last token sent, for the client to
+// resume from.
+func WithSentTokenRecorder(ctx context.Context, record func(token string)) context.Context {
+	return context.WithValue(ctx, sentTokenKey{}, record)
+}
+
+func sentTokenRecorder(ctx context.Context) func(string) {
+	if r, ok := ctx.Value(sentTokenKey{}).(func(string)); ok && r != nil {
+		return r
+	}
+	return func(string) {}
 }
 
 // watchStatus translates the end of a subscription, after the table in

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/upvest-gateway/gateway/internal/events"
 )
 
 // Tenant binding. Every Upvest tenant's deliveries are signed with the same
@@ -50,7 +52,7 @@ func NewSubscriptions(ids ...string) (*Subscriptions, error) {
 func (s *Subscriptions) Add(ids ...string) error {
 	canon := make([]string, 0, len(ids))
 	for i, id := range ids {
-		c, ok := canonicalUUID(strings.TrimSpace(id))
+		c, ok := events.CanonicalUUID(strings.TrimSpace(id))
 		if !ok {
 			return fmt.Errorf("webhook: subscription id #%d is not a UUID", i+1)
 		}
@@ -69,7 +71,7 @@ func (s *Subscriptions) Add(ids ...string) error {
 
 // Remove forgets a subscription id, e.g. of a deleted subscription.
 func (s *Subscriptions) Remove(id string) {
-	if c, ok := canonicalUUID(strings.TrimSpace(id)); ok {
+	if c, ok := events.CanonicalUUID(strings.TrimSpace(id)); ok {
 		s.mu.Lock()
 		delete(s.ids, c)
 		s.mu.Unlock()
@@ -121,7 +123,7 @@ func ParseWebhookIDs(v string) ([]string, error) {
 	}
 	var out []string
 	for i, f := range fields {
-		c, ok := canonicalUUID(f)
+		c, ok := events.CanonicalUUID(f)
 		if !ok {
 			return nil, fmt.Errorf("entry %d is not a UUID", i+1)
 		}

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"strings"
 
-	"github.com/google/uuid"
-
 	"github.com/upvest-gateway/gateway/internal/events"
 )
 
@@ -82,23 +80,10 @@ func readHints(raw json.RawMessage) hints {
 		return s
 	}
 	h := hints{id: str("id"), typ: str("type")}
-	if id, ok := canonicalUUID(str("webhook_id")); ok {
+	if id, ok := events.CanonicalUUID(str("webhook_id")); ok {
 		h.webhookID = id
 	}
 	return h
-}
-
-// canonicalUUID accepts the 36-character hyphenated form only, as the event
-// log does, and returns it lower-cased.
-func canonicalUUID(s string) (string, bool) {
-	if len(s) != 36 {
-		return "", false
-	}
-	u, err := uuid.Parse(s)
-	if err != nil {
-		return "", false
-	}
-	return u.String(), true
 }
 
 // record is the quarantine record of an item, or of the whole body (index -1).

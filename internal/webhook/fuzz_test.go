@@ -50,7 +50,7 @@ func FuzzParseDelivery(f *testing.F) {
 				t.Fatalf("event %d does not read back: %v", it.index, err)
 			}
 			if it.webhookID != "" {
-				if _, ok := canonicalUUID(it.webhookID); !ok {
+				if _, ok := events.CanonicalUUID(it.webhookID); !ok {
 					t.Fatalf("event %d: webhook id %q", it.index, it.webhookID)
 				}
 			}
@@ -76,7 +76,7 @@ func FuzzParseWebhookIDs(f *testing.F) {
 		}
 		seen := map[string]bool{}
 		for _, id := range ids {
-			if c, ok := canonicalUUID(id); !ok || c != id || seen[id] {
+			if c, ok := events.CanonicalUUID(id); !ok || c != id || seen[id] {
 				t.Fatalf("%q: id %q not canonical or repeated", v, id)
 			}
 			seen[id] = true

@@ -25,12 +25,15 @@ func TestReceiverMetrics(t *testing.T) {
 	ag := uuid.NewString()
 	bad := rawEvent("TOPUP.SETTLED", ag)
 	bad["id"] = "not-a-uuid"
+	first := rawEvent("TOPUP.CONFIRMED", ag)
 	for _, d := range []struct {
 		signer *eventstest.WebhookSigner
 		body   []byte
 		want   int
 	}{
-		{s, eventstest.DeliveryBody(t, rawEvent("TOPUP.CONFIRMED", ag), rawEvent("TOPUP.SETTLED", ag)), http.StatusOK},
+		{s, eventstest.DeliveryBody(t, first, rawEvent("TOPUP.SETTLED", ag)), http.StatusOK},
+		// Upvest repeating an event already stored: a duplicate.
+		{s, eventstest.DeliveryBody(t, first), http.StatusOK},
 		{s, eventstest.DeliveryBody(t, rawEvent("TOPUP.CANCELLED", ag), bad), http.StatusOK},
 		{nil, eventstest.DeliveryBody(t, rawEvent("TOPUP.CONFIRMED", ag)), http.StatusUnauthorized},
 	} {
@@ -43,12 +46,13 @@ func TestReceiverMetrics(t *testing.T) {
 	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	text := rec.Body.String()
 	for _, want := range []string{
-		`upvest_gateway_webhook_deliveries_total{code="200"} 2`,
+		`upvest_gateway_webhook_deliveries_total{code="200"} 3`,
 		`upvest_gateway_webhook_deliveries_total{code="401"} 1`,
 		`upvest_gateway_webhook_rejections_total{reason="bad_signature"} 1`,
 		`upvest_gateway_webhook_events_total{result="stored"} 3`,
+		`upvest_gateway_webhook_events_total{result="duplicate"} 1`,
 		`upvest_gateway_webhook_events_total{result="quarantined"} 1`,
-		`upvest_gateway_event_log_append_duration_seconds_count 2`,
+		`upvest_gateway_event_log_append_duration_seconds_count 3`,
 		`upvest_gateway_event_log_append_errors_total 0`,
 	} {
 		if !strings.Contains(text, want+"\n") {

@@ -325,7 +325,7 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 
-	ctx, cancel := context.WithTimeout(req.Context(), rc.appendTimeout)
+	ctx, cancel := context.WithTimeout(events.CountDuplicates(req.Context(), &d.duplicates), rc.appendTimeout)
 	defer cancel()
 	raws, err := parseEnvelope(body)
 	if err != nil {
@@ -570,7 +570,8 @@ type delivery struct {
 	verdict     string
 	keyID       string
 	version     int
-	events      int // stored in the log
+	events      int          // stored in the log, duplicates included
+	duplicates  atomic.Int64 // of them, already in the log
 	quarantined int
 	bytes       int
 	cause       error
@@ -599,7 +600,9 @@ func (rc *Receiver) record(d *delivery) {
 		reason = r
 	}
 	rc.metrics.WebhookDelivery(d.status, reason)
-	rc.metrics.WebhookEvents("stored", d.events)
+	dups := int(d.duplicates.Load())
+	rc.metrics.WebhookEvents("stored", d.events-dups)
+	rc.metrics.WebhookEvents("duplicate", dups)
 	rc.metrics.WebhookEvents("quarantined", d.quarantined)
 }
 
