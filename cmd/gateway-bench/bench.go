@@ -24,8 +24,10 @@ type Results struct {
 	Machine  Machine       `json:"machine"`
 	Settings Settings      `json:"settings"`
 
-	Signing    []SigningBound  `json:"signing"`
-	Unary      []UnaryRow      `json:"unary"`
+	Signing []SigningBound `json:"signing"`
+	Unary   []UnaryRow     `json:"unary"`
+	// Floor is the bare round trips (floor.go), by concurrency.
+	Floor      []UnaryRow      `json:"transport_floor,omitempty"`
 	Ingest     *IngestRow      `json:"ingest,omitempty"`
 	Fanout     []FanoutRow     `json:"fanout,omitempty"`
 	Idle       *IdleRow        `json:"idle,omitempty"`
@@ -138,6 +140,9 @@ func bench(ctx context.Context, s Settings, log io.Writer) error {
 			}
 			fmt.Fprintf(log, "signing %s: %v, bound %.0f calls/s on %d cores\n", name, b.SignTime.Round(100*time.Nanosecond), b.PerSecond, runtime.NumCPU())
 			res.Signing = append(res.Signing, b)
+		}
+		if res.Floor, err = runFloor(ctx, s, log); err != nil {
+			return err
 		}
 		for _, name := range s.Keys {
 			rows, err := unaryWithKey(ctx, s, t, sim, name, start, log)

@@ -42,6 +42,9 @@ import (
 )
 
 func main() {
+	if os.Getenv(floorServerEnv) == "1" {
+		os.Exit(serveFloor())
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))

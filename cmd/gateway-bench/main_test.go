@@ -13,6 +13,15 @@ import (
 	"time"
 )
 
+// TestMain lets the test binary be the floor's server process, as the
+// command's binary is (floor.go re-executes itself).
+func TestMain(m *testing.M) {
+	if os.Getenv(floorServerEnv) == "1" {
+		os.Exit(serveFloor())
+	}
+	os.Exit(m.Run())
+}
+
 // The harness in its smallest mode, end to end: the gateway built and
 // started, every scenario run, the results, summary and plots written.
 // It checks that everything ran and was written, not how fast.
@@ -46,6 +55,14 @@ func TestSmallestRun(t *testing.T) {
 			t.Errorf("unary row %+v", u)
 		}
 	}
+	if len(res.Floor) != 2 { // bare gRPC and HTTP × 1 concurrency
+		t.Errorf("%d transport floor rows, want 2", len(res.Floor))
+	}
+	for _, f := range res.Floor {
+		if f.Calls == 0 || f.Failed != 0 || f.P50 <= 0 || f.GatewayCPU <= 0 {
+			t.Errorf("transport floor row %+v", f)
+		}
+	}
 	if len(res.Signing) != 1 || res.Signing[0].SignTime <= 0 {
 		t.Errorf("signing %+v", res.Signing)
 	}
@@ -63,7 +80,7 @@ func TestSmallestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## Targets", "## Signing", "## Unary: read", "## Unary: create", "## Webhook → subscriber",
+	for _, want := range []string{"## Targets", "## Signing", "## Transport floor", "## Unary: read", "## Unary: create", "## Webhook → subscriber",
 		"## Durable ingest", "## Idle streams", "## Cold start", "quick mode"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("results.md has no %q", want)

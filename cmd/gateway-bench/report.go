@@ -33,6 +33,15 @@ func (r *Results) row(key, face, call string, concurrency int) (UnaryRow, bool) 
 	return UnaryRow{}, false
 }
 
+func (r *Results) floor(face string, concurrency int) (UnaryRow, bool) {
+	for _, u := range r.Floor {
+		if u.Face == face && u.Concurrency == concurrency {
+			return u, true
+		}
+	}
+	return UnaryRow{}, false
+}
+
 func (r *Results) signing(key string) (SigningBound, bool) {
 	for _, b := range r.Signing {
 		if b.Key == key {
@@ -56,9 +65,13 @@ func verdicts(r *Results) []Verdict {
 		rest, okR := r.row("Ed25519", faceREST, call, 1)
 		if okD && okG {
 			added := g.P50 - d.P50
+			measured := fmt.Sprintf("%s (p50 %s against %s), concurrency 1", us(added), us(g.P50), us(d.P50))
+			if f, ok := r.floor(faceFloorGRPC, 1); ok {
+				measured += fmt.Sprintf("; a bare grpc-go round trip alone takes %s here, the gateway's own work %s", us(f.P50), us(added-f.P50))
+			}
 			out = append(out, Verdict{
 				Target:   fmt.Sprintf("Ed25519, %s: gRPC adds ≤ 150 µs median over the direct signed client", what),
-				Measured: fmt.Sprintf("%s (p50 %s against %s), concurrency 1", us(added), us(g.P50), us(d.P50)),
+				Measured: measured,
 				Met:      added <= 150*time.Microsecond,
 			})
 			if okR {
@@ -183,6 +196,27 @@ func summary(r *Results) string {
 		b.WriteString("## Signing\n\n| key | one signature | bound (cores ÷ signature) |\n|---|---|---|\n")
 		for _, sb := range r.Signing {
 			fmt.Fprintf(&b, "| %s | %s | %.0f calls/s |\n", sb.Key, us(sb.SignTime), sb.PerSecond)
+		}
+		b.WriteString("\n")
+	}
+	if len(r.Floor) > 0 {
+		b.WriteString("## Transport floor\n\nA bare grpc-go unary call (the health check) and a bare net/http GET answered with a top-up's JSON, " +
+			"each to a process of its own on loopback: what a round trip costs here with nothing behind it. " +
+			"Calls/s, p50 / p99 latency, and the server's CPU per call.\n\n| round trip |")
+		for _, c := range s.Concurrency {
+			fmt.Fprintf(&b, " c=%d |", c)
+		}
+		b.WriteString("\n|---|" + strings.Repeat("---|", len(s.Concurrency)) + "\n")
+		for _, face := range []string{faceFloorGRPC, faceFloorHTTP} {
+			fmt.Fprintf(&b, "| %s |", map[string]string{faceFloorGRPC: "bare gRPC", faceFloorHTTP: "bare HTTP/1.1"}[face])
+			for _, c := range s.Concurrency {
+				if u, ok := r.floor(face, c); ok {
+					fmt.Fprintf(&b, " %.0f/s, %s / %s, CPU %s |", u.PerSecond, us(u.P50), us(u.P99), us(u.GatewayCPU))
+				} else {
+					b.WriteString(" — |")
+				}
+			}
+			b.WriteString("\n")
 		}
 		b.WriteString("\n")
 	}
