@@ -37,19 +37,6 @@ func recoverUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 	}
 }
 
-// recoverStream is recoverUnary for streams.
-func recoverStream(log *slog.Logger) grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
-		defer func() {
-			if p := recover(); p != nil {
-				logPanic(ss.Context(), log, info.FullMethod, p)
-				err = errPanic
-			}
-		}()
-		return handler(srv, ss)
-	}
-}
-
 // logPanic logs the panic's kind and stack. The value itself is logged only
 // for runtime errors (nil dereference, index out of range): any other value
 // could hold request data.
@@ -83,14 +70,15 @@ func logUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 }
 
 // logStream is logUnary for streams: one line when the stream ends.
-func logStream(log *slog.Logger) grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+func logStream(log *slog.Logger) streamStep {
+	return func(ss grpc.ServerStream, info *grpc.StreamServerInfo) (grpc.ServerStream, func(error) error, error) {
 		start := time.Now()
 		note := &callNote{}
 		w := &capturingStream{ServerStream: &contextStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), callNoteKey{}, note)}}
-		err := handler(srv, w)
-		logCall(ss.Context(), log, info.FullMethod, "", start, w.hc.get(), note, err)
-		return err
+		return w, func(err error) error {
+			logCall(ss.Context(), log, info.FullMethod, "", start, w.hc.get(), note, err)
+			return err
+		}, nil
 	}
 }
 
@@ -121,9 +109,20 @@ func noteCallerUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, hand
 	return handler(ctx, req)
 }
 
-func noteCallerStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+func noteCallerStream(ss grpc.ServerStream, _ *grpc.StreamServerInfo) (grpc.ServerStream, func(error) error, error) {
 	noteCaller(ss.Context())
-	return handler(srv, ss)
+	return ss, nil, nil
+}
+
+// guardStream is the guard's stream interceptor as a step.
+func guardStream(g *auth.Guard) streamStep {
+	return func(ss grpc.ServerStream, info *grpc.StreamServerInfo) (grpc.ServerStream, func(error) error, error) {
+		guarded, release, err := g.AdmitStream(ss, info.FullMethod)
+		if err != nil {
+			return nil, nil, err
+		}
+		return guarded, func(err error) error { release(); return err }, nil
+	}
 }
 
 func logCall(ctx context.Context, log *slog.Logger, method, requestID string, start time.Time, header metadata.MD, note *callNote, err error) {
@@ -298,15 +297,14 @@ var errTooManyStreams = func() error {
 
 // limitStreams holds a slot of Limits.MaxStreams for as long as a stream
 // is open, so that open streams cannot take the gateway's memory.
-func (s *Server) limitStreams(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+func (s *Server) limitStreams(ss grpc.ServerStream, _ *grpc.StreamServerInfo) (grpc.ServerStream, func(error) error, error) {
 	if s.streams == nil {
-		return handler(srv, ss)
+		return ss, nil, nil
 	}
 	select {
 	case s.streams <- struct{}{}:
 	default:
-		return errTooManyStreams
+		return nil, nil, errTooManyStreams
 	}
-	defer func() { <-s.streams }()
-	return handler(srv, ss)
+	return ss, func(err error) error { <-s.streams; return err }, nil
 }

@@ -102,14 +102,15 @@ func traceID(ctx context.Context) string {
 
 // countStreams keeps the open server streams per RPC, and counts each
 // one's end by why it ended.
-func (s *Server) countStreams(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+func (s *Server) countStreams(ss grpc.ServerStream, info *grpc.StreamServerInfo) (grpc.ServerStream, func(error) error, error) {
 	if s.opts.metrics == nil || !info.IsServerStream || info.IsClientStream {
-		return handler(srv, ss)
+		return ss, nil, nil
 	}
 	ended := s.opts.metrics.StreamOpened(info.FullMethod)
-	err := handler(srv, ss)
-	ended(streamEndReason(ss.Context(), err))
-	return err
+	return ss, func(err error) error {
+		ended(streamEndReason(ss.Context(), err))
+		return err
+	}, nil
 }
 
 // streamEndReason names how a stream ended, as the metrics do: client,

@@ -152,13 +152,14 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		stream = append(stream, o.metrics.GRPC.StreamServerInterceptor())
 	}
 	unary = append(unary, logUnary(s.log), recoverUnary(s.log))
-	stream = append(stream, logStream(s.log), recoverStream(s.log))
+	steps := []streamStep{logStream(s.log)} // recovery is streamSteps' own
 	if o.guard != nil {
 		unary = append(unary, o.guard.UnaryServerInterceptor(), noteCallerUnary)
-		stream = append(stream, o.guard.StreamServerInterceptor(), noteCallerStream)
+		steps = append(steps, guardStream(o.guard), noteCallerStream)
 	}
 	unary = append(unary, o.unary...)
-	stream = append(append(stream, s.limitStreams, s.countStreams, s.endOnShutdown), o.stream...)
+	steps = append(steps, s.limitStreams, s.countStreams, s.endOnShutdown)
+	stream = append(append(stream, streamSteps(s.log, steps...)), o.stream...)
 	// One chain, for the gRPC server and the REST face's in-process calls.
 	unaryChain := chainUnary(unary)
 	var statsHandlers []stats.Handler
