@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -73,7 +74,7 @@ func (c gatewayConfig) env() []string {
 		"GATEWAY_SHUTDOWN_DELAY=0s",
 		"GATEWAY_DRAIN_TIMEOUT=5s",
 	}
-	for _, k := range []string{"PATH", "HOME", "TMPDIR", "GOMAXPROCS", "GOGC", "GOMEMLIMIT"} {
+	for _, k := range []string{"PATH", "HOME", "TMPDIR", "GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GODEBUG"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}
@@ -176,6 +177,34 @@ func (g *gatewayProcess) cpu() (time.Duration, error) { return loadtest.ProcessC
 
 // rss is the gateway's resident memory.
 func (g *gatewayProcess) rss() (uint64, error) { return loadtest.ProcessRSS(g.pid()) }
+
+// memoryMetrics are the Go runtime's gauges the idle scenario breaks the
+// gateway's memory down by, from its admin listener's /metrics.
+var memoryMetrics = map[string]string{
+	"go_memstats_stack_inuse_bytes": "goroutine stacks",
+	"go_memstats_heap_inuse_bytes":  "heap in use",
+	"go_goroutines":                 "goroutines",
+}
+
+// memory reads memoryMetrics; a part it cannot read is left out.
+func (g *gatewayProcess) memory() map[string]uint64 {
+	resp, err := http.Get("http://" + g.adminAddr + "/metrics")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	parts := map[string]uint64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if part, known := memoryMetrics[name]; ok && known {
+			if v, err := strconv.ParseFloat(value, 64); err == nil {
+				parts[part] = uint64(v)
+			}
+		}
+	}
+	return parts
+}
 
 func (g *gatewayProcess) webhookURL() string { return "http://" + g.httpAddr + server.WebhookPath }
 

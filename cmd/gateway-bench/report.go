@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -267,8 +268,20 @@ func summary(r *Results) string {
 			in.Events, in.EventsPerSecond, ms(in.DeliveryP50), ms(in.DeliveryP99), in.GatewayCores, in.CPUPressure, us(in.VerifyEd25519), us(in.VerifyP521))
 	}
 	if id := r.Idle; id != nil {
-		fmt.Fprintf(&b, "## Idle streams\n\n%d streams opened in %v: **%.1f kB RSS per stream**.\n\n| streams | RSS |\n|---|---|\n",
-			id.Streams, id.Open.Round(time.Millisecond), id.PerStream/1000)
+		fmt.Fprintf(&b, "## Idle streams\n\n%d streams opened in %v: **%.1f kB RSS per stream**", id.Streams, id.Open.Round(time.Millisecond), id.PerStream/1000)
+		if len(id.Parts) > 0 {
+			var parts []string
+			for _, name := range slices.Sorted(maps.Keys(id.Parts)) {
+				v := id.Parts[name]
+				if name == "goroutines" {
+					parts = append(parts, fmt.Sprintf("%.2f %s", v, name))
+				} else {
+					parts = append(parts, fmt.Sprintf("%.1f kB %s", v/1000, name))
+				}
+			}
+			fmt.Fprintf(&b, "; per stream, by the gateway's own gauges: %s", strings.Join(parts, ", "))
+		}
+		b.WriteString(".\n\n| streams | RSS |\n|---|---|\n")
 		for _, p := range id.Points {
 			fmt.Fprintf(&b, "| %d | %.1f MiB |\n", p.Streams, float64(p.RSS)/(1<<20))
 		}

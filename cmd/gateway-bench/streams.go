@@ -52,6 +52,9 @@ type IdleRow struct {
 	PerStream float64             `json:"rss_per_stream_bytes"`
 	Open      time.Duration       `json:"open_ns"`
 	Points    []loadtest.RSSPoint `json:"points"`
+	// Parts is the growth per stream of the Go runtime's gauges
+	// (gatewayProcess.memory): goroutine stacks, heap in use, goroutines.
+	Parts map[string]float64 `json:"per_stream_parts,omitempty"`
 }
 
 func gatewayCPU(gw *gatewayProcess) func() time.Duration {
@@ -123,7 +126,7 @@ func runFanout(ctx context.Context, s Settings, gw *gatewayProcess, signer *load
 
 func runIdle(ctx context.Context, s Settings, gw *gatewayProcess, log io.Writer) (IdleRow, error) {
 	cfg := loadtest.IdleStreamsConfig{Addr: gw.grpcAddr, Streams: s.IdleStreams, Steps: s.IdleSteps,
-		Subscribe: loadtest.InProcess, RSS: gw.rss}
+		Subscribe: loadtest.InProcess, RSS: gw.rss, Breakdown: gw.memory}
 	if s.Quick {
 		cfg.Settle = 300 * time.Millisecond
 	}
@@ -132,5 +135,5 @@ func runIdle(ctx context.Context, s Settings, gw *gatewayProcess, log io.Writer)
 		return IdleRow{}, err
 	}
 	fmt.Fprintf(log, "idle streams: %v\n", res)
-	return IdleRow{Streams: res.Streams, PerStream: res.PerStream, Open: res.Open, Points: res.Points}, nil
+	return IdleRow{Streams: res.Streams, PerStream: res.PerStream, Open: res.Open, Points: res.Points, Parts: res.PerStreamParts}, nil
 }
