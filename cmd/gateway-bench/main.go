@@ -21,7 +21,7 @@
 //
 //	go run ./cmd/gateway-bench                    # everything, about 15 minutes
 //	go run ./cmd/gateway-bench -quick             # a smoke run, under a minute
-//	go run ./cmd/gateway-bench -scenarios unary -keys Ed25519 -profile
+//	go run ./cmd/gateway-bench -scenarios unary -keys Ed25519 -concurrency 1,8
 //
 // It writes results.json, results.md and the plots (SVG) to -out.
 package main
@@ -133,7 +133,7 @@ func parseSettings(args []string, stderr io.Writer) (Settings, error) {
 	fs.DurationVar(&s.Warmup, "warmup", time.Second, "unary: calls before each measurement")
 	fs.DurationVar(&s.Duration, "duration", 4*time.Second, "unary: measured time per face, call, key and concurrency")
 	fs.IntVar(&s.ProfileConcurrency, "profile-concurrency", 32, "concurrency the targets read CPU per call at, and -profile profiles at")
-	fs.BoolVar(&s.Profile, "profile", false, "save the gateway's CPU profile of each unary measurement at -profile-concurrency to -out/profiles")
+	fs.BoolVar(&s.Profile, "profile", true, "take the gateway's CPU profile of each unary measurement at -profile-concurrency (saved to -out/profiles): where its CPU goes, and the signing share the P-521 targets read")
 	fs.IntVar(&s.SimVerifyOneIn, "sim-verify-one-in", 100, "the simulator checks the signature of one request in this many")
 	fs.IntVar(&s.IdleStreams, "idle-streams", 10000, "idle Watch streams for RSS per stream")
 	fs.IntVar(&s.IdleSteps, "idle-steps", 5, "steps the idle streams are opened in (RSS read after each)")

@@ -31,7 +31,7 @@ func TestSmallestRun(t *testing.T) {
 	}
 	out := t.TempDir()
 	var log bytes.Buffer
-	args := []string{"-quick", "-out", out, "-keys", "Ed25519", "-concurrency", "1", "-warmup", "20ms", "-duration", "100ms",
+	args := []string{"-quick", "-out", out, "-keys", "Ed25519", "-concurrency", "1", "-profile-concurrency", "1", "-warmup", "20ms", "-duration", "100ms",
 		"-idle-streams", "20", "-idle-steps", "2", "-group-subscribers", "10", "-group-rate", "100", "-unfiltered-subscribers", "5",
 		"-unfiltered-rate", "50", "-stream-conns", "1", "-stream-warmup", "50ms", "-stream-duration", "300ms",
 		"-ingest-deliveries", "6", "-ingest-senders", "2"}
@@ -50,10 +50,19 @@ func TestSmallestRun(t *testing.T) {
 	if len(res.Unary) != 6 { // 3 faces × 2 calls × 1 concurrency × 1 key
 		t.Errorf("%d unary rows, want 6", len(res.Unary))
 	}
+	signed := 0.0
 	for _, u := range res.Unary {
 		if u.Calls == 0 || u.Failed != 0 || len(u.Quantiles) == 0 || u.Face == faceDirect && u.GatewayCPU != 0 {
 			t.Errorf("unary row %+v", u)
 		}
+		// Profiled at concurrency 1: the gateway's faces.
+		if (u.Face != faceDirect) != (len(u.CPUShares) > 0) {
+			t.Errorf("unary row %s %s: CPU shares %v", u.Face, u.Call, u.CPUShares)
+		}
+		signed += u.CPUShares["signing"]
+	}
+	if signed == 0 { // a second's profile each, of calls that all sign
+		t.Error("no profile found the gateway signing")
 	}
 	if len(res.Floor) != 2 { // bare gRPC and HTTP × 1 concurrency
 		t.Errorf("%d transport floor rows, want 2", len(res.Floor))
@@ -80,7 +89,7 @@ func TestSmallestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## Targets", "## Signing", "## Transport floor", "## Unary: read", "## Unary: create", "## Webhook → subscriber",
+	for _, want := range []string{"## Targets", "## Signing", "## Transport floor", "## Where the gateway's CPU goes", "## Unary: read", "## Unary: create", "## Webhook → subscriber",
 		"## Durable ingest", "## Idle streams", "## Cold start", "quick mode"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("results.md has no %q", want)

@@ -34,9 +34,12 @@ type UnaryRow struct {
 	Quantiles []loadtest.Quantile `json:"quantiles"`
 	// GatewayCPU is the gateway process's CPU time per call (not for the
 	// direct face, which has no gateway).
-	GatewayCPU  time.Duration `json:"gateway_cpu_per_call_ns,omitempty"`
-	CPUPressure float64       `json:"cpu_pressure_percent"`
-	Errors      []string      `json:"errors,omitempty"`
+	GatewayCPU time.Duration `json:"gateway_cpu_per_call_ns,omitempty"`
+	// CPUShares is where the gateway's CPU went, from its CPU profile
+	// (-profile, at the profile concurrency only).
+	CPUShares   CPUShares `json:"cpu_shares,omitempty"`
+	CPUPressure float64   `json:"cpu_pressure_percent"`
+	Errors      []string  `json:"errors,omitempty"`
 }
 
 // caller makes one kind of call through one face.
@@ -174,12 +177,12 @@ func runUnary(ctx context.Context, s Settings, keyName string, direct *upstream.
 					return nil, fmt.Errorf("unary %s %s %s at concurrency %d: %d calls, %d failed: %v", keyName, face, call, n,
 						res.Calls, res.Failed, res.Errors)
 				}
-				rows = append(rows, row)
 				if s.Profile && n == s.ProfileConcurrency && face != faceDirect {
-					if err := profileUnary(ctx, s, cfg, gw, fmt.Sprintf("%s-%s-%s-c%d", keyName, face, call, n)); err != nil {
+					if row.CPUShares, err = profileUnary(ctx, s, cfg, gw, fmt.Sprintf("%s-%s-%s-c%d", keyName, face, call, n)); err != nil {
 						return nil, err
 					}
 				}
+				rows = append(rows, row)
 			}
 		}
 	}
@@ -188,7 +191,7 @@ func runUnary(ctx context.Context, s Settings, keyName string, direct *upstream.
 
 // profileUnary runs a measurement again while the gateway's CPU profile
 // is taken, so that profiling weighs on no number reported.
-func profileUnary(ctx context.Context, s Settings, cfg loadtest.UnaryConfig, gw *gatewayProcess, name string) error {
+func profileUnary(ctx context.Context, s Settings, cfg loadtest.UnaryConfig, gw *gatewayProcess, name string) (CPUShares, error) {
 	path := filepath.Join(s.Out, "profiles", name+".pb.gz")
 	cfg.CPU = nil
 	cfg.Duration += time.Second // the profile's seconds, rounded, fit in
@@ -198,7 +201,10 @@ func profileUnary(ctx context.Context, s Settings, cfg loadtest.UnaryConfig, gw 
 		errc <- gw.profile(ctx, cfg.Duration-time.Second, path)
 	}()
 	if _, err := loadtest.Unary(ctx, cfg); err != nil {
-		return err
+		return nil, err
 	}
-	return <-errc
+	if err := <-errc; err != nil {
+		return nil, err
+	}
+	return profileShares(path)
 }
