@@ -25,6 +25,11 @@ var cpuParts = []cpuPart{
 	{"idempotency store", []string{"internal/idempotency."}},
 	{"upstream HTTP client", []string{"internal/upstream.", "net/http.(*persistConn)", "net/http.(*Transport)"}},
 	{"request log", []string{"internal/server.logCall"}},
+	// The reporter, not the interceptor: that is on every call's stack.
+	{"metrics", []string{"prometheus/client_golang", "providers/prometheus.(*reporter)", "internal/metrics."}},
+	{"webhook ingest", []string{"internal/webhook."}},
+	// A stream's goroutine waits in internal/events: its sends count here.
+	{"event fan-out and sends", []string{"internal/events.", "internal/service.sendShared"}},
 	{"allocation and GC", []string{"runtime.gcBgMarkWorker", "runtime.mallocgc", "runtime.gcAssist", "runtime.bgsweep", "runtime.bgscavenge"}},
 	{"embedded NATS", []string{"nats-io/nats-server", "nats-io/nats.go"}},
 	{"REST face", []string{"net/http.(*conn).serve", "grpc-gateway", "internal/server.(*inProcessConn)"}},

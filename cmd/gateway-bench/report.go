@@ -288,6 +288,22 @@ func summary(r *Results) string {
 		}
 		b.WriteString("\n")
 	}
+	if rows := slices.DeleteFunc(slices.Clone(r.Fanout), func(f FanoutRow) bool { return len(f.CPUShares) == 0 }); len(rows) > 0 {
+		b.WriteString("Where the gateway's CPU goes in the fan-out scenarios, from its CPU profile over the measured seconds:\n\n| scenario |")
+		names := partNames()
+		for _, n := range names {
+			fmt.Fprintf(&b, " %s |", n)
+		}
+		b.WriteString("\n|---|" + strings.Repeat("---|", len(names)) + "\n")
+		for _, f := range rows {
+			fmt.Fprintf(&b, "| %d %s at %d events/s |", f.Subscribers, f.Name, f.EventsPerSecond)
+			for _, n := range names {
+				fmt.Fprintf(&b, " %.1f%% |", 100*f.CPUShares[n])
+			}
+			b.WriteString("\n")
+		}
+		b.WriteString("\n")
+	}
 	if in := r.Ingest; in != nil {
 		fmt.Fprintf(&b, "## Durable ingest\n\n%d events in deliveries of 100: **%.0f events/s**, delivery p50 %s, p99 %s, the gateway at %.2f cores; CPU pressure %.0f%%. "+
 			"Signature check per delivery of 100 events (left out above, the deliveries are signed with Ed25519): Ed25519 %s, P-521 %s.\n\n",

@@ -7,6 +7,8 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/upvest-gateway/gateway/internal/loadtest"
@@ -44,6 +46,8 @@ type FanoutRow struct {
 	IngestBaseline  loadtest.Summary `json:"ingest_latency_without_subscribers"`
 	GatewayCores    float64          `json:"gateway_cores"`
 	CPUPressure     float64          `json:"cpu_pressure_percent"`
+	// CPUShares is where the gateway's CPU went (-profile).
+	CPUShares CPUShares `json:"cpu_shares,omitempty"`
 }
 
 // IdleRow is the idle-streams scenario's result.
@@ -102,6 +106,19 @@ func runFanout(ctx context.Context, s Settings, gw *gatewayProcess, signer *load
 ) (FanoutRow, error) {
 	row := FanoutRow{Name: name, Subscribers: subscribers, PerAccountGroup: perAccountGroup, EventsPerSecond: rate}
 	for _, n := range []int{0, subscribers} {
+		var profiled chan error
+		path := filepath.Join(s.Out, "profiles", fmt.Sprintf("fanout-%s.pb.gz", strings.ReplaceAll(name, " ", "-")))
+		if s.Profile && n > 0 {
+			// The measured seconds but the last, whole.
+			profiled = make(chan error, 1)
+			go func() {
+				if !sleep(ctx, s.StreamWarmup) {
+					profiled <- ctx.Err()
+					return
+				}
+				profiled <- gw.profile(ctx, max(s.StreamDuration-time.Second, time.Second), path)
+			}()
+		}
 		res, err := loadtest.Fanout(ctx, loadtest.FanoutConfig{GRPCAddr: gw.grpcAddr, WebhookURL: gw.webhookURL(), Signer: signer,
 			Subscribers: n, PerAccountGroup: perAccountGroup, Conns: s.StreamConns, EventsPerSecond: rate,
 			EventsPerDelivery: s.EventsPerDelivery, Warmup: s.StreamWarmup, Duration: s.StreamDuration, GatewayCPU: gatewayCPU(gw)})
@@ -120,8 +137,28 @@ func runFanout(ctx context.Context, s Settings, gw *gatewayProcess, signer *load
 		row.Latency, row.Received, row.Expected = res.Streams.Latency, res.Streams.Received, res.Expected
 		row.IngestPerSecond, row.IngestLate, row.IngestLatency = res.Deliveries.EventsPerSecond, res.Deliveries.Late, res.Deliveries.Latency
 		row.GatewayCores, row.CPUPressure = res.GatewayCPU.Seconds()/res.Elapsed.Seconds(), res.CPUPressure
+		if profiled != nil {
+			if err := <-profiled; err != nil {
+				return row, fmt.Errorf("fanout %s: CPU profile: %w", name, err)
+			}
+			if row.CPUShares, err = profileShares(path); err != nil {
+				return row, err
+			}
+		}
 	}
 	return row, nil
+}
+
+// sleep waits d, or less if ctx ends first (false).
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 func runIdle(ctx context.Context, s Settings, gw *gatewayProcess, log io.Writer) (IdleRow, error) {
