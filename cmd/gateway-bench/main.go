@@ -19,7 +19,7 @@
 // checks (a P-521 one costs more than the gateway's whole call) do not
 // take the CPU the gateway is measured with.
 //
-//	go run ./cmd/gateway-bench                    # everything, about 15 minutes
+//	go run ./cmd/gateway-bench                    # everything, about 12 minutes
 //	go run ./cmd/gateway-bench -quick             # a smoke run, under a minute
 //	go run ./cmd/gateway-bench -scenarios unary -keys Ed25519 -concurrency 1,8
 //

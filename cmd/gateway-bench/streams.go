@@ -112,7 +112,7 @@ func runFanout(ctx context.Context, s Settings, gw *gatewayProcess, signer *load
 			// The measured seconds but the last, whole.
 			profiled = make(chan error, 1)
 			go func() {
-				if !sleep(ctx, s.StreamWarmup) {
+				if !loadtest.Sleep(ctx, s.StreamWarmup) {
 					profiled <- ctx.Err()
 					return
 				}
@@ -147,18 +147,6 @@ func runFanout(ctx context.Context, s Settings, gw *gatewayProcess, signer *load
 		}
 	}
 	return row, nil
-}
-
-// sleep waits d, or less if ctx ends first (false).
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 func runIdle(ctx context.Context, s Settings, gw *gatewayProcess, log io.Writer) (IdleRow, error) {

@@ -124,7 +124,7 @@ func IdleStreams(ctx context.Context, cfg IdleStreamsConfig) (IdleStreamsResult,
 		open += time.Since(start)
 		all = append(all, subs)
 		opened += n
-		if !sleepCtx(ctx, cfg.Settle) {
+		if !Sleep(ctx, cfg.Settle) {
 			return IdleStreamsResult{}, ctx.Err()
 		}
 		if rss, err = cfg.RSS(); err != nil {

@@ -104,7 +104,7 @@ func Unary(ctx context.Context, cfg UnaryConfig) (UnaryResult, error) {
 		wg.Wait()
 		return UnaryResult{}, err
 	}
-	if !sleepCtx(ctx, cfg.Warmup) {
+	if !Sleep(ctx, cfg.Warmup) {
 		return stop(ctx.Err())
 	}
 	var cpu0 time.Duration
@@ -117,7 +117,7 @@ func Unary(ctx context.Context, cfg UnaryConfig) (UnaryResult, error) {
 	pressure := startPressure()
 	start := time.Now()
 	measuring.Store(true)
-	ok := sleepCtx(ctx, cfg.Duration)
+	ok := Sleep(ctx, cfg.Duration)
 	measuring.Store(false)
 	elapsed := time.Since(start)
 	res := UnaryResult{Concurrency: cfg.Concurrency, Elapsed: elapsed, CPUPressure: pressure.percent()}
@@ -145,8 +145,8 @@ func Unary(ctx context.Context, cfg UnaryConfig) (UnaryResult, error) {
 	return res, nil
 }
 
-// sleepCtx waits d unless ctx ends first; it reports whether d passed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
+// Sleep waits d, or less if ctx ends first (then false).
+func Sleep(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
