@@ -90,22 +90,33 @@ func (g *Guard) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 // stream, its one request).
 func (g *Guard) StreamServerInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		if g.public[info.FullMethod] {
-			return handler(srv, ss)
-		}
-		ctx, grant, err := g.admit(ss.Context(), info.FullMethod)
+		guarded, release, err := g.AdmitStream(ss, info.FullMethod)
 		if err != nil {
 			return err
 		}
-		release, ok := g.limits.openStream(g.policy(), grant)
-		if !ok {
-			return exhausted(ReasonCallerStreamLimit,
-				fmt.Sprintf("%s: this caller has as many streams open as it may (%d); retry when one has ended", info.FullMethod, grant.limits.Streams),
-				info.FullMethod, streamRetryAfter)
-		}
 		defer release()
-		return handler(srv, &guardedStream{ServerStream: ss, ctx: ctx, guard: g, grant: grant, method: info.FullMethod})
+		return handler(srv, guarded)
 	}
+}
+
+// AdmitStream is StreamServerInterceptor's work before the handler, for an
+// interceptor that runs several such steps at one stack depth: the stream
+// to hand on, and release, to call when the handler has returned.
+func (g *Guard) AdmitStream(ss grpc.ServerStream, method string) (grpc.ServerStream, func(), error) {
+	if g.public[method] {
+		return ss, func() {}, nil
+	}
+	ctx, grant, err := g.admit(ss.Context(), method)
+	if err != nil {
+		return nil, nil, err
+	}
+	release, ok := g.limits.openStream(g.policy(), grant)
+	if !ok {
+		return nil, nil, exhausted(ReasonCallerStreamLimit,
+			fmt.Sprintf("%s: this caller has as many streams open as it may (%d); retry when one has ended", method, grant.limits.Streams),
+			method, streamRetryAfter)
+	}
+	return &guardedStream{ServerStream: ss, ctx: ctx, guard: g, grant: grant, method: method}, release, nil
 }
 
 // admit authenticates the caller, checks the method and takes a token from

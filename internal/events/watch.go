@@ -137,7 +137,15 @@ func WithStallTimeout(d time.Duration) WatchOption {
 // Append, the tail or other subscribers.
 func (l *Log) Watch(ctx context.Context, f Filter, resumeToken string, send func(Message) error, opts ...WatchOption) error {
 	w := &watcher{log: l, send: send}
-	err := w.watch(ctx, f, resumeToken, opts)
+	err := w.start(ctx, f, resumeToken, opts)
+	if err == nil {
+		// Here, not under start's frame: the goroutine of an idle stream
+		// waits in run, and its stack stays at 8 kB only while run and the
+		// sends under it stay within it (10,000 streams, 80 MB more at
+		// 16 kB).
+		err = w.follow(ctx, resumeToken != "")
+	}
+	w.stop()
 	// Close closes the NATS connection too, so a subscription may see the
 	// connection fail before it sees the log closed: that is a close.
 	if errors.Is(err, ErrUnavailable) && l.isClosed() {
@@ -170,7 +178,9 @@ type watcher struct {
 	ticked   bool // the ticker has had its first, randomly placed, tick
 }
 
-func (w *watcher) watch(ctx context.Context, f Filter, resumeToken string, opts []WatchOption) error {
+// start checks the filter and the token and registers the subscriber with
+// the tail, from its position or from the token's.
+func (w *watcher) start(ctx context.Context, f Filter, resumeToken string, opts []WatchOption) error {
 	l := w.log
 	w.opts = watchOptions{heartbeat: DefaultHeartbeat, buffer: DefaultBuffer, stall: DefaultStallTimeout}
 	for _, opt := range opts {
@@ -192,12 +202,10 @@ func (w *watcher) watch(ctx context.Context, f Filter, resumeToken string, opts 
 		return ErrClosed
 	}
 	w.sub = newSubscriber(w.sel, w.opts.buffer)
-	defer l.fanout.remove(w.sub)
 	// The first tick comes at a random point of the first interval, so that
 	// the heartbeats of streams opened together (a restart, a fleet of
 	// clients reconnecting) do not all fall due at once, every interval.
 	w.ticker = time.NewTicker(time.Duration(rand.Int64N(int64(w.opts.heartbeat))) + 1)
-	defer w.ticker.Stop()
 
 	if resumeToken == "" {
 		// From the tail's position: no JetStream call at all.
@@ -207,10 +215,7 @@ func (w *watcher) watch(ctx context.Context, f Filter, resumeToken string, opts 
 		if w.passed, err = l.fanout.register(ctx, w.sub, w.id, 0); err != nil {
 			return cmp.Or(ctx.Err(), err)
 		}
-		if err := w.heartbeat(true); err != nil {
-			return err
-		}
-		return w.run(ctx)
+		return nil
 	}
 
 	info, err := l.streamInfo(ctx)
@@ -230,13 +235,31 @@ func (w *watcher) watch(ctx context.Context, f Filter, resumeToken string, opts 
 		return cmp.Or(ctx.Err(), err)
 	}
 	w.passed = tok.seq
-	if err := w.heartbeat(false); err != nil {
+	return nil
+}
+
+// follow sends the first heartbeat, catches up from the token when
+// resuming, then runs.
+func (w *watcher) follow(ctx context.Context, resuming bool) error {
+	if err := w.heartbeat(!resuming); err != nil {
 		return err
 	}
-	if err := w.catchUp(ctx); err != nil {
-		return err
+	if resuming {
+		if err := w.catchUp(ctx); err != nil {
+			return err
+		}
 	}
 	return w.run(ctx)
+}
+
+// stop unregisters the subscriber and stops its heartbeats.
+func (w *watcher) stop() {
+	if w.sub != nil {
+		w.log.fanout.remove(w.sub)
+	}
+	if w.ticker != nil {
+		w.ticker.Stop()
+	}
 }
 
 // startFailureLevel is how loud a failed start is logged: a log that cannot

@@ -60,6 +60,10 @@ func (s *WebhookSigner) newDelivery(ctx context.Context, url string, body []byte
 	return req, s.signer.Sign(req, body)
 }
 
+// WebhookID is the webhook subscription every delivery's events name, for
+// a gateway bound to its subscriptions (GATEWAY_WEBHOOK_IDS).
+const WebhookID = "9df39835-be87-4243-9018-f2500b39cee6"
+
 // deliveryBody is a webhook delivery of n TOPUP.SETTLED events created now,
 // for account groups picked by group(i).
 func deliveryBody(n int, group func(i int) string) []byte {
@@ -70,9 +74,9 @@ func deliveryBody(n int, group func(i int) string) []byte {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		fmt.Fprintf(&b, `{"id":%q,"created_at":%q,"type":"TOPUP.SETTLED","webhook_id":"9df39835-be87-4243-9018-f2500b39cee6",`+
+		fmt.Fprintf(&b, `{"id":%q,"created_at":%q,"type":"TOPUP.SETTLED","webhook_id":%q,`+
 			`"object":{"id":%q,"account_group_id":%q,"status":"SETTLED","cash_amount":"10.00","currency":"EUR"}}`,
-			uuid.NewString(), now, uuid.NewString(), group(i))
+			uuid.NewString(), now, WebhookID, uuid.NewString(), group(i))
 	}
 	b.WriteString(`]}`)
 	return b.Bytes()

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -13,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
+	gatewayv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/v1"
 	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/server/servertest"
 )
@@ -65,12 +69,15 @@ func TestScenarios(t *testing.T) {
 	addr, url := gateway(t, s)
 	ctx := context.Background()
 
-	idle, err := IdleStreams(ctx, IdleStreamsConfig{Addr: addr, Streams: 50, Conns: 2, Subscribe: childSubscribers,
+	idle, err := IdleStreams(ctx, IdleStreamsConfig{Addr: addr, Streams: 50, Conns: 2, Steps: 2, Subscribe: childSubscribers,
 		RSS: SettledRSS, Settle: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Log(idle)
+	if len(idle.Points) != 3 || idle.Points[1].Streams != 25 || idle.Points[2].Streams != 50 || idle.Points[2].RSS != idle.RSS {
+		t.Errorf("RSS points %+v, want 0, 25 and 50 streams", idle.Points)
+	}
 
 	for _, tc := range []struct {
 		name            string
@@ -101,6 +108,65 @@ func TestScenarios(t *testing.T) {
 	}
 	if _, err := VerifyCost(nil, 100, 3); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Unary measures calls, latency and the CPU per call of the process under
+// test (here this one).
+func TestUnary(t *testing.T) {
+	t.Parallel()
+	g := servertest.Start(t, servertest.WithoutEvents())
+	ag := uuid.NewString()
+	created, err := g.Topups().CreateTopup(t.Context(), &gatewayv1.CreateTopupRequest{RequestId: uuid.NewString(),
+		AccountGroupId: ag, CashAmount: "10.00", Currency: "EUR"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := &gatewayv1.GetTopupRequest{TopupId: created.GetTopup().GetId()}
+	pid := os.Getpid()
+	res, err := Unary(t.Context(), UnaryConfig{
+		Call: func(ctx context.Context) error {
+			_, err := g.Topups().GetTopup(ctx, read)
+			return err
+		},
+		Concurrency: 2, Warmup: 50 * time.Millisecond, Duration: 300 * time.Millisecond,
+		CPU: func() (time.Duration, error) { return ProcessCPUOf(pid) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(res)
+	if res.Calls == 0 || res.Failed != 0 || res.Latency.Count != res.Calls || len(res.Quantiles) != len(PlotQuantiles) {
+		t.Fatalf("Unary = %+v", res)
+	}
+	if res.Quantiles[len(res.Quantiles)-1].Latency != res.Latency.Max {
+		t.Errorf("the last quantile %v is not the maximum %v", res.Quantiles[len(res.Quantiles)-1].Latency, res.Latency.Max)
+	}
+
+	failing, err := Unary(t.Context(), UnaryConfig{Call: func(context.Context) error { return errors.New("refused") },
+		Concurrency: 1, Duration: 50 * time.Millisecond})
+	if err != nil || failing.Calls != 0 || failing.Failed == 0 || len(failing.Errors) == 0 {
+		t.Fatalf("Unary of a failing call = %+v, %v", failing, err)
+	}
+}
+
+func TestProcessCPUOf(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	before, err := ProcessCPUOf(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	servertest.WaitUntil(t, func() bool {
+		for start := time.Now(); time.Since(start) < 20*time.Millisecond; { // spin: use some CPU
+		}
+		after, err := ProcessCPUOf(os.Getpid())
+		return err == nil && after > before
+	})
+	if _, err := ProcessCPUOf(-1); err == nil {
+		t.Error("ProcessCPUOf(-1) did not fail")
 	}
 }
 

@@ -61,6 +61,39 @@ func ProcessCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// clockTicks is the unit of /proc/<pid>/stat's CPU times (USER_HZ), 100
+// on every Linux architecture Go runs on.
+const clockTicks = 100
+
+// ProcessCPUOf is the CPU time (user and system, all threads) process pid
+// has used, from /proc/<pid>/stat (Linux), at 10 ms resolution: for a
+// process under test measured over seconds.
+func ProcessCPUOf(pid int) (time.Duration, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name, in parentheses, may hold spaces: count the fields
+	// after its closing one. utime and stime are fields 14 and 15.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("loadtest: malformed /proc/%d/stat", pid)
+	}
+	fields := bytes.Fields(data[i+1:])
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("loadtest: malformed /proc/%d/stat", pid)
+	}
+	var ticks int64
+	for _, f := range fields[11:13] {
+		n, err := strconv.ParseInt(string(f), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("loadtest: malformed /proc/%d/stat", pid)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
 // CPUPressure reads the machine's CPU pressure stall counter (Linux PSI,
 // /proc/pressure/cpu "some" total): the time during which some runnable
 // task waited for a CPU. Its growth over a run, divided by the run's

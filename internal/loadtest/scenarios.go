@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"errors"
@@ -19,6 +20,10 @@ type IdleStreamsConfig struct {
 	Addr    string // the gateway's gRPC address
 	Streams int
 	Conns   int // connections they share (default: one per 1,000)
+	// Steps opens the streams in this many equal steps, reading RSS once
+	// each step's streams have settled (default 1): RSS against streams.
+	// Each step's streams share Conns connections of their own.
+	Steps int
 	// Unfiltered streams watch every top-up; by default each watches an
 	// account group of its own, as a per-account-group service would.
 	Unfiltered bool
@@ -50,6 +55,14 @@ type IdleStreamsResult struct {
 	Open        time.Duration // to open them all
 	// PerStreamParts is Breakdown's growth per stream, by part.
 	PerStreamParts map[string]float64
+	// Points are the RSS after each step, from the baseline (0 streams).
+	Points []RSSPoint
+}
+
+// RSSPoint is the gateway's resident memory with Streams streams open.
+type RSSPoint struct {
+	Streams int    `json:"streams"`
+	RSS     uint64 `json:"rss_bytes"`
 }
 
 func (r IdleStreamsResult) String() string {
@@ -69,6 +82,7 @@ func IdleStreams(ctx context.Context, cfg IdleStreamsConfig) (IdleStreamsResult,
 	if cfg.Settle <= 0 {
 		cfg.Settle = 3 * time.Second
 	}
+	steps := min(max(cfg.Steps, 1), cfg.Streams)
 	base, err := cfg.RSS()
 	if err != nil {
 		return IdleStreamsResult{}, err
@@ -77,25 +91,46 @@ func IdleStreams(ctx context.Context, cfg IdleStreamsConfig) (IdleStreamsResult,
 	if cfg.Breakdown != nil {
 		baseParts = cfg.Breakdown()
 	}
-	sc := StreamsConfig{Addr: cfg.Addr, Streams: cfg.Streams, Conns: cfg.Conns}
+	var groups []string
 	if !cfg.Unfiltered {
-		sc.AccountGroups = groupIDs(cfg.Streams)
+		groups = groupIDs(cfg.Streams)
 	}
-	start := time.Now()
-	subs, err := cfg.Subscribe(ctx, sc)
-	if err != nil {
-		return IdleStreamsResult{}, err
+	var all []Subscribers
+	stopAll := func() (failed int, errs []string, err error) {
+		for _, subs := range all {
+			res, serr := subs.Stop()
+			err = cmp.Or(err, serr)
+			failed += res.Failed
+			errs = append(errs, res.Errors...)
+		}
+		all = nil
+		return failed, errs, err
 	}
-	open := time.Since(start)
-	defer subs.Stop()
-	select {
-	case <-time.After(cfg.Settle):
-	case <-ctx.Done():
-		return IdleStreamsResult{}, ctx.Err()
-	}
-	rss, err := cfg.RSS()
-	if err != nil {
-		return IdleStreamsResult{}, err
+	defer stopAll()
+	points := []RSSPoint{{Streams: 0, RSS: base}}
+	var open time.Duration
+	var rss uint64
+	for opened, step := 0, 1; step <= steps; step++ {
+		n := cfg.Streams*step/steps - opened
+		sc := StreamsConfig{Addr: cfg.Addr, Streams: n, Conns: cfg.Conns}
+		if groups != nil {
+			sc.AccountGroups = groups[opened : opened+n]
+		}
+		start := time.Now()
+		subs, err := cfg.Subscribe(ctx, sc)
+		if err != nil {
+			return IdleStreamsResult{}, err
+		}
+		open += time.Since(start)
+		all = append(all, subs)
+		opened += n
+		if !Sleep(ctx, cfg.Settle) {
+			return IdleStreamsResult{}, ctx.Err()
+		}
+		if rss, err = cfg.RSS(); err != nil {
+			return IdleStreamsResult{}, err
+		}
+		points = append(points, RSSPoint{Streams: opened, RSS: rss})
 	}
 	var parts map[string]float64
 	if cfg.Breakdown != nil {
@@ -107,12 +142,12 @@ func IdleStreams(ctx context.Context, cfg IdleStreamsConfig) (IdleStreamsResult,
 	if cfg.WhileOpen != nil {
 		cfg.WhileOpen()
 	}
-	res, err := subs.Stop()
+	failed, errs, err := stopAll()
 	if err != nil {
 		return IdleStreamsResult{}, err
 	}
-	if res.Failed > 0 {
-		return IdleStreamsResult{}, fmt.Errorf("loadtest: %d of %d streams failed: %v", res.Failed, cfg.Streams, res.Errors)
+	if failed > 0 {
+		return IdleStreamsResult{}, fmt.Errorf("loadtest: %d of %d streams failed: %v", failed, cfg.Streams, errs)
 	}
 	return IdleStreamsResult{
 		Streams:        cfg.Streams,
@@ -121,6 +156,7 @@ func IdleStreams(ctx context.Context, cfg IdleStreamsConfig) (IdleStreamsResult,
 		PerStream:      (float64(rss) - float64(base)) / float64(cfg.Streams),
 		Open:           open,
 		PerStreamParts: parts,
+		Points:         points,
 	}, nil
 }
 

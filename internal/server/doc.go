@@ -5,10 +5,12 @@
 // OpenAPI description and /healthz.
 //
 // The REST face is a grpc-gateway mux over a client connection to the
-// gateway's own gRPC server through an in-memory (bufconn) listener, not
-// grpc-gateway's in-process handler mode: that mode cannot stream, and going
-// through a connection makes every REST call pass the same interceptors as a
-// gRPC call.
+// gateway's own gRPC server, not grpc-gateway's in-process handler mode:
+// that mode cannot stream, and skips the interceptors. Every REST call
+// passes the same interceptors (and stats handlers) as a gRPC call: a unary
+// call runs them in the REST request's goroutine, without a gRPC transport
+// in between (inprocess.go); a stream goes over an in-memory (bufconn)
+// listener.
 //
 // WithEvents wires in the event log (internal/events): the webhook receiver
 // at POST /webhooks/upvest, the Watch RPCs, and a readiness check at

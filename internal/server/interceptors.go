@@ -15,8 +15,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/upvest-gateway/gateway/internal/auth"
@@ -36,19 +34,6 @@ func recoverUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 			}
 		}()
 		return handler(ctx, req)
-	}
-}
-
-// recoverStream is recoverUnary for streams.
-func recoverStream(log *slog.Logger) grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
-		defer func() {
-			if p := recover(); p != nil {
-				logPanic(ss.Context(), log, info.FullMethod, p)
-				err = errPanic
-			}
-		}()
-		return handler(srv, ss)
 	}
 }
 
@@ -85,14 +70,15 @@ func logUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 }
 
 // logStream is logUnary for streams: one line when the stream ends.
-func logStream(log *slog.Logger) grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+func logStream(log *slog.Logger) streamStep {
+	return func(ss grpc.ServerStream, info *grpc.StreamServerInfo) (grpc.ServerStream, func(error) error, error) {
 		start := time.Now()
 		note := &callNote{}
 		w := &capturingStream{ServerStream: &contextStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), callNoteKey{}, note)}}
-		err := handler(srv, w)
-		logCall(ss.Context(), log, info.FullMethod, "", start, w.hc.get(), note, err)
-		return err
+		return w, func(err error) error {
+			logCall(ss.Context(), log, info.FullMethod, "", start, w.hc.get(), note, err)
+			return err
+		}, nil
 	}
 }
 
@@ -123,21 +109,41 @@ func noteCallerUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, hand
 	return handler(ctx, req)
 }
 
-func noteCallerStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+func noteCallerStream(ss grpc.ServerStream, _ *grpc.StreamServerInfo) (grpc.ServerStream, func(error) error, error) {
 	noteCaller(ss.Context())
-	return handler(srv, ss)
+	return ss, nil, nil
+}
+
+// guardStream is the guard's stream interceptor as a step.
+func guardStream(g *auth.Guard) streamStep {
+	return func(ss grpc.ServerStream, info *grpc.StreamServerInfo) (grpc.ServerStream, func(error) error, error) {
+		guarded, release, err := g.AdmitStream(ss, info.FullMethod)
+		if err != nil {
+			return nil, nil, err
+		}
+		return guarded, func(err error) error { release(); return err }, nil
+	}
 }
 
 func logCall(ctx context.Context, log *slog.Logger, method, requestID string, start time.Time, header metadata.MD, note *callNote, err error) {
-	st := status.Convert(err)
+	code, level := codes.OK, slog.LevelInfo
+	var st *status.Status
+	if err != nil {
+		st = status.Convert(err)
+		code, level = st.Code(), levelOf(st.Code())
+	}
 	upvestRequestID, key := first(header, service.UpvestRequestIDMetadata), first(header, service.IdempotencyKeyMetadata)
 	annotateSpan(ctx, upvestRequestID, key)
-	attrs := []slog.Attr{
+	if !log.Enabled(ctx, level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 12)
+	attrs = append(attrs,
 		slog.String("method", method),
-		slog.String("code", st.Code().String()),
+		slog.String("code", code.String()),
 		slog.Duration("duration", time.Since(start)),
 		slog.String("transport", transportOf(ctx)),
-	}
+	)
 	note.mu.Lock()
 	if note.caller != "" {
 		attrs = append(attrs, slog.String("caller", note.caller))
@@ -145,11 +151,9 @@ func logCall(ctx context.Context, log *slog.Logger, method, requestID string, st
 	note.mu.Unlock()
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil && p.Addr.Network() != "bufconn" {
 		attrs = append(attrs, slog.String("peer", p.Addr.String()))
-	} else if md, ok := metadata.FromIncomingContext(ctx); ok {
+	} else if v := metadata.ValueFromIncomingContext(ctx, "x-forwarded-for"); len(v) > 0 {
 		// A REST call: grpc-gateway passes the HTTP client's address on.
-		if v := first(md, "x-forwarded-for"); v != "" {
-			attrs = append(attrs, slog.String("peer", v))
-		}
+		attrs = append(attrs, slog.String("peer", v[0]))
 	}
 	if requestID != "" {
 		attrs = append(attrs, slog.String("request_id", requestID))
@@ -164,15 +168,17 @@ func logCall(ctx context.Context, log *slog.Logger, method, requestID string, st
 		attrs = append(attrs, slog.String("trace_id", id))
 	}
 	// The reason, not the message: messages may quote upstream text.
-	for _, d := range st.Details() {
-		if ei, ok := d.(*errdetails.ErrorInfo); ok {
-			attrs = append(attrs, slog.String("reason", ei.GetReason()))
-			if hs := ei.GetMetadata()["http_status"]; hs != "" {
-				attrs = append(attrs, slog.String("upvest_http_status", hs))
+	if st != nil {
+		for _, d := range st.Details() {
+			if ei, ok := d.(*errdetails.ErrorInfo); ok {
+				attrs = append(attrs, slog.String("reason", ei.GetReason()))
+				if hs := ei.GetMetadata()["http_status"]; hs != "" {
+					attrs = append(attrs, slog.String("upvest_http_status", hs))
+				}
 			}
 		}
 	}
-	log.LogAttrs(ctx, levelOf(st.Code()), "rpc", attrs...)
+	log.LogAttrs(ctx, level, "rpc", attrs...)
 }
 
 // maxLoggedRequestID bounds the caller's request_id in the log; a valid one
@@ -183,14 +189,12 @@ const maxLoggedRequestID = 64
 // over REST the Idempotency-Key header.
 func requestIDOf(ctx context.Context, req any) string {
 	var id string
-	if pm, ok := req.(proto.Message); ok {
-		if f := pm.ProtoReflect().Descriptor().Fields().ByName("request_id"); f != nil && f.Kind() == protoreflect.StringKind {
-			id = pm.ProtoReflect().Get(f).String()
-		}
+	if r, ok := req.(interface{ GetRequestId() string }); ok {
+		id = r.GetRequestId()
 	}
 	if id == "" {
-		if md, ok := metadata.FromIncomingContext(ctx); ok {
-			id = first(md, service.IdempotencyKeyMetadata)
+		if v := metadata.ValueFromIncomingContext(ctx, service.IdempotencyKeyMetadata); len(v) > 0 {
+			id = v[0]
 		}
 	}
 	if len(id) > maxLoggedRequestID {
@@ -293,15 +297,14 @@ var errTooManyStreams = func() error {
 
 // limitStreams holds a slot of Limits.MaxStreams for as long as a stream
 // is open, so that open streams cannot take the gateway's memory.
-func (s *Server) limitStreams(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+func (s *Server) limitStreams(ss grpc.ServerStream, _ *grpc.StreamServerInfo) (grpc.ServerStream, func(error) error, error) {
 	if s.streams == nil {
-		return handler(srv, ss)
+		return ss, nil, nil
 	}
 	select {
 	case s.streams <- struct{}{}:
 	default:
-		return errTooManyStreams
+		return nil, nil, errTooManyStreams
 	}
-	defer func() { <-s.streams }()
-	return handler(srv, ss)
+	return ss, func(err error) error { <-s.streams; return err }, nil
 }

@@ -72,8 +72,9 @@ func (s *Server) shutdown(delay bool) {
 	case <-done:
 	case <-ctx.Done():
 		s.log.Warn("shutdown: drain timeout; cutting off the calls still running", "timeout", s.opts.shutdownTimeout)
-		// gRPC first: the REST calls it ends are answered (restError) while
-		// their HTTP connections are still open.
+		// The calls first: the REST calls ended are answered (restError)
+		// while their HTTP connections are still open.
+		s.cutOffNow()
 		s.grpc.Stop()
 		grace, cancel := context.WithTimeout(context.Background(), cutOffGrace)
 		defer cancel()
@@ -123,20 +124,21 @@ var errShuttingDown = shuttingDown("")
 // streams run until the client leaves, so the drain would otherwise always
 // wait out its timeout and then cut them off without a word; ended this way,
 // with the last token it sent, a client resumes elsewhere with no gap.
-func (s *Server) endOnShutdown(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+func (s *Server) endOnShutdown(ss grpc.ServerStream, _ *grpc.StreamServerInfo) (grpc.ServerStream, func(error) error, error) {
 	ctx, cancel := context.WithCancelCause(ss.Context())
-	defer cancel(nil)
 	stop := context.AfterFunc(s.draining, func() { cancel(errShuttingDown) })
-	defer stop()
 	ts := &tokenStream{ServerStream: ss}
 	ts.ctx = service.WithSentTokenRecorder(ctx, ts.note)
-	err := handler(srv, ts)
-	if s.draining.Err() != nil && err != nil {
-		if c := status.Code(err); c == codes.Unavailable || c == codes.Canceled {
-			return shuttingDown(ts.last())
+	return ts, func(err error) error {
+		stop()
+		cancel(nil)
+		if s.draining.Err() != nil && err != nil {
+			if c := status.Code(err); c == codes.Unavailable || c == codes.Canceled {
+				return shuttingDown(ts.last())
+			}
 		}
-	}
-	return err
+		return err
+	}, nil
 }
 
 // tokenStream is a server stream with its own context that remembers the

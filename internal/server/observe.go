@@ -3,15 +3,21 @@ package server
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
 	"go.opentelemetry.io/otel/attribute"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 
 	"github.com/upvest-gateway/gateway/internal/upstream"
@@ -23,14 +29,52 @@ import (
 // tracingHandler is the gRPC server's stats handler with WithTracing: a span
 // per call, continuing the caller's trace; health checks, which probes make
 // every few seconds, are not traced. Its metrics stay off: the Prometheus
-// ones are the gateway's.
-func (o *options) tracingHandler() grpc.ServerOption {
-	return grpc.StatsHandler(otelgrpc.NewServerHandler(
+// ones are the gateway's. With a provider that records nothing (tracing
+// off), it only reads the caller's trace context.
+func (o *options) tracingHandler() stats.Handler {
+	if _, off := o.tracer.(tracenoop.TracerProvider); off {
+		return traceContext{o.propagator}
+	}
+	return otelgrpc.NewServerHandler(
 		otelgrpc.WithTracerProvider(o.tracer),
 		otelgrpc.WithPropagators(o.propagator),
 		otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()),
 		otelgrpc.WithFilter(filters.Not(filters.HealthCheck())),
-	))
+	)
+}
+
+// traceContext is the stats handler with tracing off: the caller's trace
+// context goes into the call's context, for the request log's trace id
+// and for Upvest, and no span is made (otelgrpc would make a span that
+// records nothing, for a few per cent of a call's CPU).
+type traceContext struct{ propagator propagation.TextMapPropagator }
+
+func (h traceContext) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context {
+	return h.propagator.Extract(ctx, incomingCarrier{ctx})
+}
+
+func (traceContext) HandleRPC(context.Context, stats.RPCStats) {}
+
+func (traceContext) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+
+func (traceContext) HandleConn(context.Context, stats.ConnStats) {}
+
+// incomingCarrier reads a call's incoming metadata, without copying all of
+// it as metadata.FromIncomingContext does.
+type incomingCarrier struct{ ctx context.Context }
+
+func (c incomingCarrier) Get(key string) string {
+	if v := metadata.ValueFromIncomingContext(c.ctx, key); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (incomingCarrier) Set(string, string) {}
+
+func (c incomingCarrier) Keys() []string {
+	md, _ := metadata.FromIncomingContext(c.ctx)
+	return slices.Collect(maps.Keys(md))
 }
 
 // annotateSpan puts the ids a support request needs on the call's span.
@@ -58,14 +102,15 @@ func traceID(ctx context.Context) string {
 
 // countStreams keeps the open server streams per RPC, and counts each
 // one's end by why it ended.
-func (s *Server) countStreams(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+func (s *Server) countStreams(ss grpc.ServerStream, info *grpc.StreamServerInfo) (grpc.ServerStream, func(error) error, error) {
 	if s.opts.metrics == nil || !info.IsServerStream || info.IsClientStream {
-		return handler(srv, ss)
+		return ss, nil, nil
 	}
 	ended := s.opts.metrics.StreamOpened(info.FullMethod)
-	err := handler(srv, ss)
-	ended(streamEndReason(ss.Context(), err))
-	return err
+	return ss, func(err error) error {
+		ended(streamEndReason(ss.Context(), err))
+		return err
+	}, nil
 }
 
 // streamEndReason names how a stream ended, as the metrics do: client,

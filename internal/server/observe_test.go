@@ -27,6 +27,7 @@ import (
 	"github.com/upvest-gateway/gateway/internal/logtest"
 	"github.com/upvest-gateway/gateway/internal/metrics"
 	"github.com/upvest-gateway/gateway/internal/server/servertest"
+	"github.com/upvest-gateway/gateway/internal/tracing"
 	"github.com/upvest-gateway/gateway/internal/upstream"
 	"github.com/upvest-gateway/gateway/internal/upvestsim"
 )
@@ -300,6 +301,46 @@ func TestTracing(t *testing.T) {
 			if !strings.Contains(logs.String(), `"trace_id":"`+traceID.String()+`"`) ||
 				!strings.Contains(logs.String(), `"request_id":"`+req.RequestId+`"`) {
 				t.Errorf("no request log line with the trace id and request_id:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+// TestTraceContextWithTracingOff: with tracing off (a provider that records
+// nothing), no span is made, but the caller's trace context still reaches
+// Upvest as it came (the same trace and parent), over gRPC and over REST,
+// and the request log has its trace id.
+func TestTraceContextWithTracingOff(t *testing.T) {
+	t.Parallel()
+	tr, err := tracing.New(context.Background(), tracing.Settings{}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs logtest.Buffer
+	g := servertest.Start(t, servertest.WithTracing(tr.Provider, tr.Propagator), servertest.WithoutEvents(),
+		servertest.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+	for _, transport := range []string{"grpc", "rest"} {
+		t.Run(transport, func(t *testing.T) {
+			traceID, spanID := strings.ReplaceAll(uuid.NewString(), "-", ""), strings.ReplaceAll(uuid.NewString(), "-", "")[:16]
+			traceparent := "00-" + traceID + "-" + spanID + "-01"
+			req := topupRequest(uuid.NewString())
+			if transport == "grpc" {
+				ctx := metadata.AppendToOutgoingContext(ctxT(t), "traceparent", traceparent)
+				if _, err := g.Topups().CreateTopup(ctx, req); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				body, _ := json.Marshal(map[string]string{"request_id": req.RequestId, "account_group_id": req.AccountGroupId, "cash_amount": "10.00", "currency": "EUR"})
+				res, b := g.Do(t, http.MethodPost, "/v1/payments/topups", string(body), http.Header{"Traceparent": {traceparent}})
+				if res.StatusCode != http.StatusOK {
+					t.Fatalf("REST create: %d %s", res.StatusCode, b)
+				}
+			}
+			if got := simRequest(t, g.Sim, http.MethodPost, "/payments/topups", req.RequestId).Header.Get("Traceparent"); got != traceparent {
+				t.Errorf("Upvest saw traceparent %q, want the caller's %q", got, traceparent)
+			}
+			if !strings.Contains(logs.String(), `"trace_id":"`+traceID+`"`) {
+				t.Errorf("no request log line with the trace id %s:\n%s", traceID, logs.String())
 			}
 		})
 	}

@@ -35,11 +35,11 @@ func dialInMemory(lis *bufconn.Listener) (*grpc.ClientConn, error) {
 	)
 }
 
-// newRESTMux is the REST face: grpc-gateway over conn, with the
+// newRESTMux is the REST face: grpc-gateway over conn (inProcessConn), with the
 // Idempotency-Key header in and out, problem+json errors, and JSON that
 // refuses unknown fields and anything after the body (a typo in a money
 // request must not be ignored).
-func newRESTMux(conn *grpc.ClientConn, guard *auth.Guard, errorHandler runtime.ErrorHandlerFunc) (*runtime.ServeMux, error) {
+func newRESTMux(conn grpc.ClientConnInterface, guard *auth.Guard, errorHandler runtime.ErrorHandlerFunc) (*runtime.ServeMux, error) {
 	opts := []runtime.ServeMuxOption{
 		// No header can pose as the identity the REST face forwards.
 		runtime.WithIncomingHeaderMatcher(auth.RESTHeaderMatcher(incomingHeader)),

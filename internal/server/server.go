@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	goruntime "runtime"
 	"sync/atomic"
 	"time"
 
@@ -18,12 +19,21 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/upvest-gateway/gateway/internal/service"
 	"github.com/upvest-gateway/gateway/internal/upstream"
 	"github.com/upvest-gateway/gateway/internal/webhook"
 )
+
+// streamWorkers is how many goroutines the gRPC server keeps to run calls
+// on. A call in a goroutine of its own (once there are no idle workers,
+// e.g. while Watch streams hold them) starts on a small stack that grows,
+// copied each time, as signing, the upstream HTTP client and the request
+// log go deep: a twentieth of a unary call's CPU. A worker's stack has
+// grown already.
+func streamWorkers() uint32 { return uint32(32 * goruntime.GOMAXPROCS(0)) }
 
 // maxRecvMsgSize caps a gRPC request; the largest legitimate one is a few
 // hundred bytes, and REST bodies are capped at 1 MiB by default.
@@ -78,6 +88,10 @@ type Server struct {
 	// when the drain begins (REST calls refused or cut off are answered
 	// with their idempotency key).
 	notReady, stopping atomic.Bool
+	// cutOff is canceled when the drain times out: it ends the REST face's
+	// unary calls still running, as the gRPC server's Stop ends the rest.
+	cutOff    context.Context
+	cutOffNow context.CancelFunc
 }
 
 // New assembles the gateway. It serves nothing until Serve.
@@ -110,6 +124,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		s.streams = make(chan struct{}, lim.MaxStreams)
 	}
 	s.draining, s.stopStreams = context.WithCancel(context.Background())
+	s.cutOff, s.cutOffNow = context.WithCancel(context.Background())
 	serviceOpts := append([]service.Option{service.WithLogger(s.log), service.WithMetrics(o.metrics)}, o.serviceOpts...)
 	if o.events != nil {
 		if o.quarantine == nil {
@@ -137,24 +152,32 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		stream = append(stream, o.metrics.GRPC.StreamServerInterceptor())
 	}
 	unary = append(unary, logUnary(s.log), recoverUnary(s.log))
-	stream = append(stream, logStream(s.log), recoverStream(s.log))
+	steps := []streamStep{logStream(s.log)} // recovery is streamSteps' own
 	if o.guard != nil {
 		unary = append(unary, o.guard.UnaryServerInterceptor(), noteCallerUnary)
-		stream = append(stream, o.guard.StreamServerInterceptor(), noteCallerStream)
+		steps = append(steps, guardStream(o.guard), noteCallerStream)
 	}
 	unary = append(unary, o.unary...)
-	stream = append(append(stream, s.limitStreams, s.countStreams, s.endOnShutdown), o.stream...)
+	steps = append(steps, s.limitStreams, s.countStreams, s.endOnShutdown)
+	stream = append(append(stream, streamSteps(s.log, steps...)), o.stream...)
+	// One chain, for the gRPC server and the REST face's in-process calls.
+	unaryChain := chainUnary(unary)
+	var statsHandlers []stats.Handler
+	if o.tracer != nil {
+		statsHandlers = append(statsHandlers, o.tracingHandler())
+	}
 	var grpcOpts []grpc.ServerOption
 	if o.tls != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(o.tls.GRPCCredentials()))
 	}
-	if o.tracer != nil {
-		grpcOpts = append(grpcOpts, o.tracingHandler())
+	for _, h := range statsHandlers {
+		grpcOpts = append(grpcOpts, grpc.StatsHandler(h))
 	}
 	grpcOpts = append(grpcOpts, []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(unary...),
+		grpc.UnaryInterceptor(unaryChain),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(maxRecvMsgSize),
+		grpc.NumStreamWorkers(streamWorkers()),
 		grpc.MaxHeaderListSize(maxHeaderBytes),
 		grpc.MaxConcurrentStreams(lim.MaxConcurrentStreams),
 		grpc.ConnectionTimeout(cmp.Or(lim.HeaderTimeout, 2*time.Minute)),
@@ -167,11 +190,12 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	grpcOpts = append(grpcOpts, o.grpcOpts...)
 	s.grpc = grpc.NewServer(grpcOpts...)
 
-	names := service.Register(s.grpc, cfg.Upstream, serviceOpts...)
+	reg := &registrar{Server: s.grpc, methods: map[string]unaryMethod{}}
+	names := service.Register(reg, cfg.Upstream, serviceOpts...)
 	if o.events != nil {
 		// The operator's surface of the quarantine: gRPC, so that the caller
 		// authorization of every other RPC covers it too.
-		names = append(names, service.RegisterQuarantine(s.grpc, o.quarantine, o.events, serviceOpts...))
+		names = append(names, service.RegisterQuarantine(reg, o.quarantine, o.events, serviceOpts...))
 		s.watchServices = names
 	}
 	s.health = health.NewServer()
@@ -189,7 +213,8 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("server: in-memory connection: %w", err)
 	}
 	s.restConn = conn
-	rest, err := newRESTMux(conn, o.guard, s.restError)
+	rest, err := newRESTMux(&inProcessConn{streams: conn, methods: reg.methods, interceptor: unaryChain, stats: statsHandlers,
+		refuse: s.stopping.Load, cutOff: s.cutOff}, o.guard, s.restError)
 	if err != nil {
 		conn.Close()
 		return nil, err

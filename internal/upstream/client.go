@@ -152,7 +152,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		userAgent: o.userAgent,
 		jitter:    randInt64N,
 	}
-	if o.tracer != nil {
+	if o.tracer != nil && records(o.tracer) {
 		c.tracer = o.tracer.Tracer(tracerName)
 	}
 	c.tokens = newTokenCache(c, cfg.ClientSecret, scopes, o.earlyExpiry)

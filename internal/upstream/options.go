@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/upvest-gateway/gateway/internal/metrics"
 )
@@ -147,7 +148,9 @@ func WithMetrics(m *metrics.Metrics) Option {
 // included), and sends the trace context in the headers propagator writes
 // (e.g. traceparent). The headers are added under the signature, which
 // does not cover them. Without it, no span is made and no trace context is
-// sent.
+// sent. With a provider that records nothing (noop.TracerProvider: tracing
+// off), no span is made either, and the caller's trace context, if any,
+// is sent on as it came.
 func WithTracing(tp trace.TracerProvider, propagator propagation.TextMapPropagator) Option {
 	return optionFunc(func(o *clientOptions) {
 		if tp == nil || propagator == nil {
@@ -158,15 +161,47 @@ func WithTracing(tp trace.TracerProvider, propagator propagation.TextMapPropagat
 	})
 }
 
-// tracedTransport puts otelhttp's client spans and trace headers on rt.
+// tracedTransport puts otelhttp's client spans and trace headers on rt,
+// or with tracing off only the trace headers.
 func (o *clientOptions) tracedTransport(rt http.RoundTripper) http.RoundTripper {
-	if o.tracer == nil {
+	switch {
+	case o.tracer == nil:
 		return rt
+	case !records(o.tracer):
+		// otelhttp would cost a tenth of a call's CPU, for nothing but
+		// the header.
+		return propagatingTransport{next: rt, propagator: o.propagator}
 	}
 	return otelhttp.NewTransport(rt,
 		otelhttp.WithTracerProvider(o.tracer),
 		otelhttp.WithPropagators(o.propagator),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "upvest HTTP " + r.Method }))
+}
+
+// records reports whether tp may record spans: not a noop provider, which
+// is what tracing off is (internal/tracing).
+func records(tp trace.TracerProvider) bool {
+	_, off := tp.(noop.TracerProvider)
+	return !off
+}
+
+// propagatingTransport sends the trace context of each request's context
+// in its headers, and makes no span.
+type propagatingTransport struct {
+	next       http.RoundTripper
+	propagator propagation.TextMapPropagator
+}
+
+func (t propagatingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if trace.SpanContextFromContext(req.Context()).IsValid() {
+		// A RoundTripper must not modify its request: a copy with its own
+		// header.
+		r := *req
+		r.Header = req.Header.Clone()
+		t.propagator.Inject(req.Context(), propagation.HeaderCarrier(r.Header))
+		req = &r
+	}
+	return t.next.RoundTrip(req)
 }
 
 // sharedTransport is the default transport: one connection pool per process,

@@ -73,7 +73,7 @@ func (s *Sim) record(c *call, rep *reply, reason string, start time.Time) {
 		rec.Fault = c.fault.Kind
 	}
 	s.records.mu.Lock()
-	s.records.requests = append(s.records.requests, rec)
+	s.records.requests = appendRecord(s.records.requests, rec, s.cfg.MaxRecords)
 	s.records.mu.Unlock()
 
 	level := s.log.Info
@@ -82,6 +82,18 @@ func (s *Sim) record(c *call, rep *reply, reason string, start time.Time) {
 	}
 	level("upvestsim request", "method", rec.Method, "path", rec.Path, "status", rec.Status, "reason", reason,
 		"request_id", rec.RequestID, "key_id", rec.KeyID, "fault", string(rec.Fault), "duration", rec.Duration)
+}
+
+// appendRecord appends r to records, keeping at most max of the latest
+// (0: all). The oldest half goes at once, so that dropping costs little
+// per record.
+func appendRecord[R any](records []R, r R, max int) []R {
+	if max > 0 && len(records) >= max {
+		keep := max / 2
+		records = append(records[:0], records[len(records)-keep:]...)
+		clear(records[keep:cap(records)])
+	}
+	return append(records, r)
 }
 
 // redactForm hides client_secret in a token request body.
@@ -96,7 +108,7 @@ func redactForm(body string) string {
 
 func (s *Sim) recordDelivery(d DeliveryRecord) {
 	s.records.mu.Lock()
-	s.records.deliveries = append(s.records.deliveries, d)
+	s.records.deliveries = appendRecord(s.records.deliveries, d, s.cfg.MaxRecords)
 	s.records.mu.Unlock()
 	level := s.log.Info
 	if d.Status != http.StatusOK {

@@ -1,8 +1,10 @@
 package upvestsim
 
 import (
+	"errors"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -19,21 +21,64 @@ func (s *Sim) authenticate(c *call) *problem {
 	case id != s.cfg.ClientID:
 		return unauthorized("unknown client id")
 	}
+	keyID, version, err := s.verify(c)
+	if err != nil {
+		return unauthorized("signature: %v", err)
+	}
+	if version != httpsig.Version15 {
+		return unauthorized("signature: API calls must use signature version 15, got %d", version)
+	}
+	c.keyID = keyID
+	if c.route.public {
+		return nil
+	}
+	return s.authorize(c)
+}
+
+// verify checks the request's signature and returns its key id and
+// version: in full, or only what it claims for all but one request in
+// Config.VerifyOneIn.
+func (s *Sim) verify(c *call) (keyID string, version int, err error) {
+	r := c.r
+	if n := uint64(s.cfg.VerifyOneIn); n > 1 && (s.signed.Add(1)-1)%n != 0 {
+		return s.claimedSigner(r)
+	}
 	v, err := httpsig.Verify(r.Context(), r, c.body, s.tenantKeys, httpsig.VerifyOptions{
 		Now:      s.cfg.Now,
 		Required: requiredComponents(r, c.body, c.route.public),
 	})
 	if err != nil {
-		return unauthorized("signature: %v", err)
+		return "", 0, err
 	}
-	if v.Version != 15 {
-		return unauthorized("signature: API calls must use signature version 15, got %d", v.Version)
+	return v.KeyID, v.Version, nil
+}
+
+// claimedSigner is the key id and version a request's signature headers
+// claim, if the key is registered, without checking the signature.
+func (s *Sim) claimedSigner(r *http.Request) (string, int, error) {
+	version := httpsig.Version15
+	if v := r.Header.Get(httpsig.HeaderSignatureVersion); v != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return "", 0, errors.New("malformed upvest-signature-version")
+		}
+		version = n
 	}
-	c.keyID = v.KeyID
-	if c.route.public {
-		return nil
+	if r.Header.Get(httpsig.HeaderSignature) == "" {
+		return "", 0, errors.New("signature header absent")
 	}
-	return s.authorize(c)
+	params, err := httpsig.ParseSignatureInput(strings.Join(r.Header.Values(httpsig.HeaderSignatureInput), ", "))
+	if err != nil {
+		return "", 0, err
+	}
+	i := slices.IndexFunc(params, func(p httpsig.Params) bool { return p.Label == httpsig.DefaultLabel })
+	if i < 0 {
+		return "", 0, errors.New("no signature labelled " + httpsig.DefaultLabel)
+	}
+	if _, err := s.tenantKeys(r.Context(), params[i].KeyID); err != nil {
+		return "", 0, err
+	}
+	return params[i].KeyID, version, nil
 }
 
 // requiredComponents is what a request must cover for the upstream to accept

@@ -11,9 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
@@ -54,6 +57,23 @@ type Config struct {
 	// By default they start disabled, as upstream may do, so a client must
 	// enable them with PATCH.
 	EnableNewWebhooks bool
+
+	// For load tests, where the simulator must cost little beside the
+	// client under test:
+	//
+	// VerifyOneIn checks the signature of one API request in n, the first
+	// one included (0 or 1: every request). The others must still carry
+	// signature headers that name a registered key, with version 15; the
+	// token, scopes and everything else are checked as usual. A P-521
+	// check costs more CPU than a gateway spends on a whole call.
+	VerifyOneIn int
+	// VerifyKeys are published at /auth/verify_keys beside the simulator's
+	// own webhook key, so that a load generator may sign deliveries of its
+	// own making (with a key cheaper to check than Upvest's P-521).
+	VerifyKeys map[string]crypto.PublicKey
+	// MaxRecords bounds the request and the delivery records kept for
+	// Requests and Deliveries, dropping the oldest (0: keep all).
+	MaxRecords int
 }
 
 const (
@@ -72,6 +92,9 @@ type Sim struct {
 	ids        *idSource
 	faults     *faultState
 	records    recordLog
+	// signed counts the API requests that reached the signature check,
+	// for Config.VerifyOneIn.
+	signed atomic.Uint64
 
 	webhookKID    string
 	webhookKey    *ecdsa.PrivateKey
@@ -149,12 +172,18 @@ func (cfg *Config) check() error {
 		return errors.New("upvestsim: Config.TenantKeys needs at least one key")
 	case cfg.FaultRate < 0 || cfg.FaultRate > 1:
 		return fmt.Errorf("upvestsim: Config.FaultRate %v is outside 0..1", cfg.FaultRate)
-	case cfg.TokenTTL < 0, cfg.Step < 0, cfg.Latency < 0, cfg.WebhookBackoffUnit < 0, cfg.WebhookBatchSize < 0:
+	case cfg.TokenTTL < 0, cfg.Step < 0, cfg.Latency < 0, cfg.WebhookBackoffUnit < 0, cfg.WebhookBatchSize < 0,
+		cfg.VerifyOneIn < 0, cfg.MaxRecords < 0:
 		return errors.New("upvestsim: Config durations and sizes must not be negative")
 	}
 	for id, k := range cfg.TenantKeys {
 		if !supportedKey(k) {
 			return fmt.Errorf("upvestsim: tenant key %q: want an ECDSA P-256/P-384/P-521 or Ed25519 public key, got %T", id, k)
+		}
+	}
+	for id, k := range cfg.VerifyKeys {
+		if !supportedKey(k) {
+			return fmt.Errorf("upvestsim: verify key %q: want an ECDSA P-256/P-384/P-521 or Ed25519 public key, got %T", id, k)
 		}
 	}
 	if cfg.WebhookURL != "" {
@@ -227,7 +256,15 @@ func (s *Sim) initWebhookKey() error {
 	if err != nil {
 		return fmt.Errorf("upvestsim: webhook JWK: %w", err)
 	}
-	if s.jwks, err = json.Marshal(httpsig.JWKS{Keys: []httpsig.JWK{jwk}}); err != nil {
+	jwks := httpsig.JWKS{Keys: []httpsig.JWK{jwk}}
+	for _, kid := range slices.Sorted(maps.Keys(s.cfg.VerifyKeys)) {
+		jwk, err := httpsig.NewJWK(kid, s.cfg.VerifyKeys[kid])
+		if err != nil {
+			return fmt.Errorf("upvestsim: verify key %q: %w", kid, err)
+		}
+		jwks.Keys = append(jwks.Keys, jwk)
+	}
+	if s.jwks, err = json.Marshal(jwks); err != nil {
 		return fmt.Errorf("upvestsim: webhook JWKS: %w", err)
 	}
 	return nil
