@@ -199,8 +199,10 @@ func TestShortCallersTakeOverADeadOwner(t *testing.T) {
 				t.Logf("taken over at attempt %d", attempt)
 				return
 			}
-			if !errors.Is(err, ErrInProgress) {
-				t.Fatalf("attempt %d: %v, want ErrInProgress until the lease has passed", attempt, err)
+			// A loaded machine may spend a deadline this short on reading
+			// the entry: the caller retries, as after ErrInProgress.
+			if !errors.Is(err, ErrInProgress) && !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("attempt %d: %v, want ErrInProgress (or the deadline) until the lease has passed", attempt, err)
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("still in progress after %d attempts of %v each: the dead owner's key is blocked", attempt, cfg.Lease/4)
