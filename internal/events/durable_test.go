@@ -10,6 +10,7 @@ import (
 
 	"github.com/upvest-gateway/gateway/internal/broker"
 	"github.com/upvest-gateway/gateway/internal/events/eventstest"
+	"github.com/upvest-gateway/gateway/internal/logtest"
 )
 
 // slowDisk is an fsync that waits while held, or fails once broken.
@@ -40,7 +41,7 @@ func openOnDisk(t *testing.T, d *slowDisk) *Log {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := Open(ctx, b, cfg.LogConfig, WithLogger(testLogger(t)))
+	l, err := Open(ctx, b, cfg.LogConfig, WithLogger(logtest.Logger(t)))
 	if err != nil {
 		b.Close()
 		t.Fatal(err)

@@ -1,13 +1,11 @@
 package events
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 
 	"github.com/upvest-gateway/gateway/internal/broker"
 	"github.com/upvest-gateway/gateway/internal/events/eventstest"
+	"github.com/upvest-gateway/gateway/internal/logtest"
 )
 
 func randomSuffix() string {
@@ -114,11 +113,11 @@ func openLogWith(t testing.TB, cfg logSetup, opts ...LogOption) *Log {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	b, err := broker.Open(ctx, cfg.broker, broker.WithLogger(testLogger(t)))
+	b, err := broker.Open(ctx, cfg.broker, broker.WithLogger(logtest.Logger(t)))
 	if err != nil {
 		t.Fatalf("broker.Open: %v", err)
 	}
-	l, err := Open(ctx, b, cfg.LogConfig, append([]LogOption{WithLogger(testLogger(t))}, opts...)...)
+	l, err := Open(ctx, b, cfg.LogConfig, append([]LogOption{WithLogger(logtest.Logger(t))}, opts...)...)
 	if err != nil {
 		b.Close()
 		t.Fatalf("Open: %v", err)
@@ -131,17 +130,6 @@ func openLogWith(t testing.TB, cfg logSetup, opts ...LogOption) *Log {
 func closeLog(l *Log) {
 	l.Close()
 	l.broker.Close()
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(bytes.TrimRight(p, "\n")))
-	return len(p), nil
 }
 
 // storedCount is how many messages the stream holds.

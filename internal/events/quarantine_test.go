@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/upvest-gateway/gateway/internal/events/eventstest"
+	"github.com/upvest-gateway/gateway/internal/logtest"
 )
 
 // openQuarantine opens the quarantine of l (deleted with the test on an
@@ -20,7 +21,7 @@ func openQuarantine(t *testing.T, be eventstest.Backend, l *Log) *Quarantine {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	q, err := OpenQuarantine(ctx, l.broker, l.Config(), WithLogger(testLogger(t)))
+	q, err := OpenQuarantine(ctx, l.broker, l.Config(), WithLogger(logtest.Logger(t)))
 	if err != nil {
 		t.Fatalf("OpenQuarantine: %v", err)
 	}

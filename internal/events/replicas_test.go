@@ -9,6 +9,7 @@ import (
 
 	"github.com/upvest-gateway/gateway/internal/broker"
 	"github.com/upvest-gateway/gateway/internal/events/eventstest"
+	"github.com/upvest-gateway/gateway/internal/logtest"
 )
 
 // On a cluster of three the log (and its quarantine) get three replicas by
@@ -29,7 +30,7 @@ func TestAcknowledgedEventSurvivesLossOfOneServer(t *testing.T) {
 		t.Fatalf("Replicas(0) = %d, %v; want 3", replicas, err)
 	}
 	cfg := LogConfig{Stream: "REPLICATED", Subject: "replicated.events", Replicas: replicas}
-	l, err := Open(ctx, b, cfg, WithLogger(testLogger(t)))
+	l, err := Open(ctx, b, cfg, WithLogger(logtest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

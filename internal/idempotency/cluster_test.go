@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/upvest-gateway/gateway/internal/logtest"
 )
 
 // startCluster runs a JetStream cluster of n servers on loopback, each with
@@ -75,7 +77,7 @@ func TestReplicatedBucket(t *testing.T) {
 		waitUntil(t, "the cluster places three replicas", func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
-			s, err := Open(ctx, js, cfg, WithLogger(testLogger(t)))
+			s, err := Open(ctx, js, cfg, WithLogger(logtest.Logger(t)))
 			stores[i] = s
 			return err == nil
 		})

@@ -1,12 +1,10 @@
 package idempotency
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"log/slog"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -18,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/upvest-gateway/gateway/internal/events/eventstest"
+	"github.com/upvest-gateway/gateway/internal/logtest"
 )
 
 // testTimeout bounds every wait of a test, so a bug fails the test instead
@@ -133,22 +132,11 @@ func openStore(t testing.TB, js jetstream.JetStream, cfg Config, opts ...Option)
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := Open(ctx, js, cfg, append([]Option{WithLogger(testLogger(t))}, opts...)...)
+	s, err := Open(ctx, js, cfg, append([]Option{WithLogger(logtest.Logger(t))}, opts...)...)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
 	return s
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(bytes.TrimRight(p, "\n")))
-	return len(p), nil
 }
 
 func testContext(t testing.TB) context.Context {

@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"log/slog"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -20,6 +19,7 @@ import (
 	"github.com/upvest-gateway/gateway/internal/broker"
 	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/events/eventstest"
+	"github.com/upvest-gateway/gateway/internal/logtest"
 )
 
 // logSetup is where a test's event log lives and how it is configured.
@@ -92,12 +92,12 @@ func openLog(t testing.TB, cfg logSetup) *testLog {
 	if err != nil {
 		t.Fatalf("broker.Open: %v", err)
 	}
-	l, err := events.Open(ctx, b, cfg.log, events.WithLogger(testLogger(t)))
+	l, err := events.Open(ctx, b, cfg.log, events.WithLogger(logtest.Logger(t)))
 	if err != nil {
 		b.Close()
 		t.Fatalf("events.Open: %v", err)
 	}
-	q, err := events.OpenQuarantine(ctx, b, cfg.log, events.WithLogger(testLogger(t)))
+	q, err := events.OpenQuarantine(ctx, b, cfg.log, events.WithLogger(logtest.Logger(t)))
 	if err != nil {
 		b.Close()
 		t.Fatalf("events.OpenQuarantine: %v", err)
@@ -125,17 +125,6 @@ func quarantined(t *testing.T, l *testLog) []events.QuarantinedEvent {
 		t.Fatalf("quarantine List: %v (next %q)", err, next)
 	}
 	return recs
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(bytes.TrimRight(p, "\n")))
-	return len(p), nil
 }
 
 // rawEvent builds an upstream event as JSON.

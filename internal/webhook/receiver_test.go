@@ -38,7 +38,7 @@ func newTestReceiverOn(t *testing.T, app Appender, q Quarantine, ks *keySource, 
 
 func serveReceiver(t *testing.T, app Appender, q Quarantine, ks *keySource, opts ...Option) (string, *Receiver) {
 	t.Helper()
-	opts = append([]Option{WithLogger(testLogger(t))}, opts...)
+	opts = append([]Option{WithLogger(logtest.Logger(t))}, opts...)
 	rc := NewReceiver(app, q, ks.fetch, opts...)
 	srv := httptest.NewServer(rc)
 	t.Cleanup(srv.Close)

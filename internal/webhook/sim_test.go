@@ -15,6 +15,7 @@ import (
 
 	"github.com/upvest-gateway/gateway/internal/events"
 	"github.com/upvest-gateway/gateway/internal/events/eventstest"
+	"github.com/upvest-gateway/gateway/internal/logtest"
 	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
 	"github.com/upvest-gateway/gateway/internal/upvestsim"
 	"github.com/upvest-gateway/gateway/internal/upvestsim/simtest"
@@ -123,7 +124,7 @@ func TestSimulatorDeliveries(t *testing.T) {
 		flaky := &flakyLog{log: l}
 		flaky.fails.Store(2)
 		u := startSimUpvest(t, func(keys KeySource) http.Handler {
-			return NewReceiver(flaky, l.quarantine, keys, WithLogger(testLogger(t)))
+			return NewReceiver(flaky, l.quarantine, keys, WithLogger(logtest.Logger(t)))
 		}, nil)
 
 		ag := uuid.NewString()
@@ -158,7 +159,7 @@ func TestSimulatorOldSignatures(t *testing.T) {
 	l := openBackend(t, eventstest.Backends()[0])
 	subs, _ := NewSubscriptions()
 	u := startSimUpvest(t, func(keys KeySource) http.Handler {
-		return NewReceiver(l, l.quarantine, keys, WithLogger(testLogger(t)), WithSubscriptions(subs))
+		return NewReceiver(l, l.quarantine, keys, WithLogger(logtest.Logger(t)), WithSubscriptions(subs))
 	}, func(c *upvestsim.Config) {
 		c.Now = func() time.Time { return time.Now().Add(-10 * time.Minute) }
 	})
