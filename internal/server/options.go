@@ -73,36 +73,29 @@ var DefaultLimits = Limits{
 // into "no limit" (0).
 func (l Limits) withDefaults() Limits {
 	d := DefaultLimits
-	pick := func(v, def int) int {
-		switch {
-		case v == 0:
-			return def
-		case v < 0:
-			return 0
-		}
-		return v
-	}
-	pickD := func(v, def time.Duration) time.Duration {
-		switch {
-		case v == 0:
-			return def
-		case v < 0:
-			return 0
-		}
-		return v
-	}
 	l.MaxConns = pick(l.MaxConns, d.MaxConns)
 	l.MaxConnsPerIP = pick(l.MaxConnsPerIP, d.MaxConnsPerIP)
 	l.MaxStreams = pick(l.MaxStreams, d.MaxStreams)
-	l.BodyTimeout = pickD(l.BodyTimeout, d.BodyTimeout)
-	l.HeaderTimeout = pickD(l.HeaderTimeout, d.HeaderTimeout)
-	l.IdleTimeout = pickD(l.IdleTimeout, d.IdleTimeout)
-	l.MaxConnectionAge = pickD(l.MaxConnectionAge, d.MaxConnectionAge)
-	l.MaxConnectionAgeGrace = pickD(l.MaxConnectionAgeGrace, d.MaxConnectionAgeGrace)
+	l.BodyTimeout = pick(l.BodyTimeout, d.BodyTimeout)
+	l.HeaderTimeout = pick(l.HeaderTimeout, d.HeaderTimeout)
+	l.IdleTimeout = pick(l.IdleTimeout, d.IdleTimeout)
+	l.MaxConnectionAge = pick(l.MaxConnectionAge, d.MaxConnectionAge)
+	l.MaxConnectionAgeGrace = pick(l.MaxConnectionAgeGrace, d.MaxConnectionAgeGrace)
 	if l.MaxConcurrentStreams == 0 {
 		l.MaxConcurrentStreams = d.MaxConcurrentStreams
 	}
 	return l
+}
+
+// pick is a limit: v, def when v is zero, none (0) when v is negative.
+func pick[T int | time.Duration](v, def T) T {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
 }
 
 // WithLimits sets the connection, time and stream limits (default
