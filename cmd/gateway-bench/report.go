@@ -262,21 +262,15 @@ func summary(r *Results) string {
 	}
 	if rows := slices.DeleteFunc(slices.Clone(r.Unary), func(u UnaryRow) bool { return len(u.CPUShares) == 0 }); len(rows) > 0 {
 		fmt.Fprintf(&b, "## Where the gateway's CPU goes\n\nShares of the gateway's CPU profile at concurrency %d "+
-			"(a sample counts for the first part, left to right, whose functions are on its stack; profiles in `profiles/`).\n\n| key | face | call |",
+			"(a sample counts for the first part, left to right, whose functions are on its stack; profiles in `profiles/`).\n\n",
 			s.ProfileConcurrency)
-		names := partNames()
-		for _, n := range names {
-			fmt.Fprintf(&b, " %s |", n)
-		}
-		b.WriteString("\n|---|---|---|" + strings.Repeat("---|", len(names)) + "\n")
+		var heads []string
+		var shares []CPUShares
 		for _, u := range rows {
-			fmt.Fprintf(&b, "| %s | %s | %s |", u.Key, faceName(u.Face), u.Call)
-			for _, n := range names {
-				fmt.Fprintf(&b, " %.1f%% |", 100*u.CPUShares[n])
-			}
-			b.WriteString("\n")
+			heads = append(heads, fmt.Sprintf("%s | %s | %s", u.Key, faceName(u.Face), u.Call))
+			shares = append(shares, u.CPUShares)
 		}
-		b.WriteString("\n")
+		sharesTable(&b, "key | face | call", heads, shares)
 	}
 	if len(r.Fanout) > 0 {
 		b.WriteString("## Webhook → subscriber\n\n| scenario | p50 | p90 | p99 | p99.9 | max | received | ingest | POST p50 (without subscribers) | gateway | CPU pressure |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
@@ -289,20 +283,14 @@ func summary(r *Results) string {
 		b.WriteString("\n")
 	}
 	if rows := slices.DeleteFunc(slices.Clone(r.Fanout), func(f FanoutRow) bool { return len(f.CPUShares) == 0 }); len(rows) > 0 {
-		b.WriteString("Where the gateway's CPU goes in the fan-out scenarios, from its CPU profile over the measured seconds:\n\n| scenario |")
-		names := partNames()
-		for _, n := range names {
-			fmt.Fprintf(&b, " %s |", n)
-		}
-		b.WriteString("\n|---|" + strings.Repeat("---|", len(names)) + "\n")
+		b.WriteString("Where the gateway's CPU goes in the fan-out scenarios, from its CPU profile over the measured seconds:\n\n")
+		var heads []string
+		var shares []CPUShares
 		for _, f := range rows {
-			fmt.Fprintf(&b, "| %d %s at %d events/s |", f.Subscribers, f.Name, f.EventsPerSecond)
-			for _, n := range names {
-				fmt.Fprintf(&b, " %.1f%% |", 100*f.CPUShares[n])
-			}
-			b.WriteString("\n")
+			heads = append(heads, fmt.Sprintf("%d %s at %d events/s", f.Subscribers, f.Name, f.EventsPerSecond))
+			shares = append(shares, f.CPUShares)
 		}
-		b.WriteString("\n")
+		sharesTable(&b, "scenario", heads, shares)
 	}
 	if in := r.Ingest; in != nil {
 		fmt.Fprintf(&b, "## Durable ingest\n\n%d events in deliveries of 100: **%.0f events/s**, delivery p50 %s, p99 %s, the gateway at %.2f cores; CPU pressure %.0f%%. "+
@@ -340,4 +328,20 @@ func summary(r *Results) string {
 			ms(sorted[len(sorted)/2]), strings.Join(parts, ", "))
 	}
 	return b.String()
+}
+
+// sharesTable writes a table of CPU shares by part, a row per profile: its
+// head's columns (head, "|"-separated), then a share per part.
+func sharesTable(b *strings.Builder, head string, heads []string, shares []CPUShares) {
+	names := partNames()
+	cols := strings.Count(head, "|") + 1
+	fmt.Fprintf(b, "| %s | %s |\n|%s%s\n", head, strings.Join(names, " | "), strings.Repeat("---|", cols), strings.Repeat("---|", len(names)))
+	for i, h := range heads {
+		fmt.Fprintf(b, "| %s |", h)
+		for _, n := range names {
+			fmt.Fprintf(b, " %.1f%% |", 100*shares[i][n])
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("\n")
 }
