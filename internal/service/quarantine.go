@@ -80,12 +80,7 @@ func (s *QuarantineService) ListQuarantinedEvents(ctx context.Context, req *admi
 
 // GetQuarantinedEvent reads one record with its raw bytes.
 func (s *QuarantineService) GetQuarantinedEvent(ctx context.Context, req *adminv1.GetQuarantinedEventRequest) (*adminv1.GetQuarantinedEventResponse, error) {
-	if err := s.guard(ctx); err != nil {
-		return nil, err
-	}
-	v := &validator{opts: &s.opts}
-	v.recordID("id", req.GetId())
-	if err := v.err(); err != nil {
+	if err := s.checkRecordCall(ctx, req.GetId()); err != nil {
 		return nil, err
 	}
 	rec, err := s.quarantine.Get(ctx, req.GetId())
@@ -97,15 +92,20 @@ func (s *QuarantineService) GetQuarantinedEvent(ctx context.Context, req *adminv
 	return &adminv1.GetQuarantinedEventResponse{QuarantinedEvent: p}, nil
 }
 
+// checkRecordCall is the guard and the validation of a call on one record.
+func (s *QuarantineService) checkRecordCall(ctx context.Context, id string) error {
+	if err := s.guard(ctx); err != nil {
+		return err
+	}
+	v := &validator{opts: &s.opts}
+	v.recordID("id", id)
+	return v.err()
+}
+
 // ReinjectQuarantinedEvent appends a record's event (or a corrected one) to
 // the log.
 func (s *QuarantineService) ReinjectQuarantinedEvent(ctx context.Context, req *adminv1.ReinjectQuarantinedEventRequest) (*adminv1.ReinjectQuarantinedEventResponse, error) {
-	if err := s.guard(ctx); err != nil {
-		return nil, err
-	}
-	v := &validator{opts: &s.opts}
-	v.recordID("id", req.GetId())
-	if err := v.err(); err != nil {
+	if err := s.checkRecordCall(ctx, req.GetId()); err != nil {
 		return nil, err
 	}
 	e, err := s.quarantine.Reinject(ctx, s.log, req.GetId(), req.GetEvent())
