@@ -309,10 +309,6 @@ func testContext(t *testing.T) context.Context {
 	return ctx
 }
 
-func withBearer(ctx context.Context, token string) context.Context {
-	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
-}
-
 // wantStatus checks an error's code, ErrorInfo reason and domain, and that
 // its message contains each of contains.
 func wantStatus(t *testing.T, err error, code codes.Code, reason string, contains ...string) *status.Status {

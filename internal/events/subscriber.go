@@ -181,13 +181,6 @@ func (s *subscriber) overflowed() (through uint64, ok bool) {
 	return s.through, true
 }
 
-// queued is how many entries wait to be sent.
-func (s *subscriber) queued() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.queue) - s.head
-}
-
 // err is why the tail ended the subscription, or nil.
 func (s *subscriber) err() error {
 	s.mu.Lock()

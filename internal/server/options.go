@@ -119,7 +119,6 @@ type options struct {
 	shutdownTimeout  time.Duration
 	shutdownDelay    time.Duration
 	logCheckInterval time.Duration
-	grpcOpts         []grpc.ServerOption
 	unary            []grpc.UnaryServerInterceptor
 	stream           []grpc.StreamServerInterceptor
 	events           *events.Log
@@ -278,12 +277,6 @@ func WithLogCheckInterval(d time.Duration) Option {
 			o.logCheckInterval = d
 		}
 	})
-}
-
-// WithGRPCServerOptions adds options to the gRPC server (credentials,
-// limits).
-func WithGRPCServerOptions(opts ...grpc.ServerOption) Option {
-	return optionFunc(func(o *options) { o.grpcOpts = append(o.grpcOpts, opts...) })
 }
 
 // WithUnaryInterceptors adds unary interceptors inside the gateway's own

@@ -270,10 +270,6 @@ func TestPolicy(t *testing.T) {
 	}
 }
 
-func (g *secureGateway) workerCert(t *testing.T) tlstest.Leaf {
-	return g.ca.Client(t, "", payoutWorker)
-}
-
 // TestBearerTokens: callers behind a TLS-terminating mesh bring a JWT; a
 // wrong audience or an expired one is refused.
 func TestBearerTokens(t *testing.T) {

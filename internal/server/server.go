@@ -187,7 +187,6 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 			MaxConnectionAge: lim.MaxConnectionAge, MaxConnectionAgeGrace: lim.MaxConnectionAgeGrace,
 		}),
 	}...)
-	grpcOpts = append(grpcOpts, o.grpcOpts...)
 	s.grpc = grpc.NewServer(grpcOpts...)
 
 	reg := &registrar{Server: s.grpc, methods: map[string]unaryMethod{}}

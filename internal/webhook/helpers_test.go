@@ -136,26 +136,6 @@ func rawEvent(typ, accountGroup string) map[string]any {
 	return eventstest.RawEvent(typ, time.Now(), obj)
 }
 
-// makeEvents returns n parsed events of the given type and account group.
-func makeEvents(t testing.TB, n int, typ, ag string) []events.Event {
-	t.Helper()
-	raws := make([]map[string]any, n)
-	for i := range raws {
-		raws[i] = rawEvent(typ, ag)
-	}
-	raws2, err := parseEnvelope(eventstest.DeliveryBody(t, raws...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	evs := make([]events.Event, len(raws2))
-	for i, raw := range raws2 {
-		if evs[i], err = events.ParseEvent(raw); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return evs
-}
-
 type appenderFunc func(ctx context.Context, evs []events.Event) error
 
 func (f appenderFunc) Append(ctx context.Context, evs []events.Event) error { return f(ctx, evs) }

@@ -113,8 +113,7 @@ type config struct {
 	simCfg      []func(*upvestsim.Config)
 	upstreamOpt []upstream.Option
 	scopes      []string
-	serverOpt   []func(*Gateway) []server.Option
-	webhookPath string
+	serverOpt   []server.Option
 	webhookLis  bool
 	replicaOf   *Gateway
 	logger      *slog.Logger
@@ -157,24 +156,7 @@ func WithScopes(scopes ...string) Option {
 
 // WithServerOptions adds options to the gateway server.
 func WithServerOptions(opts ...server.Option) Option {
-	return optionFunc(func(c *config) {
-		c.serverOpt = append(c.serverOpt, func(*Gateway) []server.Option { return opts })
-	})
-}
-
-// WithServerOptionsFunc adds server options built from the pair under
-// construction: Sim, SimURL, the credentials, Upstream and BaseURL are set
-// when f runs (e.g. a webhook handler that needs the Upstream client).
-func WithServerOptionsFunc(f func(*Gateway) []server.Option) Option {
-	return optionFunc(func(c *config) { c.serverOpt = append(c.serverOpt, f) })
-}
-
-// WithWebhookDelivery makes the simulator deliver every event to the
-// gateway's HTTP listener at path (e.g. "/webhooks/upvest"), through a
-// pre-registered, enabled subscription. With the event log (the default)
-// the simulator delivers to server.WebhookPath, through Gateway.Webhooks.
-func WithWebhookDelivery(path string) Option {
-	return optionFunc(func(c *config) { c.webhookPath = path })
+	return optionFunc(func(c *config) { c.serverOpt = append(c.serverOpt, opts...) })
 }
 
 // WithReplicaOf makes the gateway a second replica beside first: it calls
@@ -287,9 +269,7 @@ func Start(t testing.TB, opts ...Option) *Gateway {
 	if !c.events.disabled {
 		srvOpts = append(srvOpts, c.events.open(t, g, c.logger)...)
 	}
-	for _, f := range c.serverOpt {
-		srvOpts = append(srvOpts, f(g)...)
-	}
+	srvOpts = append(srvOpts, c.serverOpt...)
 	g.Server, err = server.New(server.Config{Upstream: g.Upstream, GRPCListener: grpcLis, HTTPListener: httpLis, WebhookListener: webhookLis,
 		AdminListener: adminLis}, srvOpts...)
 	if err != nil {
@@ -331,10 +311,7 @@ func (g *Gateway) startSimulator(t testing.TB, c *config, key *ecdsa.PrivateKey)
 		Logger:             c.logger,
 		WebhookBackoffUnit: 10 * time.Millisecond,
 	}
-	switch {
-	case c.webhookPath != "":
-		simCfg.WebhookURL = g.WebhookBaseURL + c.webhookPath
-	case !c.events.disabled:
+	if !c.events.disabled {
 		g.Webhooks = newWebhookFront(t, g.WebhookBaseURL+server.WebhookPath)
 		simCfg.WebhookURL = g.Webhooks.URL
 	}
