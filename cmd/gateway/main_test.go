@@ -4,12 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"io"
 	"net"
 	"net/http"
@@ -27,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/upvest-gateway/gateway/internal/events/eventstest"
+	"github.com/upvest-gateway/gateway/internal/upvestsim/simtest"
 )
 
 // TestMain lets a test start this very binary as the gateway: with
@@ -52,19 +48,8 @@ func runOnce(t *testing.T, env map[string]string, args ...string) (code int, std
 
 func writeKey(t *testing.T) string {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "key.pem")
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	_, keyFile, _ := simtest.WriteKey(t, t.TempDir())
+	return keyFile
 }
 
 // TestRunStartupErrors: each start-up failure is one line on stderr naming

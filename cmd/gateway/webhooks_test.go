@@ -4,18 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -27,6 +21,7 @@ import (
 
 	"github.com/upvest-gateway/gateway/internal/server"
 	"github.com/upvest-gateway/gateway/internal/upvestsim"
+	"github.com/upvest-gateway/gateway/internal/upvestsim/simtest"
 	"github.com/upvest-gateway/gateway/internal/webhook/registration"
 )
 
@@ -39,18 +34,7 @@ type simTenant struct {
 
 func newSimTenant(t *testing.T) *simTenant {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(t.TempDir(), "tenant.pem")
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	key, keyFile, _ := simtest.WriteKey(t, t.TempDir())
 	clientID, secret := uuid.NewString(), marker+rand.Text()
 	sim, err := upvestsim.New(upvestsim.Config{
 		ClientID: clientID, ClientSecret: secret,

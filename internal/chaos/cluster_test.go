@@ -5,12 +5,7 @@ package chaos_test
 import (
 	"bufio"
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -35,6 +30,7 @@ import (
 	"github.com/upvest-gateway/gateway/internal/events/eventstest"
 	"github.com/upvest-gateway/gateway/internal/server/servertest"
 	"github.com/upvest-gateway/gateway/internal/upvestsim"
+	"github.com/upvest-gateway/gateway/internal/upvestsim/simtest"
 )
 
 // bins are the gateway and simulator binaries, built once by TestMain; with
@@ -126,7 +122,7 @@ func startCluster(t *testing.T) *cluster {
 	}
 	t.Logf("NATS %s, stream %s, buckets %s and %s", natsURL, stream, bucket, statusBucket)
 
-	keyFile, pubFile := tenantKey(t, dir)
+	_, keyFile, pubFile := simtest.WriteKey(t, dir)
 	clientID, secret := uuid.NewString(), uuid.NewString()
 	grpcAddrs := [2]string{freeAddr(t), freeAddr(t)}
 	httpAddrs := [2]string{freeAddr(t), freeAddr(t)}
@@ -206,32 +202,6 @@ func (c *cluster) control(t *testing.T, name string, v any) {
 	if err := json.NewDecoder(res.Body).Decode(v); err != nil {
 		t.Fatalf("/_sim/%s: %v", name, err)
 	}
-}
-
-// tenantKey writes a fresh P-256 key: the private half for the gateways,
-// the public half for the simulator.
-func tenantKey(t *testing.T, dir string) (keyFile, pubFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pubDER, err := x509.MarshalPKIXPublicKey(key.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile, pubFile = filepath.Join(dir, "tenant.pem"), filepath.Join(dir, "tenant.pub.pem")
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(pubFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return keyFile, pubFile
 }
 
 // freeAddr is a loopback address nothing listens on, for a process that

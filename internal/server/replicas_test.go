@@ -3,11 +3,6 @@ package server_test
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/pem"
 	"io"
 	"net"
 	"net/http"
@@ -26,6 +21,7 @@ import (
 	gatewayv1 "github.com/upvest-gateway/gateway/gen/upvest/gateway/v1"
 	"github.com/upvest-gateway/gateway/internal/logtest"
 	"github.com/upvest-gateway/gateway/internal/server/servertest"
+	"github.com/upvest-gateway/gateway/internal/upvestsim/simtest"
 )
 
 // TestReplicasShareTheLog runs two gateway processes on the external NATS
@@ -50,19 +46,7 @@ func TestReplicasShareTheLog(t *testing.T) {
 
 	// The tenant's key: the private half for the gateways, the public half
 	// for the simulator.
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, _ := x509.MarshalECPrivateKey(key)
-	pubDER, _ := x509.MarshalPKIXPublicKey(key.Public())
-	keyFile, pubFile := filepath.Join(dir, "tenant.pem"), filepath.Join(dir, "tenant.pub.pem")
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(pubFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	_, keyFile, pubFile := simtest.WriteKey(t, dir)
 
 	clientID, secret := uuid.NewString(), uuid.NewString()
 	gw1HTTP := freeAddr(t)
