@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"time"
 
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -24,9 +23,7 @@ const namespace = "upvest_gateway"
 type Metrics struct {
 	reg *prometheus.Registry
 
-	// GRPC are the gRPC server's metrics (per method and code, with
-	// handling-time histograms): its interceptors go first in the chain.
-	GRPC *grpcprom.ServerMetrics
+	grpc *grpcServer
 
 	upstreamRequests  *prometheus.CounterVec
 	upstreamDuration  *prometheus.HistogramVec
@@ -55,7 +52,7 @@ var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1
 // build_info naming version.
 func New(version string) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
-	m.GRPC = grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(grpcprom.WithHistogramBuckets(latencyBuckets)))
+	m.grpc = newGRPCServer()
 	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
 	}
@@ -84,8 +81,9 @@ func New(version string) *Metrics {
 		ConstLabels: prometheus.Labels{"version": version, "revision": revision(), "go_version": runtime.Version()}})
 	buildInfo.Set(1)
 
+	m.reg.MustRegister(m.grpc.collectors()...)
 	m.reg.MustRegister(
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo, m.GRPC,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo,
 		m.upstreamRequests, m.upstreamDuration, m.upstreamRetries, m.upstreamUnknown, m.tokenRequests, m.tokenRefreshes,
 		m.idempotency, m.idempotencyReuse, m.idempotencyDown,
 		m.webhookDeliveries, m.webhookRejections, m.webhookEvents, m.appendDuration, m.appendErrors,

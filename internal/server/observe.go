@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 
+	"github.com/upvest-gateway/gateway/internal/metrics"
 	"github.com/upvest-gateway/gateway/internal/upstream"
 )
 
@@ -98,6 +100,38 @@ func traceID(ctx context.Context) string {
 		return sc.TraceID().String()
 	}
 	return ""
+}
+
+// countCalls counts the stream in the gRPC server's metrics: started,
+// its messages, handled by code and its time.
+func (s *Server) countCalls(ss grpc.ServerStream, info *grpc.StreamServerInfo) (grpc.ServerStream, func(error) error, error) {
+	start := time.Now()
+	series := s.opts.metrics.RPCStarted(info.FullMethod, info.IsClientStream, info.IsServerStream)
+	return &countedStream{ServerStream: ss, series: series}, func(err error) error {
+		series.Handled(err, time.Since(start))
+		return err
+	}, nil
+}
+
+type countedStream struct {
+	grpc.ServerStream
+	series *metrics.RPCSeries
+}
+
+func (c *countedStream) SendMsg(m any) error {
+	err := c.ServerStream.SendMsg(m)
+	if err == nil {
+		c.series.Sent()
+	}
+	return err
+}
+
+func (c *countedStream) RecvMsg(m any) error {
+	err := c.ServerStream.RecvMsg(m)
+	if err == nil {
+		c.series.Received()
+	}
+	return err
 }
 
 // countStreams keeps the open server streams per RPC, and counts each

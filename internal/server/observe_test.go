@@ -144,6 +144,8 @@ func TestMetricsScrape(t *testing.T) {
 		{"grpc_server_handling_seconds_count", []string{`grpc_method="CreateTopup"`}, 2},
 		{"grpc_server_started_total", []string{`grpc_method="WatchTopupEvents"`, `grpc_type="server_stream"`}, 1},
 		{"grpc_server_msg_sent_total", []string{`grpc_method="WatchTopupEvents"`}, 2},
+		{"grpc_server_msg_received_total", []string{`grpc_method="WatchTopupEvents"`}, 1},
+		{"grpc_server_handled_total", []string{`grpc_method="WatchTopupEvents"`}, 1},
 		{"upvest_gateway_upstream_requests_total", []string{`operation="CreateTopup"`, `attempt="1"`, `status="20`}, 1},
 		{"upvest_gateway_upstream_requests_total", []string{`operation="GetTopup"`, `status="404"`}, 1},
 		{"upvest_gateway_upstream_request_duration_seconds_count", []string{`operation="GetTopup"`}, 2},

@@ -146,20 +146,20 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	// logging, so it sees the code recovery made of a panic; then the caller
 	// checks, so nothing else runs for a caller refused.
 	var unary []grpc.UnaryServerInterceptor
-	var stream []grpc.StreamServerInterceptor
+	var steps []streamStep
 	if o.metrics != nil {
-		unary = append(unary, o.metrics.GRPC.UnaryServerInterceptor())
-		stream = append(stream, o.metrics.GRPC.StreamServerInterceptor())
+		unary = append(unary, o.metrics.UnaryServerInterceptor())
+		steps = append(steps, s.countCalls)
 	}
 	unary = append(unary, logUnary(s.log), recoverUnary(s.log))
-	steps := []streamStep{logStream(s.log)} // recovery is streamSteps' own
+	steps = append(steps, logStream(s.log)) // recovery is streamSteps' own
 	if o.guard != nil {
 		unary = append(unary, o.guard.UnaryServerInterceptor(), noteCallerUnary)
 		steps = append(steps, guardStream(o.guard), noteCallerStream)
 	}
 	unary = append(unary, o.unary...)
 	steps = append(steps, s.limitStreams, s.countStreams, s.endOnShutdown)
-	stream = append(append(stream, streamSteps(s.log, steps...)), o.stream...)
+	stream := append([]grpc.StreamServerInterceptor{streamSteps(s.log, steps...)}, o.stream...)
 	// One chain, for the gRPC server and the REST face's in-process calls.
 	unaryChain := chainUnary(unary)
 	var statsHandlers []stats.Handler
@@ -204,7 +204,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	}
 	reflection.Register(s.grpc)
 	if o.metrics != nil {
-		o.metrics.GRPC.InitializeMetrics(s.grpc) // every method's series from the start, at zero
+		o.metrics.InitializeGRPC(s.grpc) // every method's series from the start, at zero
 	}
 
 	conn, err := dialInMemory(s.memLis)
