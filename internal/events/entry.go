@@ -107,9 +107,17 @@ func (e *entry) decoded() (*Event, error) {
 	return &e.event, e.decodeErr
 }
 
+// memoKey is what a memoised result is shared by: a key of the caller's
+// and the subscribers' filter. Not an interface: a thousand subscribers
+// looking it up per event would allocate one each.
+type memoKey struct {
+	key    string
+	filter uint32
+}
+
 // memoSlot is one memoised result: built once, by the first caller.
 type memoSlot struct {
-	key  any
+	key  memoKey
 	once *sync.Once
 	v    *memoValue
 }
@@ -121,7 +129,7 @@ type memoValue struct {
 
 // memoise returns build's result for key, building it once for however
 // many subscribers ask (see Message.Memo).
-func (e *entry) memoise(key any, build func() (any, error)) (any, error) {
+func (e *entry) memoise(key memoKey, build func() (any, error)) (any, error) {
 	find := func() (memoSlot, bool) {
 		if slots := e.memo.Load(); slots != nil {
 			for _, m := range *slots {

@@ -34,15 +34,17 @@ type fanout struct {
 	// Written under mu, read without it by heartbeats.
 	tail atomic.Uint64
 
-	mu          sync.Mutex
-	running     bool
-	generation  uint64 // of the current consumer; a stopped one's late messages are ignored
-	id          streamIdentity
-	consumer    jetstream.Consumer
-	consume     jetstream.ConsumeContext
-	cancelTail  context.CancelFunc // of a sync the tail waits for
-	stopChecks  chan struct{}
-	index       map[indexKey]map[*subscriber]struct{}
+	mu         sync.Mutex
+	running    bool
+	generation uint64 // of the current consumer; a stopped one's late messages are ignored
+	id         streamIdentity
+	consumer   jetstream.Consumer
+	consume    jetstream.ConsumeContext
+	cancelTail context.CancelFunc // of a sync the tail waits for
+	stopChecks chan struct{}
+	// index finds the subscribers an entry may be for; the value is true
+	// when every entry under the key is (no status to check).
+	index       map[indexKey]map[*subscriber]bool
 	subscribers int // on the tail
 	// recent holds the last entries the tail read, by sequence modulo its
 	// length (all of them, also those no one wanted, decoded only when
@@ -63,7 +65,7 @@ const durableWait = 20 * time.Millisecond
 const checkInterval = DefaultHeartbeat
 
 func newFanout(l *Log, recent int) *fanout {
-	return &fanout{log: l, index: map[indexKey]map[*subscriber]struct{}{}, recent: make([]*entry, recent)}
+	return &fanout{log: l, index: map[indexKey]map[*subscriber]bool{}, recent: make([]*entry, recent)}
 }
 
 // start starts the tail unless it runs, and returns the identity of the
@@ -196,8 +198,8 @@ func (f *fanout) dispatchLocked(e *entry, now time.Time) {
 	for _, key := range [...]indexKey{
 		{e.accountGroup, e.family}, {e.accountGroup, "*"}, {"*", e.family}, {"*", "*"},
 	} {
-		for s := range f.index[key] {
-			if !s.sel.matches(e) {
+		for s, all := range f.index[key] {
+			if !all && !s.sel.matches(e) {
 				continue
 			}
 			if _, err := e.decoded(); err != nil {
@@ -259,10 +261,10 @@ func (f *fanout) registerLocked(s *subscriber, from uint64) {
 	for _, k := range s.sel.indexKeys() {
 		set := f.index[k]
 		if set == nil {
-			set = map[*subscriber]struct{}{}
+			set = map[*subscriber]bool{}
 			f.index[k] = set
 		}
-		set[s] = struct{}{}
+		set[s] = s.sel.takesAll(k)
 	}
 	f.subscribers++
 }

@@ -171,6 +171,12 @@ func (s *selection) matches(e *entry) bool {
 	return false
 }
 
+// takesAll reports whether the selection takes every entry found under k,
+// whatever its status.
+func (s *selection) takesAll(k indexKey) bool {
+	return slices.Contains(s.patterns, pattern{family: k.family, status: "*", accountGroup: k.accountGroup})
+}
+
 // indexKeys are the distinct keys the subscriber is found under. An event
 // has one family and one account group, so it finds a subscriber under at
 // most one of them.

@@ -87,7 +87,7 @@ func TestReplayHandsOnEachMessageOnce(t *testing.T) {
 	}
 }
 
-// Message.Memo builds once per event and key, for any number of
+// Message.Memo builds once per event, filter and key, for any number of
 // subscribers at once; a heartbeat has no event to share and builds every
 // time.
 func TestMessageMemo(t *testing.T) {
@@ -98,21 +98,23 @@ func TestMessageMemo(t *testing.T) {
 	for range 100 {
 		wg.Go(func() {
 			for _, key := range []string{"a", "b"} {
-				v, err := Message{entry: e}.Memo(key, build)
-				if v != "encoded" || err != nil {
-					t.Errorf("Memo = %v, %v", v, err)
+				for _, filter := range []uint32{1, 2} {
+					v, err := Message{entry: e, filter: filter}.Memo(key, build)
+					if v != "encoded" || err != nil {
+						t.Errorf("Memo = %v, %v", v, err)
+					}
 				}
 			}
 		})
 	}
 	wg.Wait()
-	if n := builds.Load(); n != 2 {
-		t.Errorf("built %d times for two keys", n)
+	if n := builds.Load(); n != 4 {
+		t.Errorf("built %d times for two keys and two filters", n)
 	}
 	for range 3 {
 		Message{}.Memo("a", build)
 	}
-	if n := builds.Load(); n != 5 {
-		t.Errorf("heartbeats built %d times, want 3", n-2)
+	if n := builds.Load(); n != 7 {
+		t.Errorf("heartbeats built %d times, want 3", n-4)
 	}
 }

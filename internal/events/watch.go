@@ -51,20 +51,20 @@ type Message struct {
 	// heartbeat.
 	Stored time.Time
 	entry  *entry // shared by every subscriber the event goes to; nil for a heartbeat
+	filter uint32 // the subscriber's filter, which decides Token
 }
 
 // Memo returns build's result for key, building it once for every
-// subscriber that receives this same event and asks with an equal key:
-// e.g. an RPC's encoded response, keyed by the RPC and the token (the
-// subscribers of one filter get the same token), so that a thousand
-// subscribers of an event cost one encoding. key must be comparable, as a
-// map key. The result is shared: treat it as read-only. For a heartbeat,
-// build simply runs.
-func (m Message) Memo(key any, build func() (any, error)) (any, error) {
+// subscriber that receives this same event with the same filter (hence the
+// same token) and asks with the same key: e.g. an RPC's encoded response,
+// keyed by the RPC and its wire format, so that a thousand subscribers of
+// an event cost one encoding. The result is shared: treat it as read-only.
+// For a heartbeat, build simply runs.
+func (m Message) Memo(key string, build func() (any, error)) (any, error) {
 	if m.entry == nil {
 		return build()
 	}
-	return m.entry.memoise(key, build)
+	return m.entry.memoise(memoKey{key, m.filter}, build)
 }
 
 // A WatchOption configures Watch.
@@ -357,7 +357,7 @@ const drainCheck = 16
 
 // sendEvent sends a decoded entry.
 func (w *watcher) sendEvent(e *entry) error {
-	if err := w.send(Message{Token: e.token(w.id, w.sel.hash), Event: &e.event, Stored: e.at, entry: e}); err != nil {
+	if err := w.send(Message{Token: e.token(w.id, w.sel.hash), Event: &e.event, Stored: e.at, entry: e, filter: w.sel.hash}); err != nil {
 		return err
 	}
 	w.passed = e.seq

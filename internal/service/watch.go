@@ -126,13 +126,6 @@ func watchEvents[E ~int32, R proto.Message](stream grpc.ServerStream, c *backend
 	})
 }
 
-// sharedResponse identifies an event's response that every subscriber of
-// the same RPC and wire format (kind) and filter (hence token) receives
-// alike.
-type sharedResponse struct {
-	kind, token string
-}
-
 // sendShared sends m's response, encoding it (decoding the event's object,
 // converting, marshalling) once for every subscriber that receives the same
 // bytes: a thousand unfiltered subscribers of an event cost one encoding,
@@ -143,7 +136,7 @@ func sendShared(stream grpc.ServerStream, kind string, m events.Message, respons
 	if m.Event == nil {
 		return stream.SendMsg(response())
 	}
-	prepared, err := m.Memo(sharedResponse{kind: kind, token: m.Token}, func() (any, error) {
+	prepared, err := m.Memo(kind, func() (any, error) {
 		p := &grpc.PreparedMsg{}
 		if err := p.Encode(stream, response()); err != nil {
 			return nil, err
