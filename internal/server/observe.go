@@ -28,15 +28,19 @@ import (
 // The gateway's metrics and traces of its own calls (WithMetrics,
 // WithTracing); the upstream client and the webhook receiver record theirs.
 
+// tracingOff reports whether WithTracing was given a provider that records
+// nothing (tracing off): then no span is made, and the caller's trace
+// context is only read (traceContextUnary, traceContextStream).
+func (o *options) tracingOff() bool {
+	_, off := o.tracer.(tracenoop.TracerProvider)
+	return off
+}
+
 // tracingHandler is the gRPC server's stats handler with WithTracing: a span
 // per call, continuing the caller's trace; health checks, which probes make
 // every few seconds, are not traced. Its metrics stay off: the Prometheus
-// ones are the gateway's. With a provider that records nothing (tracing
-// off), it only reads the caller's trace context.
+// ones are the gateway's.
 func (o *options) tracingHandler() stats.Handler {
-	if _, off := o.tracer.(tracenoop.TracerProvider); off {
-		return traceContext{o.propagator}
-	}
 	return otelgrpc.NewServerHandler(
 		otelgrpc.WithTracerProvider(o.tracer),
 		otelgrpc.WithPropagators(o.propagator),
@@ -45,21 +49,25 @@ func (o *options) tracingHandler() stats.Handler {
 	)
 }
 
-// traceContext is the stats handler with tracing off: the caller's trace
-// context goes into the call's context, for the request log's trace id
-// and for Upvest, and no span is made (otelgrpc would make a span that
-// records nothing, for a few per cent of a call's CPU).
-type traceContext struct{ propagator propagation.TextMapPropagator }
-
-func (h traceContext) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context {
-	return h.propagator.Extract(ctx, incomingCarrier{ctx})
+// traceContextUnary is what is left of tracing when it is off: the caller's
+// trace context goes into the call's context, for the request log's trace
+// id and for Upvest, and no span is made. An interceptor, not a stats
+// handler: with any stats handler gRPC builds a record and reads the clock
+// for every message, a few per cent of a unary call and more of an event
+// stream's sends.
+func traceContextUnary(propagator propagation.TextMapPropagator) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		return handler(propagator.Extract(ctx, incomingCarrier{ctx}), req)
+	}
 }
 
-func (traceContext) HandleRPC(context.Context, stats.RPCStats) {}
-
-func (traceContext) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
-
-func (traceContext) HandleConn(context.Context, stats.ConnStats) {}
+// traceContextStream is traceContextUnary for streams.
+func traceContextStream(propagator propagation.TextMapPropagator) streamStep {
+	return func(ss grpc.ServerStream, _ *grpc.StreamServerInfo) (grpc.ServerStream, func(error) error, error) {
+		ctx := ss.Context()
+		return &contextStream{ServerStream: ss, ctx: propagator.Extract(ctx, incomingCarrier{ctx})}, nil, nil
+	}
+}
 
 // incomingCarrier reads a call's incoming metadata, without copying all of
 // it as metadata.FromIncomingContext does.

@@ -142,11 +142,21 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		serviceOpts = append(serviceOpts, service.WithEvents(o.events))
 	}
 
-	// Metrics outermost, so every call counts, the refused ones too; then
-	// logging, so it sees the code recovery made of a panic; then the caller
-	// checks, so nothing else runs for a caller refused.
+	// The caller's trace context first, for everything after to see; then
+	// metrics, so every call counts, the refused ones too; then logging, so
+	// it sees the code recovery made of a panic; then the caller checks, so
+	// nothing else runs for a caller refused.
 	var unary []grpc.UnaryServerInterceptor
 	var steps []streamStep
+	var statsHandlers []stats.Handler
+	switch {
+	case o.tracer == nil:
+	case o.tracingOff():
+		unary = append(unary, traceContextUnary(o.propagator))
+		steps = append(steps, traceContextStream(o.propagator))
+	default:
+		statsHandlers = append(statsHandlers, o.tracingHandler())
+	}
 	if o.metrics != nil {
 		unary = append(unary, o.metrics.UnaryServerInterceptor())
 		steps = append(steps, s.countCalls)
@@ -162,10 +172,6 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	stream := append([]grpc.StreamServerInterceptor{streamSteps(s.log, steps...)}, o.stream...)
 	// One chain, for the gRPC server and the REST face's in-process calls.
 	unaryChain := chainUnary(unary)
-	var statsHandlers []stats.Handler
-	if o.tracer != nil {
-		statsHandlers = append(statsHandlers, o.tracingHandler())
-	}
 	var grpcOpts []grpc.ServerOption
 	if o.tls != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(o.tls.GRPCCredentials()))
