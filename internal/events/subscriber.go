@@ -132,16 +132,18 @@ func (s *subscriber) markBehind(now time.Time) {
 	}
 }
 
-// sent records that the subscriber completed a send at now, and reports
+// sent records that the subscriber completed a send just now, and reports
 // whether it was behind for the stall timeout before it did: a send that
 // was stuck while the tail had to let go of the subscriber. A subscriber
-// that keeps sending while behind is paced, not ended.
-func (s *subscriber) sent(now time.Time, stall time.Duration) (tooSlow bool) {
+// that keeps sending while behind is paced, not ended. The clock is read
+// only then.
+func (s *subscriber) sent(stall time.Duration) (tooSlow bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.behindSince.IsZero() {
 		return false
 	}
+	now := time.Now()
 	if now.Sub(s.behindSince) >= stall {
 		return true
 	}

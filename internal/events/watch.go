@@ -172,7 +172,7 @@ type watcher struct {
 	// handed to send; the last token handed out is never past it, and it
 	// only grows.
 	passed   uint64
-	lastSend time.Time // of a message or heartbeat
+	lastSend time.Time // of the last message or heartbeat (of a queue sent, once at its end)
 	started  bool      // the first heartbeat went out
 	ticker   *time.Ticker
 	ticked   bool // the ticker has had its first, randomly placed, tick
@@ -315,7 +315,7 @@ func (w *watcher) run(ctx context.Context) error {
 			if err := w.heartbeatIfIdle(true); err != nil {
 				return err
 			}
-			if w.sub.sent(time.Now(), w.opts.stall) {
+			if w.sub.sent(w.opts.stall) {
 				return ErrSlowSubscriber
 			}
 		}
@@ -330,12 +330,17 @@ func (w *watcher) drain(ctx context.Context) error {
 		case err != nil:
 			return err
 		case e == nil:
+			if n > 1 {
+				// Once for the whole queue: nothing reads it until the
+				// queue is sent.
+				w.lastSend = time.Now()
+			}
 			return nil
 		}
 		if err := w.sendEvent(e); err != nil {
 			return err
 		}
-		if w.sub.sent(w.lastSend, w.opts.stall) {
+		if w.sub.sent(w.opts.stall) {
 			return ErrSlowSubscriber
 		}
 		// A long queue is not sent past the end of the subscription.
@@ -361,7 +366,6 @@ func (w *watcher) sendEvent(e *entry) error {
 		return err
 	}
 	w.passed = e.seq
-	w.lastSend = time.Now()
 	return nil
 }
 
@@ -436,7 +440,8 @@ func (w *watcher) catchUpFromMemory(ctx context.Context) (joined bool, err error
 					if err := w.sendEvent(e); err != nil {
 						return false, err
 					}
-					if w.sub.sent(time.Now(), w.opts.stall) {
+					w.lastSend = time.Now()
+					if w.sub.sent(w.opts.stall) {
 						return false, ErrSlowSubscriber
 					}
 				}
@@ -520,9 +525,10 @@ func (w *watcher) catchUpFromLog(ctx context.Context) error {
 				if err := w.sendEvent(d.e); err != nil {
 					return err
 				}
+				w.lastSend = time.Now()
 				// The replay has a stall timeout of its own; this keeps the
 				// clock of an overflow of the tail's queue meanwhile honest.
-				if w.sub.sent(time.Now(), w.opts.stall) {
+				if w.sub.sent(w.opts.stall) {
 					return ErrSlowSubscriber
 				}
 			}
