@@ -65,7 +65,10 @@ func traceContextUnary(propagator propagation.TextMapPropagator) grpc.UnaryServe
 func traceContextStream(propagator propagation.TextMapPropagator) streamStep {
 	return func(ss grpc.ServerStream, _ *grpc.StreamServerInfo) (grpc.ServerStream, func(error) error, error) {
 		ctx := ss.Context()
-		return &contextStream{ServerStream: ss, ctx: propagator.Extract(ctx, incomingCarrier{ctx})}, nil, nil
+		if traced := propagator.Extract(ctx, incomingCarrier{ctx}); traced != ctx {
+			return &contextStream{ServerStream: ss, ctx: traced}, nil, nil
+		}
+		return ss, nil, nil // no trace context: no wrapper for every message to pass
 	}
 }
 

@@ -367,3 +367,43 @@ func first(md metadata.MD, key string) string {
 	}
 	return ""
 }
+
+// TestStreamTraceContextWithTracingOff: with tracing off, a Watch stream's
+// request log line carries the trace id its caller sent, and one without a
+// trace context gets none.
+func TestStreamTraceContextWithTracingOff(t *testing.T) {
+	t.Parallel()
+	tr, err := tracing.New(context.Background(), tracing.Settings{}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs logtest.Buffer
+	g := start(t, eventstest.Backend{Name: "embedded"}, servertest.WithTracing(tr.Provider, tr.Propagator),
+		servertest.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+	traceID, spanID := strings.ReplaceAll(uuid.NewString(), "-", ""), strings.ReplaceAll(uuid.NewString(), "-", "")[:16]
+	traced := topupWatch(g, &gatewayv1.WatchTopupEventsRequest{AccountGroupId: uuid.NewString()})
+	w := startWatch(t, func(ctx context.Context) (grpc.ServerStreamingClient[gatewayv1.WatchTopupEventsResponse], error) {
+		return traced(metadata.AppendToOutgoingContext(ctx, "traceparent", "00-"+traceID+"-"+spanID+"-01"))
+	})
+	plain := startWatch(t, topupWatch(g, &gatewayv1.WatchTopupEventsRequest{AccountGroupId: uuid.NewString()}))
+	w.stop()
+	plain.stop()
+	waitFor(t, 10*time.Second, "two Watch log lines", func() bool {
+		return strings.Count(logs.String(), `"method":"/upvest.gateway.v1.TopupService/WatchTopupEvents"`) == 2
+	})
+	var withID, without int
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if !strings.Contains(line, "WatchTopupEvents") {
+			continue
+		}
+		switch {
+		case strings.Contains(line, `"trace_id":"`+traceID+`"`):
+			withID++
+		case !strings.Contains(line, `"trace_id"`):
+			without++
+		}
+	}
+	if withID != 1 || without != 1 {
+		t.Errorf("Watch log lines: %d with the caller's trace id, %d without any, want 1 and 1:\n%s", withID, without, logs.String())
+	}
+}
