@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -306,5 +307,66 @@ func TestJWKSFirstUse(t *testing.T) {
 	wg.Wait()
 	if n := p.fetches.Load(); n != 1 {
 		t.Fatalf("%d fetches, want 1", n)
+	}
+}
+
+// WithJWKSMaxAge: keys older than the maximum age still verify, and the
+// next use fetches newer ones in the background; younger keys fetch nothing.
+func TestJWKSMaxAge(t *testing.T) {
+	t.Parallel()
+	s := newTokenSigner(t)
+	p := newIDP(t, s.jwks(t))
+	const maxAge = 200 * time.Millisecond
+	keys, err := auth.JWKSFromURL(p.srv.URL, auth.WithJWKSMaxAge(maxAge), auth.WithJWKSMinInterval(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := auth.NewJWTVerifier(keys, testIssuer, testAudience)
+	tok := s.sign(t, "es256", validClaims("balance-dashboard"))
+	for range 3 {
+		if _, err := v.Verify(context.Background(), tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := p.fetches.Load(); n != 1 {
+		t.Fatalf("%d fetches within the maximum age, want 1", n)
+	}
+	time.Sleep(maxAge + 50*time.Millisecond)
+	if _, err := v.Verify(context.Background(), tok); err != nil {
+		t.Fatalf("keys past their maximum age: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for p.fetches.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("keys past their maximum age were not fetched again")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// WithHTTPClient: a JWKS served over TLS by a private CA is fetched with a
+// client that trusts it, and not with the default one.
+func TestJWKSHTTPClient(t *testing.T) {
+	t.Parallel()
+	s := newTokenSigner(t)
+	body := s.jwks(t)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		_, _ = w.Write(body)
+	}))
+	t.Cleanup(srv.Close)
+	untrusted, err := auth.JWKSFromURL(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := untrusted.Refresh(context.Background()); err == nil {
+		t.Fatal("the default client fetched from a server of an unknown CA")
+	}
+	trusted, err := auth.JWKSFromURL(srv.URL, auth.WithHTTPClient(srv.Client()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := trusted.Refresh(context.Background()); err != nil {
+		t.Fatalf("with a client that trusts the server: %v", err)
 	}
 }
