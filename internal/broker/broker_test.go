@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -79,6 +81,41 @@ func TestOpenExternal(t *testing.T) {
 	if b.Embedded() {
 		t.Fatal("external broker reports embedded")
 	}
+	if _, err := b.JetStream().AccountInfo(ctx); err != nil {
+		t.Fatalf("AccountInfo: %v", err)
+	}
+}
+
+// WithNATSOptions: an external NATS that wants credentials refuses a broker
+// without them, and takes one given them as a connection option; the
+// secret is in no error.
+func TestOpenExternalWithNATSOptions(t *testing.T) {
+	t.Parallel()
+	const token = "s3cret-token"
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
+		Authorization: token, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS did not start")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	if _, err := Open(ctx, Config{URL: srv.ClientURL()}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Open without the token = %v, want ErrUnavailable", err)
+	}
+	b, err := Open(ctx, Config{URL: srv.ClientURL()}, WithNATSOptions(nats.Token(token)))
+	if err != nil {
+		if strings.Contains(err.Error(), token) {
+			t.Errorf("the error quotes the token: %v", err)
+		}
+		t.Fatalf("Open with the token: %v", err)
+	}
+	defer b.Close()
 	if _, err := b.JetStream().AccountInfo(ctx); err != nil {
 		t.Fatalf("AccountInfo: %v", err)
 	}
