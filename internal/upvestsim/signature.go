@@ -1,10 +1,8 @@
 package upvestsim
 
 import (
-	"errors"
 	"mime"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -56,29 +54,14 @@ func (s *Sim) verify(c *call) (keyID string, version int, err error) {
 // claimedSigner is the key id and version a request's signature headers
 // claim, if the key is registered, without checking the signature.
 func (s *Sim) claimedSigner(r *http.Request) (string, int, error) {
-	version := httpsig.Version15
-	if v := r.Header.Get(httpsig.HeaderSignatureVersion); v != "" {
-		n, err := strconv.Atoi(strings.TrimSpace(v))
-		if err != nil {
-			return "", 0, errors.New("malformed upvest-signature-version")
-		}
-		version = n
-	}
-	if r.Header.Get(httpsig.HeaderSignature) == "" {
-		return "", 0, errors.New("signature header absent")
-	}
-	params, err := httpsig.ParseSignatureInput(strings.Join(r.Header.Values(httpsig.HeaderSignatureInput), ", "))
+	keyID, version, err := httpsig.Claimed(r)
 	if err != nil {
 		return "", 0, err
 	}
-	i := slices.IndexFunc(params, func(p httpsig.Params) bool { return p.Label == httpsig.DefaultLabel })
-	if i < 0 {
-		return "", 0, errors.New("no signature labelled " + httpsig.DefaultLabel)
-	}
-	if _, err := s.tenantKeys(r.Context(), params[i].KeyID); err != nil {
+	if _, err := s.tenantKeys(r.Context(), keyID); err != nil {
 		return "", 0, err
 	}
-	return params[i].KeyID, version, nil
+	return keyID, version, nil
 }
 
 // requiredComponents is what a request must cover for the upstream to accept

@@ -99,7 +99,15 @@ func FuzzVerify(f *testing.F) {
 		if version == "" {
 			delete(req.Header, "Upvest-Signature-Version")
 		}
+		claimedKey, claimedVersion, cerr := Claimed(req)
+		var cve *VerifyError
+		if cerr != nil && (!errors.As(cerr, &cve) || cve.Reason == "") {
+			t.Fatalf("Claimed: error %T without a reason: %v", cerr, cerr)
+		}
 		v, err := Verify(context.Background(), req, body, keys, VerifyOptions{Now: fixedClock})
+		if err == nil && (cerr != nil || claimedKey != v.KeyID || claimedVersion != v.Version) {
+			t.Fatalf("Claimed = %q, %d, %v for a request Verify accepted with %+v", claimedKey, claimedVersion, cerr, v)
+		}
 		if err != nil {
 			var ve *VerifyError
 			if !errors.As(err, &ve) || ve.Reason == "" {

@@ -94,26 +94,11 @@ func Verify(ctx context.Context, req *http.Request, body []byte, keys KeyResolve
 	if req == nil || req.URL == nil {
 		return nil, verifyErr(ReasonMissingSignature, "no request")
 	}
-	version, verr := signatureVersion(req.Header)
+	p, version, verr := claimed(req.Header)
 	if verr != nil {
 		return nil, verr
 	}
-
-	inputs := req.Header.Values(HeaderSignatureInput)
-	sigs := req.Header.Values(HeaderSignature)
-	if len(inputs) == 0 || len(sigs) == 0 {
-		return nil, verifyErr(ReasonMissingSignature, "signature-input or signature header absent")
-	}
-	// Several field lines form one dictionary (RFC 8941 §4.2).
-	all, err := ParseSignatureInput(strings.Join(inputs, ", "))
-	if err != nil {
-		return nil, &VerifyError{Reason: ReasonMalformedSignatureInput, Err: err}
-	}
-	p, ok := pickParams(all)
-	if !ok {
-		return nil, verifyErr(ReasonMalformedSignatureInput, "%d signatures and none labelled %s", len(all), DefaultLabel)
-	}
-	sig, verr := signatureBytes(strings.Join(sigs, ", "), p.Label)
+	sig, verr := signatureBytes(strings.Join(req.Header.Values(HeaderSignature), ", "), p.Label)
 	if verr != nil {
 		return nil, verr
 	}
@@ -174,6 +159,40 @@ func Verify(ctx context.Context, req *http.Request, body []byte, keys KeyResolve
 		v.Expires = time.Unix(p.Expires, 0)
 	}
 	return v, nil
+}
+
+// Claimed is what req's signature headers claim, unchecked: the key id of
+// the signature Verify would check, and the version. For a receiver that
+// verifies a sample of requests in full and only reads the others (a
+// simulator beside a load test). Errors are *VerifyError.
+func Claimed(req *http.Request) (keyID string, version int, err error) {
+	p, version, verr := claimed(req.Header)
+	if verr != nil {
+		return "", 0, verr
+	}
+	return p.KeyID, version, nil
+}
+
+// claimed reads the version and the parameters of the signature to check.
+func claimed(h http.Header) (Params, int, *VerifyError) {
+	version, verr := signatureVersion(h)
+	if verr != nil {
+		return Params{}, 0, verr
+	}
+	inputs := h.Values(HeaderSignatureInput)
+	if len(inputs) == 0 || len(h.Values(HeaderSignature)) == 0 {
+		return Params{}, 0, verifyErr(ReasonMissingSignature, "signature-input or signature header absent")
+	}
+	// Several field lines form one dictionary (RFC 8941 §4.2).
+	all, err := ParseSignatureInput(strings.Join(inputs, ", "))
+	if err != nil {
+		return Params{}, 0, &VerifyError{Reason: ReasonMalformedSignatureInput, Err: err}
+	}
+	p, ok := pickParams(all)
+	if !ok {
+		return Params{}, 0, verifyErr(ReasonMalformedSignatureInput, "%d signatures and none labelled %s", len(all), DefaultLabel)
+	}
+	return p, version, nil
 }
 
 func signatureVersion(h http.Header) (int, *VerifyError) {
