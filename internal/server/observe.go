@@ -13,7 +13,6 @@ import (
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -22,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/upvest-gateway/gateway/internal/metrics"
+	"github.com/upvest-gateway/gateway/internal/tracing"
 	"github.com/upvest-gateway/gateway/internal/upstream"
 )
 
@@ -31,10 +31,7 @@ import (
 // tracingOff reports whether WithTracing was given a provider that records
 // nothing (tracing off): then no span is made, and the caller's trace
 // context is only read (traceContextUnary, traceContextStream).
-func (o *options) tracingOff() bool {
-	_, off := o.tracer.(tracenoop.TracerProvider)
-	return off
-}
+func (o *options) tracingOff() bool { return !tracing.Records(o.tracer) }
 
 // tracingHandler is the gRPC server's stats handler with WithTracing: a span
 // per call, continuing the caller's trace; health checks, which probes make

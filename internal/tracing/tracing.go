@@ -116,6 +116,14 @@ type Tracing struct {
 	shutdown   func(context.Context) error
 }
 
+// Records reports whether tp may record spans: false for the provider New
+// makes with tracing off, with which the gateway only passes the caller's
+// trace context on and makes no span.
+func Records(tp trace.TracerProvider) bool {
+	_, off := tp.(noop.TracerProvider)
+	return !off
+}
+
 // Propagator is the trace context the gateway reads and sends: W3C Trace
 // Context only.
 func Propagator() propagation.TextMapPropagator { return propagation.TraceContext{} }

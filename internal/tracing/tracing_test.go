@@ -98,6 +98,9 @@ func TestExportOTLP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !tracing.Records(tr.Provider) {
+		t.Error("tracing on, and Records says it records nothing")
+	}
 	_, span := tr.Provider.Tracer("test").Start(ctx, "a-span-to-export")
 	span.End()
 	if err := tr.Shutdown(ctx); err != nil {
@@ -124,7 +127,7 @@ func TestOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, span := tr.Provider.Tracer("test").Start(context.Background(), "x")
-	if span.IsRecording() {
+	if span.IsRecording() || tracing.Records(tr.Provider) {
 		t.Error("a span records with tracing off")
 	}
 	if f := tr.Propagator.Fields(); len(f) != 2 || f[0] != "traceparent" {

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/upvest-gateway/gateway/internal/metrics"
+	"github.com/upvest-gateway/gateway/internal/tracing"
 	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
 )
 
@@ -152,7 +153,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		userAgent: o.userAgent,
 		jitter:    randInt64N,
 	}
-	if o.tracer != nil && records(o.tracer) {
+	if o.tracer != nil && tracing.Records(o.tracer) {
 		c.tracer = o.tracer.Tracer(tracerName)
 	}
 	c.tokens = newTokenCache(c, cfg.ClientSecret, scopes, o.earlyExpiry)

@@ -13,9 +13,9 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/upvest-gateway/gateway/internal/metrics"
+	"github.com/upvest-gateway/gateway/internal/tracing"
 )
 
 // DefaultUserAgent identifies the gateway to Upvest support.
@@ -167,7 +167,7 @@ func (o *clientOptions) tracedTransport(rt http.RoundTripper) http.RoundTripper 
 	switch {
 	case o.tracer == nil:
 		return rt
-	case !records(o.tracer):
+	case !tracing.Records(o.tracer):
 		// otelhttp would cost a tenth of a call's CPU, for nothing but
 		// the header.
 		return propagatingTransport{next: rt, propagator: o.propagator}
@@ -176,13 +176,6 @@ func (o *clientOptions) tracedTransport(rt http.RoundTripper) http.RoundTripper 
 		otelhttp.WithTracerProvider(o.tracer),
 		otelhttp.WithPropagators(o.propagator),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "upvest HTTP " + r.Method }))
-}
-
-// records reports whether tp may record spans: not a noop provider, which
-// is what tracing off is (internal/tracing).
-func records(tp trace.TracerProvider) bool {
-	_, off := tp.(noop.TracerProvider)
-	return !off
 }
 
 // propagatingTransport sends the trace context of each request's context
