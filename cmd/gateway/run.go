@@ -83,8 +83,7 @@ func run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	if lerr != nil {
 		lc, _ = Config{LogLevel: "info", Simulate: cfg.Simulate}.Logging()
 	}
-	logger := newLogger(stderr, lc, cfg.ClientSecret, cfg.SigningKeyPassphrase,
-		secretInFile(cfg.ClientSecretFile), secretInFile(cfg.SigningKeyPassphraseFile))
+	logger := newLogger(stderr, lc, readSecretFiles(&cfg)...)
 	if err != nil {
 		return failStart(logger, err)
 	}
@@ -668,17 +667,30 @@ func printExamples(w io.Writer, grpcAddr, httpAddr string) {
 `, ag, grpcAddr, httpAddr, uuid.NewString())
 }
 
-// secretInFile is the secret a *_FILE setting names, for the log to redact
-// wherever it might appear; "" when it cannot be read (the setting's own
-// check says so later, naming it).
-func secretInFile(file string) string {
-	if file == "" {
-		return ""
+// readSecretFiles reads the secrets the *_FILE settings name, once: into
+// cfg, for start-up to use, and into what it returns, every secret the log
+// must redact wherever it might appear. A file that cannot be read is left
+// to start-up, which says why, naming the setting.
+func readSecretFiles(cfg *Config) []string {
+	secrets := []string{cfg.ClientSecret, cfg.SigningKeyPassphrase}
+	for _, s := range []struct {
+		env         string
+		value, file *string
+	}{
+		{"UPVEST_CLIENT_SECRET", &cfg.ClientSecret, &cfg.ClientSecretFile},
+		{"UPVEST_SIGNING_KEY_PASSPHRASE", &cfg.SigningKeyPassphrase, &cfg.SigningKeyPassphraseFile},
+	} {
+		if *s.file == "" {
+			continue
+		}
+		v, err := readSecret(s.env, "", *s.file)
+		if err != nil {
+			continue
+		}
+		secrets = append(secrets, v)
+		if *s.value == "" { // both set is refused, and both are redacted
+			*s.value, *s.file = v, ""
+		}
 	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return ""
-	}
-	defer clear(b)
-	return clean(string(b), true)
+	return secrets
 }
