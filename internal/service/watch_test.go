@@ -122,7 +122,7 @@ func TestWatchUndecodableObject(t *testing.T) {
 	}
 
 	bad := map[string]any{"id": uuid.NewString(), "created_at": "2025-01-02T03:04:05Z", "type": "TOPUP.SETTLED",
-		"object": map[string]any{"id": uuid.NewString(), "cash_amount": 12.5, "settlement_reference": "SECRET-REF"}}
+		"object": map[string]any{"id": uuid.NewString(), "cash_amount": 98765.4321, "settlement_reference": "SECRET-REF"}}
 	good := map[string]any{"id": uuid.NewString(), "created_at": "2025-01-02T03:04:06Z", "type": "TOPUP.SETTLED",
 		"object": map[string]any{"id": uuid.NewString(), "cash_amount": "1.00", "status": "SETTLED"}}
 	body, _ := json.Marshal(map[string]any{"payload": []any{bad, good}})
@@ -157,7 +157,7 @@ func TestWatchUndecodableObject(t *testing.T) {
 		t.Errorf("the next event = %v", e)
 	}
 	out := logs.String()
-	if !strings.Contains(out, bad["id"].(string)) || !strings.Contains(out, "cash_amount") || strings.Contains(out, "12.5") || strings.Contains(out, "SECRET") {
+	if !strings.Contains(out, bad["id"].(string)) || !strings.Contains(out, "cash_amount") || strings.Contains(out, "98765") || strings.Contains(out, "SECRET") {
 		t.Errorf("log: %s", out)
 	}
 }
