@@ -43,7 +43,10 @@ type Log struct {
 	durable  *durableMark
 
 	closeOnce sync.Once
-	closed    chan struct{}
+	// closed is done once Close is called: a context, so that a Watch can
+	// have it wake its subscriber rather than wait on it too.
+	closed   context.Context
+	closeNow context.CancelFunc
 }
 
 // Open creates the stream on b, or brings its limits up to date, so the
@@ -54,8 +57,9 @@ func Open(ctx context.Context, b *broker.Broker, cfg LogConfig, opts ...LogOptio
 	if err != nil {
 		return nil, err
 	}
-	l := &Log{cfg: cfg, logger: o.logger, broker: b, nc: b.Conn(), js: b.JetStream(), closed: make(chan struct{}),
+	l := &Log{cfg: cfg, logger: o.logger, broker: b, nc: b.Conn(), js: b.JetStream(),
 		catchUps: make(chan struct{}, o.catchUps), durable: newDurableMark()}
+	l.closed, l.closeNow = context.WithCancel(context.Background())
 	l.fanout = newFanout(l, o.recentEvents)
 	if err := l.ensureStream(ctx); err != nil {
 		return nil, err
@@ -153,7 +157,7 @@ func (l *Log) Append(ctx context.Context, events []Event) error {
 			return l.unavailable("storing", err)
 		case <-ctx.Done():
 			return fmt.Errorf("%w: waiting for acknowledgement: %w", ErrUnavailable, ctx.Err())
-		case <-l.closed:
+		case <-l.closed.Done():
 			return ErrClosed
 		}
 	}
@@ -234,7 +238,7 @@ func (l *Log) identity(info *jetstream.StreamInfo) streamIdentity {
 
 func (l *Log) isClosed() bool {
 	select {
-	case <-l.closed:
+	case <-l.closed.Done():
 		return true
 	default:
 		return l.broker.IsClosed()
@@ -245,7 +249,7 @@ func (l *Log) isClosed() bool {
 // owner closes it after the log. It is safe to call more than once.
 func (l *Log) Close() error {
 	l.closeOnce.Do(func() {
-		close(l.closed)
+		l.closeNow()
 		l.fanout.stop()
 	})
 	return nil

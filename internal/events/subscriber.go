@@ -2,6 +2,7 @@ package events
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,6 +19,8 @@ type subscriber struct {
 	sel    *selection
 	buffer int           // most entries queued
 	wake   chan struct{} // a signal that the queue or the state changed
+	// heartbeat: the Watch's heartbeat timer fired (see tick).
+	heartbeat atomic.Bool
 
 	mu         sync.Mutex
 	queue      []*entry // matching entries from the tail, oldest first, from head on
@@ -46,6 +49,17 @@ func (s *subscriber) notify() {
 	case s.wake <- struct{}{}:
 	default:
 	}
+}
+
+// tick is the heartbeat timer firing.
+func (s *subscriber) tick() {
+	s.heartbeat.Store(true)
+	s.notify()
+}
+
+// ticked reports whether the heartbeat timer fired since the last call.
+func (s *subscriber) ticked() bool {
+	return s.heartbeat.Load() && s.heartbeat.Swap(false)
 }
 
 // push is the tail handing over a matching entry. queued reports whether
