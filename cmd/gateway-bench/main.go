@@ -73,6 +73,9 @@ type Settings struct {
 	// LoadGCPercent is this process's GOGC: the simulator, the load
 	// generators and the subscribers share the machine with the gateway.
 	LoadGCPercent int `json:"load_gc_percent"`
+	// CPUProfile, when set, is where this process's own CPU profile goes:
+	// what the load generators and subscribers cost, beside the gateway.
+	CPUProfile string `json:"-"`
 
 	// Event streams.
 	IdleStreams           int           `json:"idle_streams"`
@@ -140,6 +143,7 @@ func parseSettings(args []string, stderr io.Writer) (Settings, error) {
 	fs.BoolVar(&s.Profile, "profile", true, "take the gateway's CPU profile of each unary measurement at -profile-concurrency (saved to -out/profiles): where its CPU goes, and the signing share the P-521 targets read")
 	fs.IntVar(&s.SimVerifyOneIn, "sim-verify-one-in", 100, "the simulator checks the signature of one request in this many")
 	fs.IntVar(&s.LoadGCPercent, "load-gc-percent", 400, "GOGC of this process (the simulator, the load generators, the subscribers), whose small heap a default collector would collect often, with CPU the gateway is measured with; 0: Go's default. The gateway keeps its own (GOGC passes through to it)")
+	fs.StringVar(&s.CPUProfile, "cpuprofile", "", "write this process's CPU profile (the simulator, the load generators, the subscribers) to this file")
 	fs.IntVar(&s.IdleStreams, "idle-streams", 10000, "idle Watch streams for RSS per stream")
 	fs.IntVar(&s.IdleSteps, "idle-steps", 5, "steps the idle streams are opened in (RSS read after each)")
 	fs.IntVar(&s.GroupSubscribers, "group-subscribers", 10000, "subscribers each watching an account group of its own")
@@ -231,6 +235,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if s.LoadGCPercent != 0 {
 		defer debug.SetGCPercent(debug.SetGCPercent(s.LoadGCPercent))
+	}
+	if s.CPUProfile != "" {
+		stop, err := startCPUProfile(s.CPUProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "gateway-bench:", err)
+			return 1
+		}
+		defer stop()
 	}
 	if err := bench(ctx, s, stdout); err != nil {
 		fmt.Fprintln(stderr, "gateway-bench:", err)

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/google/pprof/profile"
@@ -102,4 +104,19 @@ func partNames() []string {
 		names = append(names, p.Name)
 	}
 	return append(names, otherPart)
+}
+
+// startCPUProfile profiles this process into path until stop.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return nil, errors.Join(err, f.Close())
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
