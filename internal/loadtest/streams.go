@@ -93,8 +93,14 @@ func OpenStreams(ctx context.Context, cfg StreamsConfig) (*Streams, error) {
 			if len(cfg.AccountGroups) > 0 {
 				req.AccountGroupId = cfg.AccountGroups[i%len(cfg.AccountGroups)]
 			}
-			client := gatewayv1.NewTopupServiceClient(s.conns[i%len(s.conns)])
-			stream, err := client.WatchTopupEvents(streamCtx, req)
+			stream, err := s.conns[i%len(s.conns)].NewStream(streamCtx, &watchTopupEvents,
+				gatewayv1.TopupService_WatchTopupEvents_FullMethodName, grpc.ForceCodecV2(stampCodec{}))
+			if err == nil {
+				err = stream.SendMsg(req)
+			}
+			if err == nil {
+				err = stream.CloseSend()
+			}
 			if err != nil {
 				return fmt.Errorf("stream %d: %w", i, err)
 			}
@@ -118,12 +124,16 @@ func OpenStreams(ctx context.Context, cfg StreamsConfig) (*Streams, error) {
 	return s, nil
 }
 
+// watchTopupEvents is TopupService.WatchTopupEvents, read as eventStamps.
+var watchTopupEvents = grpc.StreamDesc{StreamName: "WatchTopupEvents", ServerStreams: true}
+
 // receive reads one stream until it ends, recording each event's latency.
-func (s *Streams) receive(stream grpc.ServerStreamingClient[gatewayv1.WatchTopupEventsResponse], first chan<- error) {
+func (s *Streams) receive(stream grpc.ClientStream, first chan<- error) {
 	var samples []time.Duration
+	var m eventStamp
 	started := false
 	for {
-		m, err := stream.Recv()
+		err := stream.RecvMsg(&m)
 		if !started {
 			started = true
 			first <- err
@@ -140,11 +150,11 @@ func (s *Streams) receive(stream grpc.ServerStreamingClient[gatewayv1.WatchTopup
 			s.mu.Unlock()
 			return
 		}
-		if ev := m.GetEvent(); ev != nil {
+		if m.event {
 			now := time.Now()
 			s.received.Add(1)
-			if created := ev.GetCreatedAt().AsTime(); created.UnixNano() >= s.measureFrom.Load() {
-				samples = append(samples, now.Sub(created))
+			if m.created.UnixNano() >= s.measureFrom.Load() {
+				samples = append(samples, now.Sub(m.created))
 			}
 		}
 	}
