@@ -81,9 +81,15 @@ func (s *subscriber) push(e *entry, now time.Time) (queued, keep bool) {
 		s.notify()
 		return false, false
 	}
+	// Only an empty queue needs a wake: a subscriber sends until it finds
+	// its queue empty, under the same lock, so it takes this entry before
+	// it waits again (one wake per burst rather than one per entry).
+	wake := s.head == len(s.queue)
 	s.queue = append(s.queue, e)
 	s.mu.Unlock()
-	s.notify()
+	if wake {
+		s.notify()
+	}
 	return true, true
 }
 
