@@ -190,7 +190,8 @@ func summary(r *Results) string {
 	fmt.Fprintf(&b, "\n\nSettings: unary %v measured after %v of warm-up per cell, concurrency %v, CPU per call read at concurrency %d; "+
 		"the simulator checks one signature in %d; the simulator, load generators and subscribers run with GOGC=%d, the gateway with its own. "+
 		"Streams: %d idle in %d steps; %d per-account-group subscribers at %d events/s; "+
-		"%d unfiltered at %d events/s; %d events per delivery, %v measured after %v; ingest %d deliveries of 100 from %d senders.%s\n\n",
+		"%d unfiltered at %d events/s; %d events per delivery, %v measured after %v; the subscribers decode of each message only whether it is an event "+
+		"and its created_at; ingest %d deliveries of 100 from %d senders.%s\n\n",
 		s.Duration, s.Warmup, s.Concurrency, s.ProfileConcurrency, s.SimVerifyOneIn, cmp.Or(s.LoadGCPercent, 100), s.IdleStreams, s.IdleSteps, s.GroupSubscribers,
 		s.GroupRate, s.UnfilteredSubscribers, s.UnfilteredRate, s.EventsPerDelivery, s.StreamDuration, s.StreamWarmup,
 		s.IngestDeliveries, s.IngestSenders, map[bool]string{true: " (quick mode)", false: ""}[s.Quick])
