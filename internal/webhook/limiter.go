@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
+	"github.com/upvest-gateway/gateway/internal/tokenbucket"
 )
 
 // Verifying a P-521 signature costs about 3 ms of CPU, and anyone can send a
@@ -41,58 +41,49 @@ const maxSources = 10000
 
 type verifyLimiter struct {
 	limits RateLimits
-	global *rate.Limiter
 
 	mu       sync.Mutex
-	sources  map[netip.Prefix]*sourceBudget
-	overflow *rate.Limiter
-}
-
-type sourceBudget struct {
-	lim  *rate.Limiter
-	last time.Time
+	global   *tokenbucket.Bucket
+	sources  map[netip.Prefix]*tokenbucket.Bucket
+	overflow *tokenbucket.Bucket
 }
 
 func newVerifyLimiter(l RateLimits) *verifyLimiter {
 	return &verifyLimiter{
 		limits:   l,
-		global:   rate.NewLimiter(rate.Limit(l.Global), l.GlobalBurst),
-		sources:  map[netip.Prefix]*sourceBudget{},
-		overflow: rate.NewLimiter(rate.Limit(l.PerSource), l.SourceBurst),
+		global:   tokenbucket.New(l.Global, l.GlobalBurst, time.Time{}),
+		sources:  map[netip.Prefix]*tokenbucket.Bucket{},
+		overflow: tokenbucket.New(l.PerSource, l.SourceBurst, time.Time{}),
 	}
 }
 
-// take reserves one verification for the sender at remoteAddr at now. When
-// ok, refund gives it back (the sender proved to be Upvest); otherwise wait
-// is how long until one would be available.
+// take reserves one verification for the sender at remoteAddr at now, from
+// its source's budget and the global one. When ok, refund gives it back
+// (the sender proved to be Upvest), in full however many deliveries came
+// in between; otherwise wait is how long until one would be available.
 func (v *verifyLimiter) take(remoteAddr string, now time.Time) (refund func(), wait time.Duration, ok bool) {
-	src := v.source(remoteAddr, now)
-	rs := src.ReserveN(now, 1)
-	if d := rs.DelayFrom(now); !rs.OK() || d > 0 {
-		rs.CancelAt(now)
-		return nil, d, false
-	}
-	rg := v.global.ReserveN(now, 1)
-	if d := rg.DelayFrom(now); !rg.OK() || d > 0 {
-		rg.CancelAt(now)
-		rs.CancelAt(now)
-		return nil, d, false
-	}
-	return func() {
-		rs.CancelAt(now)
-		rg.CancelAt(now)
-	}, 0, true
-}
-
-// source is the budget of remoteAddr's address (its /64 for IPv6, where one
-// host commonly has the whole prefix).
-func (v *verifyLimiter) source(remoteAddr string, now time.Time) *rate.Limiter {
 	key := sourcePrefix(remoteAddr)
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	src := v.source(key, now)
+	if d := max(src.Wait(now), v.global.Wait(now)); d > 0 {
+		return nil, d, false
+	}
+	src.Take(now)
+	v.global.Take(now)
+	return func() {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		src.GiveBack()
+		v.global.GiveBack()
+	}, 0, true
+}
+
+// source is the budget of key, a source address (its /64 for IPv6, where
+// one host commonly has the whole prefix). v.mu is held.
+func (v *verifyLimiter) source(key netip.Prefix, now time.Time) *tokenbucket.Bucket {
 	if b, ok := v.sources[key]; ok {
-		b.last = now
-		return b.lim
+		return b
 	}
 	if len(v.sources) >= maxSources {
 		v.sweep(now)
@@ -100,9 +91,9 @@ func (v *verifyLimiter) source(remoteAddr string, now time.Time) *rate.Limiter {
 			return v.overflow
 		}
 	}
-	b := &sourceBudget{lim: rate.NewLimiter(rate.Limit(v.limits.PerSource), v.limits.SourceBurst), last: now}
+	b := tokenbucket.New(v.limits.PerSource, v.limits.SourceBurst, now)
 	v.sources[key] = b
-	return b.lim
+	return b
 }
 
 // sweep drops the budgets idle long enough to be full again: a new one is
@@ -110,7 +101,7 @@ func (v *verifyLimiter) source(remoteAddr string, now time.Time) *rate.Limiter {
 func (v *verifyLimiter) sweep(now time.Time) {
 	refill := time.Duration(float64(v.limits.SourceBurst) / v.limits.PerSource * float64(time.Second))
 	for k, b := range v.sources {
-		if now.Sub(b.last) > refill {
+		if now.Sub(b.LastUsed()) > refill {
 			delete(v.sources, k)
 		}
 	}

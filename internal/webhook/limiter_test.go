@@ -216,3 +216,50 @@ func TestForgedDeliveriesWhileKeyFetchFails(t *testing.T) {
 		t.Errorf("200 forged deliveries caused %d key fetches, want 1", n)
 	}
 }
+
+// Upvest's deliveries give their tokens back however they overlap: a
+// delivery whose verification finished after later deliveries had taken
+// tokens (a burst of concurrent deliveries, a stalled process) gets its
+// tokens back all the same, so a budget is used up only by deliveries that
+// failed verification.
+func TestVerifyLimiterRefundsOverlappingDeliveries(t *testing.T) {
+	t.Parallel()
+	limits := RateLimits{PerSource: 10, SourceBurst: 20, Global: 10, GlobalBurst: 20}
+	v := newVerifyLimiter(limits)
+	const src = "192.0.2.1:4000"
+	t0 := time.Unix(1_700_000_000, 0)
+	var refunds []func()
+	take := func(now time.Time) bool {
+		refund, _, ok := v.take(src, now)
+		if ok {
+			refunds = append(refunds, refund)
+		}
+		return ok
+	}
+	// 20 deliveries in flight at once use up the burst; half a second later
+	// the refill lets 5 more start; then all 25 verify.
+	for i := range limits.SourceBurst {
+		if !take(t0) {
+			t.Fatalf("delivery %d of the first burst was limited", i)
+		}
+	}
+	t1 := t0.Add(500 * time.Millisecond)
+	for i := range 5 {
+		if !take(t1) {
+			t.Fatalf("delivery %d after the refill was limited", i)
+		}
+	}
+	for _, refund := range refunds {
+		refund()
+	}
+	refunds = nil
+	// Every token came back: a whole burst again, at once.
+	for i := range limits.SourceBurst {
+		if !take(t1) {
+			t.Fatalf("after the refunds, delivery %d of a burst of %d was limited", i, limits.SourceBurst)
+		}
+	}
+	if take(t1) {
+		t.Fatal("a delivery beyond the burst was not limited")
+	}
+}
