@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
+	"github.com/upvest-gateway/gateway/internal/tokenbucket"
 )
 
 // streamRetryAfter is what a caller at its stream limit is told to wait: a
@@ -21,8 +21,8 @@ type limiter struct {
 
 type callerLimits struct {
 	limits  Limits
-	bucket  *rate.Limiter
-	streams int // guarded by limiter.mu
+	bucket  *tokenbucket.Bucket // guarded by limiter.mu
+	streams int                 // guarded by limiter.mu
 }
 
 func newLimiter() *limiter { return &limiter{callers: map[string]*callerLimits{}} }
@@ -42,12 +42,10 @@ func (l *limiter) getLocked(p *Policy, g *Grant) *callerLimits {
 	}
 	c := l.callers[g.identity]
 	if c == nil {
-		c = &callerLimits{limits: g.limits, bucket: rate.NewLimiter(rate.Limit(g.limits.CallsPerSecond), g.limits.Burst)}
+		c = &callerLimits{limits: g.limits, bucket: tokenbucket.New(g.limits.CallsPerSecond, g.limits.Burst, time.Now())}
 		l.callers[g.identity] = c
 	} else if c.limits != g.limits {
-		now := time.Now()
-		c.bucket.SetLimitAt(now, rate.Limit(g.limits.CallsPerSecond))
-		c.bucket.SetBurstAt(now, g.limits.Burst)
+		c.bucket.SetLimit(time.Now(), g.limits.CallsPerSecond, g.limits.Burst)
 		c.limits = g.limits
 	}
 	return c
@@ -60,18 +58,9 @@ func (l *limiter) call(p *Policy, g *Grant) (time.Duration, bool) {
 		return 0, true
 	}
 	l.mu.Lock()
-	c := l.getLocked(p, g)
-	l.mu.Unlock()
-	now := time.Now()
-	r := c.bucket.ReserveN(now, 1)
-	if !r.OK() {
-		return streamRetryAfter, false
-	}
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now) // refused calls must not use up the caller's future
-		return d, false
-	}
-	return 0, true
+	defer l.mu.Unlock()
+	// A refused call takes nothing: it does not use up the caller's future.
+	return l.getLocked(p, g).bucket.Take(time.Now())
 }
 
 // openStream counts a stream against g's limit; release uncounts it.
