@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -263,3 +264,59 @@ func TestVerifyLimiterRefundsOverlappingDeliveries(t *testing.T) {
 		t.Fatal("a delivery beyond the burst was not limited")
 	}
 }
+
+// A delivery holds its verification tokens only while its signature is
+// checked, not while its body arrives: a slow body from a source whose
+// budget has one token left does not turn away the source's next delivery.
+func TestSlowBodyHoldsNoToken(t *testing.T) {
+	l := openBackend(t, eventstest.Backends()[0])
+	upvest := eventstest.NewWebhookSigner(t, "kid-1", httpsig.Version6)
+	clock := newTestClock()
+	limits := RateLimits{PerSource: 1, SourceBurst: 1, Global: 1, GlobalBurst: 1}
+	rc := NewReceiver(l, l.quarantine, newKeySource(upvest).fetch, WithClock(clock.now), WithRateLimits(limits))
+	signer := newTestSignerAt(t, upvest, clock.now())
+
+	slowBody := eventstest.DeliveryBody(t, rawEvent("TOPUP.SETTLED", ""))
+	slow := eventstest.NewDelivery(t, "http://gateway/webhooks/upvest", signer, slowBody)
+	pr, pw := io.Pipe()
+	reading := make(chan struct{})
+	slow.Body = &firstRead{r: pr, started: reading}
+	slow.RemoteAddr = "192.0.2.7:4000"
+	slowDone := make(chan int, 1)
+	go func() {
+		w := httptest.NewRecorder()
+		rc.ServeHTTP(w, slow)
+		slowDone <- w.Code
+	}()
+	<-reading // the slow delivery is in, its body still arriving
+
+	next := eventstest.NewDelivery(t, "http://gateway/webhooks/upvest", signer, eventstest.DeliveryBody(t, rawEvent("TOPUP.SETTLED", "")))
+	next.RemoteAddr = slow.RemoteAddr
+	w := httptest.NewRecorder()
+	rc.ServeHTTP(w, next)
+	if w.Code != http.StatusOK {
+		t.Fatalf("the next delivery while another's body arrives: %d %s", w.Code, w.Body)
+	}
+
+	go func() {
+		pw.Write(slowBody)
+		pw.Close()
+	}()
+	if code := <-slowDone; code != http.StatusOK {
+		t.Fatalf("the slow delivery: %d", code)
+	}
+}
+
+// firstRead closes started at its first Read.
+type firstRead struct {
+	r       io.Reader
+	once    sync.Once
+	started chan struct{}
+}
+
+func (f *firstRead) Read(p []byte) (int, error) {
+	f.once.Do(func() { close(f.started) })
+	return f.r.Read(p)
+}
+
+func (f *firstRead) Close() error { return nil }

@@ -285,15 +285,19 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		d.reject(w, http.StatusMethodNotAllowed, "method_not_allowed", "deliveries are POST requests")
 		return
 	}
+	body, ok := rc.readBody(w, req, &d)
+	if !ok {
+		return
+	}
+	// The budget is taken once the body is in, so that a delivery holds its
+	// tokens only while its signature is checked: taken before, they were
+	// held while bodies arrived, and a burst of Upvest's own deliveries
+	// after a pause could use up the burst before any had given its back.
 	refund, wait, ok := rc.limiter.take(req.RemoteAddr, rc.now())
 	if !ok {
 		rc.stats.rateLimited.Add(1)
 		d.status, d.verdict = http.StatusTooManyRequests, "rate_limited"
 		writeProblemRetry(w, d.status, d.verdict, "too many deliveries failed verification; retry later", wait)
-		return
-	}
-	body, ok := rc.readBody(w, req, &d)
-	if !ok {
 		return
 	}
 
