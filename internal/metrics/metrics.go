@@ -40,7 +40,7 @@ type Metrics struct {
 	appendDuration    prometheus.Histogram
 	appendErrors      prometheus.Counter
 	streamsActive     *prometheus.GaugeVec
-	streamLag         prometheus.Histogram
+	streamLag         *shardedHistogram
 	streamsEnded      *prometheus.CounterVec
 }
 
@@ -73,7 +73,7 @@ func New(version string) *Metrics {
 		Help: "Time to append a delivery's events to the event log, durably.", Buckets: latencyBuckets})
 	m.appendErrors = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "event_log_append_errors_total", Help: "Appends to the event log that failed."})
 	m.streamsActive = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "streams_active", Help: "Open Watch streams by RPC."}, []string{"method"})
-	m.streamLag = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "stream_event_lag_seconds",
+	m.streamLag = newShardedHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "stream_event_lag_seconds",
 		Help: "Time from an event's append to the log until it is handed to a subscriber.", Buckets: latencyBuckets})
 	m.streamsEnded = counter("streams_ended_total", "Watch streams ended, by RPC and reason.", "method", "reason")
 
@@ -224,9 +224,13 @@ func (m *Metrics) StreamOpened(method string) (ended func(reason string)) {
 	}
 }
 
-// StreamLag records how long after its append an event reached a subscriber.
-func (m *Metrics) StreamLag(d time.Duration) {
-	if m != nil {
-		m.streamLag.Observe(d.Seconds())
+// StreamLag returns what records, for one Watch stream, how long after its
+// append each event reached the subscriber. Each stream takes its own: the
+// streams' recorders spread over the histogram's shards.
+func (m *Metrics) StreamLag() func(time.Duration) {
+	if m == nil {
+		return func(time.Duration) {}
 	}
+	observe := m.streamLag.observer()
+	return func(d time.Duration) { observe(d.Seconds()) }
 }

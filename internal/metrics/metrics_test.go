@@ -41,7 +41,7 @@ func TestNames(t *testing.T) {
 	m.Append(time.Millisecond, nil)
 	ended := m.StreamOpened("/upvest.gateway.v1.TopupService/WatchTopupEvents")
 	ended("client")
-	m.StreamLag(time.Millisecond)
+	m.StreamLag()(time.Millisecond)
 
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))

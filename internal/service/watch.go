@@ -175,9 +175,10 @@ func (c *backend) watchAvailable(ctx context.Context) error {
 // the stream ends, and returns how it ended as a gRPC status. send's own
 // errors (a gRPC status, or a failed Send) end the stream as they are.
 func (c *backend) watch(ctx context.Context, f events.Filter, token string, send func(events.Message) error) error {
+	lag := c.opts.metrics.StreamLag()
 	return watchStatus(ctx, c.opts.events.Watch(ctx, f, token, func(m events.Message) error {
 		if !m.Stored.IsZero() {
-			c.opts.metrics.StreamLag(time.Since(m.Stored))
+			lag(time.Since(m.Stored))
 		}
 		return send(m)
 	}, c.opts.watchOpts...))
