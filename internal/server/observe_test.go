@@ -314,17 +314,12 @@ func TestTracing(t *testing.T) {
 // and the request log has its trace id.
 func TestTraceContextWithTracingOff(t *testing.T) {
 	t.Parallel()
-	tr, err := tracing.New(context.Background(), tracing.Settings{}, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var logs logtest.Buffer
-	g := servertest.Start(t, servertest.WithTracing(tr.Provider, tr.Propagator), servertest.WithoutEvents(),
+	g := servertest.Start(t, tracingOff(t), servertest.WithoutEvents(),
 		servertest.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
 	for _, transport := range []string{"grpc", "rest"} {
 		t.Run(transport, func(t *testing.T) {
-			traceID, spanID := strings.ReplaceAll(uuid.NewString(), "-", ""), strings.ReplaceAll(uuid.NewString(), "-", "")[:16]
-			traceparent := "00-" + traceID + "-" + spanID + "-01"
+			traceID, traceparent := newTraceContext()
 			req := topupRequest(uuid.NewString())
 			if transport == "grpc" {
 				ctx := metadata.AppendToOutgoingContext(ctxT(t), "traceparent", traceparent)
@@ -346,6 +341,25 @@ func TestTraceContextWithTracingOff(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tracingOff is tracing as the binary has it without an exporter: a
+// provider that records nothing.
+func tracingOff(t *testing.T) servertest.Option {
+	t.Helper()
+	tr, err := tracing.New(context.Background(), tracing.Settings{}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return servertest.WithTracing(tr.Provider, tr.Propagator)
+}
+
+// newTraceContext is a fresh W3C trace context: its trace id and the
+// traceparent header that carries it.
+func newTraceContext() (traceID, traceparent string) {
+	traceID = strings.ReplaceAll(uuid.NewString(), "-", "")
+	spanID := strings.ReplaceAll(uuid.NewString(), "-", "")[:16]
+	return traceID, "00-" + traceID + "-" + spanID + "-01"
 }
 
 // simRequest is the simulator's record of the API request with the
@@ -373,17 +387,13 @@ func first(md metadata.MD, key string) string {
 // trace context gets none.
 func TestStreamTraceContextWithTracingOff(t *testing.T) {
 	t.Parallel()
-	tr, err := tracing.New(context.Background(), tracing.Settings{}, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var logs logtest.Buffer
-	g := start(t, eventstest.Backend{Name: "embedded"}, servertest.WithTracing(tr.Provider, tr.Propagator),
+	g := start(t, eventstest.Backend{Name: "embedded"}, tracingOff(t),
 		servertest.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
-	traceID, spanID := strings.ReplaceAll(uuid.NewString(), "-", ""), strings.ReplaceAll(uuid.NewString(), "-", "")[:16]
+	traceID, traceparent := newTraceContext()
 	traced := topupWatch(g, &gatewayv1.WatchTopupEventsRequest{AccountGroupId: uuid.NewString()})
 	w := startWatch(t, func(ctx context.Context) (grpc.ServerStreamingClient[gatewayv1.WatchTopupEventsResponse], error) {
-		return traced(metadata.AppendToOutgoingContext(ctx, "traceparent", "00-"+traceID+"-"+spanID+"-01"))
+		return traced(metadata.AppendToOutgoingContext(ctx, "traceparent", traceparent))
 	})
 	plain := startWatch(t, topupWatch(g, &gatewayv1.WatchTopupEventsRequest{AccountGroupId: uuid.NewString()}))
 	w.stop()
