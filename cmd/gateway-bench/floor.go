@@ -27,60 +27,125 @@ import (
 // first and one signed upstream request (the direct face); the latency it
 // adds over the direct face can therefore not be below the first. The
 // targets' table states both, so that the gateway's own share is read off.
+//
+// The others are bare proxies: a gRPC call, and an HTTP/1.1 request, whose
+// handler makes one net/http GET to a bare server in the bench process and
+// answers when the body is in. Each is a face of a gateway without a
+// gateway's work (no signing, no JSON, no interceptors): its CPU per call
+// is the least that face's call can cost besides signing, which caps the
+// signing share the P-521 targets read.
 
 // floorServerEnv makes this binary the floor's server process.
 const floorServerEnv = "GATEWAY_BENCH_FLOOR_SERVER"
 
 // Faces of the floor measurement.
 const (
-	faceFloorGRPC = "grpc-floor"
-	faceFloorHTTP = "http-floor"
+	faceFloorGRPC      = "grpc-floor"
+	faceFloorHTTP      = "http-floor"
+	faceFloorProxy     = "proxy-floor"      // gRPC in, HTTP out
+	faceFloorHTTPProxy = "http-proxy-floor" // HTTP in, HTTP out
 )
+
+// floorUpstreamEnv is the address of the bare proxy's upstream, a server
+// in the bench process.
+const floorUpstreamEnv = "GATEWAY_BENCH_FLOOR_UPSTREAM"
 
 // floorBody is about the size of a top-up as JSON.
 var floorBody = []byte(`{"id":"8d6c3d4a-0b8e-4f4c-9a39-0d3b0e3f3b11","created_at":"2026-12-01T00:00:00Z",` +
 	`"account_group_id":"5f0c9a1e-7b1f-4b7e-8a43-4b1a3f7c2d90","cash_amount":"10.00","currency":"EUR","status":"PROCESSING"}`)
 
-// serveFloor is the floor's server process: it prints its two addresses
-// and serves until its standard input closes (the bench process ended).
+// answerFloorBody is the bare HTTP server's handler.
+func answerFloorBody(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(floorBody)
+}
+
+// serveFloor is the floor's server process: it prints its addresses and
+// serves until its standard input closes (the bench process ended).
 func serveFloor() int {
-	grpcLis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	httpLis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	var lis [4]net.Listener
+	for i := range lis {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		lis[i] = l
 	}
 	gs := grpc.NewServer()
 	healthpb.RegisterHealthServer(gs, health.NewServer())
-	go gs.Serve(grpcLis)
-	hs := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(floorBody)
-	})}
-	go hs.Serve(httpLis)
-	fmt.Printf("grpc %s\nhttp %s\n", grpcLis.Addr(), httpLis.Addr())
+	go gs.Serve(lis[0])
+	hs := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(answerFloorBody)}
+	go hs.Serve(lis[1])
+	proxy := &bareProxy{url: "http://" + os.Getenv(floorUpstreamEnv) + "/", client: &http.Client{
+		Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256}}}
+	ps := grpc.NewServer()
+	healthpb.RegisterHealthServer(ps, proxy)
+	go ps.Serve(lis[2])
+	hps := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: proxy}
+	go hps.Serve(lis[3])
+	fmt.Printf("grpc %s\nhttp %s\nproxy %s\nhttp-proxy %s\n", lis[0].Addr(), lis[1].Addr(), lis[2].Addr(), lis[3].Addr())
 	io.Copy(io.Discard, os.Stdin)
 	return 0
 }
 
-// floorProcess is a running floor server.
-type floorProcess struct {
-	cmd                *exec.Cmd
-	stdin              io.Closer
-	grpcAddr, httpAddr string
+// bareProxy answers a health check, or an HTTP request, with one GET
+// upstream: the bare proxy.
+type bareProxy struct {
+	healthpb.UnimplementedHealthServer
+	url    string
+	client *http.Client
 }
 
-func startFloor() (*floorProcess, error) {
+func (p *bareProxy) Check(ctx context.Context, _ *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	if err := get(ctx, p.client, p.url); err != nil {
+		return nil, err
+	}
+	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
+}
+
+func (p *bareProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := get(r.Context(), p.client, p.url); err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	answerFloorBody(w, r)
+}
+
+// get makes one GET and reads its body.
+func get(ctx context.Context, c *http.Client, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	return err
+}
+
+// floorProcess is a running floor server.
+type floorProcess struct {
+	cmd                                          *exec.Cmd
+	stdin                                        io.Closer
+	grpcAddr, httpAddr, proxyAddr, httpProxyAddr string
+}
+
+// startFloor starts the floor's process, its bare proxy's upstream at
+// upstreamAddr.
+func startFloor(upstreamAddr string) (*floorProcess, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), floorServerEnv+"=1")
+	cmd.Env = append(os.Environ(), floorServerEnv+"=1", floorUpstreamEnv+"="+upstreamAddr)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -95,7 +160,7 @@ func startFloor() (*floorProcess, error) {
 	}
 	f := &floorProcess{cmd: cmd, stdin: stdin}
 	sc := bufio.NewScanner(stdout)
-	for f.grpcAddr == "" || f.httpAddr == "" {
+	for f.grpcAddr == "" || f.httpAddr == "" || f.proxyAddr == "" || f.httpProxyAddr == "" {
 		if !sc.Scan() {
 			f.stop()
 			return nil, fmt.Errorf("floor server: no addresses: %v", sc.Err())
@@ -105,6 +170,10 @@ func startFloor() (*floorProcess, error) {
 			f.grpcAddr = addr
 		case "http":
 			f.httpAddr = addr
+		case "proxy":
+			f.proxyAddr = addr
+		case "http-proxy":
+			f.httpProxyAddr = addr
 		}
 	}
 	return f, nil
@@ -124,19 +193,40 @@ func (f *floorProcess) stop() {
 	}
 }
 
-// runFloor measures both round trips at each concurrency.
+// floorFaces are the floor's round trips, in the order measured and shown.
+var floorFaces = []string{faceFloorGRPC, faceFloorHTTP, faceFloorProxy, faceFloorHTTPProxy}
+
+// runFloor measures the three round trips at each concurrency.
 func runFloor(ctx context.Context, s Settings, log io.Writer) ([]UnaryRow, error) {
-	f, err := startFloor()
+	upstream, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	us := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(answerFloorBody)}
+	go us.Serve(upstream)
+	defer us.Close()
+	f, err := startFloor(upstream.Addr().String())
 	if err != nil {
 		return nil, err
 	}
 	defer f.stop()
-	conn, err := grpc.NewClient("passthrough:///"+f.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	health := func(addr string) (healthpb.HealthClient, func() error, error) {
+		conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return nil, nil, err
+		}
+		return healthpb.NewHealthClient(conn), conn.Close, nil
+	}
+	hc, closeHC, err := health(f.grpcAddr)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
-	hc := healthpb.NewHealthClient(conn)
+	defer closeHC()
+	proxy, closeProxy, err := health(f.proxyAddr)
+	if err != nil {
+		return nil, err
+	}
+	defer closeProxy()
 	maxConns := 0
 	for _, n := range s.Concurrency {
 		maxConns = max(maxConns, n)
@@ -149,23 +239,16 @@ func runFloor(ctx context.Context, s Settings, log io.Writer) ([]UnaryRow, error
 			_, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
 			return err
 		},
-		faceFloorHTTP: func(ctx context.Context) error {
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-			if err != nil {
-				return err
-			}
-			resp, err := httpClient.Do(req)
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
-			_, err = io.Copy(io.Discard, resp.Body)
+		faceFloorHTTP:      func(ctx context.Context) error { return get(ctx, httpClient, url) },
+		faceFloorHTTPProxy: func(ctx context.Context) error { return get(ctx, httpClient, "http://"+f.httpProxyAddr+"/") },
+		faceFloorProxy: func(ctx context.Context) error {
+			_, err := proxy.Check(ctx, &healthpb.HealthCheckRequest{})
 			return err
 		},
 	}
 	var rows []UnaryRow
 	for _, n := range s.Concurrency {
-		for _, face := range []string{faceFloorGRPC, faceFloorHTTP} {
+		for _, face := range floorFaces {
 			res, err := loadtest.Unary(ctx, loadtest.UnaryConfig{Call: calls[face], Concurrency: n, Warmup: s.Warmup, Duration: s.Duration, CPU: f.cpu})
 			if err != nil {
 				return nil, err

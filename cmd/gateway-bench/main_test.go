@@ -64,8 +64,8 @@ func TestSmallestRun(t *testing.T) {
 	if signed == 0 { // a second's profile each, of calls that all sign
 		t.Error("no profile found the gateway signing")
 	}
-	if len(res.Floor) != 2 { // bare gRPC and HTTP × 1 concurrency
-		t.Errorf("%d transport floor rows, want 2", len(res.Floor))
+	if len(res.Floor) != 4 { // bare gRPC, HTTP and the two proxies × 1 concurrency
+		t.Errorf("%d transport floor rows, want 4", len(res.Floor))
 	}
 	for _, f := range res.Floor {
 		if f.Calls == 0 || f.Failed != 0 || f.P50 <= 0 || f.GatewayCPU <= 0 {

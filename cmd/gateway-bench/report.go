@@ -70,6 +70,15 @@ func verdicts(r *Results) []Verdict {
 			if f, ok := r.floor(faceFloorGRPC, 1); ok {
 				measured += fmt.Sprintf("; a bare grpc-go round trip alone takes %s here, the gateway's own work %s", us(f.P50), us(added-f.P50))
 			}
+			if p, ok := r.floor(faceFloorProxy, 1); ok {
+				if sign, ok := r.signing("Ed25519"); ok {
+					// The proxy makes the direct client's round trip less its
+					// signature, behind a gRPC call: what it adds is the least
+					// any gateway adds here.
+					measured += fmt.Sprintf("; a bare gRPC → HTTP proxy (no signing, JSON or interceptors) takes %s, so adds %s by itself",
+						us(p.P50), us(p.P50+sign.SignTime-d.P50))
+				}
+			}
 			out = append(out, Verdict{
 				Target:   fmt.Sprintf("Ed25519, %s: gRPC adds ≤ 150 µs median over the direct signed client", what),
 				Measured: measured,
@@ -113,6 +122,15 @@ func verdicts(r *Results) []Verdict {
 				measured = fmt.Sprintf("%.1f%% of the gateway's CPU is signing (its CPU profile at concurrency %d); %s CPU per call, "+
 					"%.0f calls/s against a bound of %.0f (one signature alone: %s)",
 					100*share, pc, us(u.GatewayCPU), u.PerSecond, sign.PerSecond, us(sign.SignTime))
+			}
+			proxyFace, proxyName := faceFloorProxy, "gRPC"
+			if f.face == faceREST {
+				proxyFace, proxyName = faceFloorHTTPProxy, "HTTP"
+			}
+			if p, ok := r.floor(proxyFace, pc); ok && p.GatewayCPU > 0 {
+				// A gateway with no work of its own besides signing.
+				measured += fmt.Sprintf("; a bare %s → HTTP proxy spends %s CPU per call here, which with the signature alone caps the share at %.1f%%",
+					proxyName, us(p.GatewayCPU), 100*float64(sign.SignTime)/float64(sign.SignTime+p.GatewayCPU))
 			}
 			out = append(out, Verdict{
 				Target: fmt.Sprintf("P-521, %s: %s throughput ≥ %.0f%% of the signing bound by CPU (signing CPU ÷ gateway CPU per call)",
@@ -213,13 +231,16 @@ func summary(r *Results) string {
 	if len(r.Floor) > 0 {
 		b.WriteString("## Transport floor\n\nA bare grpc-go unary call (the health check) and a bare net/http GET answered with a top-up's JSON, " +
 			"each to a process of its own on loopback: what a round trip costs here with nothing behind it. " +
-			"Calls/s, p50 / p99 latency, and the server's CPU per call.\n\n| round trip |")
+			"The bare proxies are a gRPC call and an HTTP/1.1 GET whose handler makes that GET to a bare server in the bench process: " +
+			"a gateway's two faces without signing, JSON or interceptors. " +
+			"Calls/s, p50 / p99 latency, and the serving process's CPU per call.\n\n| round trip |")
 		for _, c := range s.Concurrency {
 			fmt.Fprintf(&b, " c=%d |", c)
 		}
 		b.WriteString("\n|---|" + strings.Repeat("---|", len(s.Concurrency)) + "\n")
-		for _, face := range []string{faceFloorGRPC, faceFloorHTTP} {
-			fmt.Fprintf(&b, "| %s |", map[string]string{faceFloorGRPC: "bare gRPC", faceFloorHTTP: "bare HTTP/1.1"}[face])
+		for _, face := range floorFaces {
+			fmt.Fprintf(&b, "| %s |", map[string]string{faceFloorGRPC: "bare gRPC", faceFloorHTTP: "bare HTTP/1.1", faceFloorProxy: "bare gRPC → HTTP proxy",
+				faceFloorHTTPProxy: "bare HTTP → HTTP proxy"}[face])
 			for _, c := range s.Concurrency {
 				if u, ok := r.floor(face, c); ok {
 					fmt.Fprintf(&b, " %.0f/s, %s / %s, CPU %s |", u.PerSecond, us(u.P50), us(u.P99), us(u.GatewayCPU))
