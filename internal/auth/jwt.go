@@ -78,7 +78,9 @@ func ParseBearer(authorization string) (string, error) {
 // JWTVerifier verifies bearer tokens: a JWT signed by a key of the JWKS
 // with an accepted algorithm (RS*, PS*, ES256/384/512, EdDSA), issued by the
 // expected issuer for the expected audience, with an expiry, within its
-// validity (with a leeway for clock skew). Safe for concurrent use.
+// validity (with a leeway for clock skew). A token that verified is
+// remembered until it expires or its key leaves the key set (see
+// WithTokenCache). Safe for concurrent use.
 type JWTVerifier struct {
 	keys     *JWKS
 	issuer   string
@@ -86,6 +88,7 @@ type JWTVerifier struct {
 	claim    string
 	leeway   time.Duration
 	now      func() time.Time
+	verified *verifiedTokens // nil: every token is verified on every call
 }
 
 // NewJWTVerifier verifies tokens with keys for issuer and audience (both
@@ -99,7 +102,7 @@ func NewJWTVerifier(keys *JWKS, issuer, audience string, opts ...JWTOption) (*JW
 	case audience == "":
 		return nil, errors.New("auth: a JWT verifier needs the expected audience")
 	}
-	o := jwtOptions{claim: DefaultIdentityClaim, leeway: DefaultLeeway, now: time.Now}
+	o := jwtOptions{claim: DefaultIdentityClaim, leeway: DefaultLeeway, now: time.Now, cacheSize: DefaultTokenCacheSize}
 	for _, opt := range opts {
 		if opt != nil {
 			opt.applyJWT(&o)
@@ -108,7 +111,8 @@ func NewJWTVerifier(keys *JWKS, issuer, audience string, opts ...JWTOption) (*JW
 	if o.claim == "" {
 		return nil, errors.New("auth: the identity claim name is empty")
 	}
-	return &JWTVerifier{keys: keys, issuer: issuer, audience: audience, claim: o.claim, leeway: o.leeway, now: o.now}, nil
+	return &JWTVerifier{keys: keys, issuer: issuer, audience: audience, claim: o.claim, leeway: o.leeway, now: o.now,
+		verified: newVerifiedTokens(o.cacheSize)}, nil
 }
 
 // Verify checks token and returns the identity it carries. Its errors are
@@ -117,50 +121,67 @@ func (v *JWTVerifier) Verify(ctx context.Context, token string) (string, error) 
 	if len(token) > MaxTokenBytes {
 		return "", errTokenTooLarge
 	}
+	digest := tokenDigest(token)
+	if e, ok := v.verified.get(digest, v.now()); ok {
+		// Still the key its kid names now: a rotation ends the entry.
+		if key, err := v.keys.key(ctx, e.kid); err == nil && key == e.key {
+			return e.identity, nil
+		}
+	}
+	e, err := v.verify(ctx, token)
+	if err != nil {
+		return "", err
+	}
+	v.verified.put(digest, e, v.now())
+	return e.identity, nil
+}
+
+// verify checks token's signature and claims.
+func (v *JWTVerifier) verify(ctx context.Context, token string) (verifiedToken, error) {
 	jws, err := jose.ParseSignedCompact(token, algorithms)
 	if err != nil || len(jws.Signatures) != 1 {
-		return "", errTokenMalformed
+		return verifiedToken{}, errTokenMalformed
 	}
 	h := jws.Signatures[0].Header
 	key, err := v.keys.key(ctx, h.KeyID)
 	if err != nil {
-		return "", err
+		return verifiedToken{}, err
 	}
 	if key.Algorithm != "" && key.Algorithm != h.Algorithm {
-		return "", errTokenKeyAlgorithm
+		return verifiedToken{}, errTokenKeyAlgorithm
 	}
 	payload, err := jws.Verify(key.Key)
 	if err != nil {
-		return "", errTokenSignature
+		return verifiedToken{}, errTokenSignature
 	}
 	// Decoded only once verified: nothing unsigned is ever looked at.
 	var std jwt.Claims
 	var all map[string]any
 	if json.Unmarshal(payload, &std) != nil || json.Unmarshal(payload, &all) != nil {
-		return "", errTokenClaims
+		return verifiedToken{}, errTokenClaims
 	}
 	if std.Expiry == nil {
-		return "", errTokenNoExpiry
+		return verifiedToken{}, errTokenNoExpiry
 	}
 	err = std.ValidateWithLeeway(jwt.Expected{Issuer: v.issuer, AnyAudience: jwt.Audience{v.audience}, Time: v.now()}, v.leeway)
 	switch {
 	case err == nil:
 	case errors.Is(err, jwt.ErrExpired):
-		return "", errTokenExpired
+		return verifiedToken{}, errTokenExpired
 	case errors.Is(err, jwt.ErrNotValidYet), errors.Is(err, jwt.ErrIssuedInTheFuture):
-		return "", errTokenNotYetValid
+		return verifiedToken{}, errTokenNotYetValid
 	case errors.Is(err, jwt.ErrInvalidIssuer):
-		return "", errTokenIssuer
+		return verifiedToken{}, errTokenIssuer
 	case errors.Is(err, jwt.ErrInvalidAudience):
-		return "", errTokenAudience
+		return verifiedToken{}, errTokenAudience
 	default:
-		return "", errTokenClaims
+		return verifiedToken{}, errTokenClaims
 	}
 	id, ok := all[v.claim].(string)
 	if !ok || !usableIdentity(id) {
-		return "", errTokenIdentity
+		return verifiedToken{}, errTokenIdentity
 	}
-	return id, nil
+	return verifiedToken{identity: id, kid: h.KeyID, key: key, expires: std.Expiry.Time().Add(v.leeway)}, nil
 }
 
 // String describes the verifier for start-up logs.

@@ -52,9 +52,10 @@ type jwksOptions struct {
 }
 
 type jwtOptions struct {
-	claim  string
-	leeway time.Duration
-	now    func() time.Time
+	claim     string
+	leeway    time.Duration
+	now       func() time.Time
+	cacheSize int
 }
 
 type policyFileOptions struct {
@@ -190,6 +191,16 @@ func WithLeeway(d time.Duration) JWTOption {
 	return jwtOptionFunc(func(o *jwtOptions) {
 		if d >= 0 {
 			o.leeway = d
+		}
+	})
+}
+
+// WithTokenCache sets how many verified tokens a JWTVerifier remembers
+// (default DefaultTokenCacheSize); 0 verifies every token on every call.
+func WithTokenCache(size int) JWTOption {
+	return jwtOptionFunc(func(o *jwtOptions) {
+		if size >= 0 {
+			o.cacheSize = size
 		}
 	})
 }
