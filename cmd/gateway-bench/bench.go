@@ -106,7 +106,13 @@ func bench(ctx context.Context, s Settings, log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sim, err := startSimulator(t, webhooks, s.SimVerifyOneIn)
+	var up *upstreamTLS
+	if s.UpstreamTLS {
+		if up, err = newUpstreamTLS(work); err != nil {
+			return err
+		}
+	}
+	sim, err := startSimulator(t, webhooks, s.SimVerifyOneIn, up)
 	if err != nil {
 		return err
 	}
@@ -119,7 +125,7 @@ func bench(ctx context.Context, s Settings, log io.Writer) error {
 			return nil, err
 		}
 		gw, err := startGateway(ctx, gatewayConfig{bin: bin, dataDir: filepath.Join(work, fmt.Sprintf("data-%d", gateways)),
-			simURL: sim.url, tenant: t, keyName: keyName, keyFile: keyFile, webhookID: loadtest.WebhookID})
+			simURL: sim.url, upstream: up, tenant: t, keyName: keyName, keyFile: keyFile, webhookID: loadtest.WebhookID})
 		if err != nil {
 			return nil, err
 		}
@@ -141,7 +147,7 @@ func bench(ctx context.Context, s Settings, log io.Writer) error {
 			fmt.Fprintf(log, "signing %s: %v, bound %.0f calls/s on %d cores\n", name, b.SignTime.Round(100*time.Nanosecond), b.PerSecond, runtime.NumCPU())
 			res.Signing = append(res.Signing, b)
 		}
-		if res.Floor, err = runFloor(ctx, s, log); err != nil {
+		if res.Floor, err = runFloor(ctx, s, up, log); err != nil {
 			return err
 		}
 		for _, name := range s.Keys {
@@ -150,6 +156,9 @@ func bench(ctx context.Context, s Settings, log io.Writer) error {
 				return err
 			}
 			res.Unary = append(res.Unary, rows...)
+		}
+		if up != nil {
+			fmt.Fprintf(log, "upstream requests over TLS: %d over HTTP/2, %d over HTTP/1.1\n", up.http2.Load(), up.http1.Load())
 		}
 	}
 
@@ -173,7 +182,7 @@ func bench(ctx context.Context, s Settings, log io.Writer) error {
 func unaryWithKey(ctx context.Context, s Settings, t *tenant, sim *simulator, name string,
 	start func(string) (*gatewayProcess, error), log io.Writer,
 ) ([]UnaryRow, error) {
-	direct, err := t.directClient(sim.url, name)
+	direct, err := t.directClient(sim, name)
 	if err != nil {
 		return nil, err
 	}

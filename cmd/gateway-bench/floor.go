@@ -46,8 +46,8 @@ const (
 	faceFloorHTTPProxy = "http-proxy-floor" // HTTP in, HTTP out
 )
 
-// floorUpstreamEnv is the address of the bare proxy's upstream, a server
-// in the bench process.
+// floorUpstreamEnv is the URL of the bare proxies' upstream, a server in
+// the bench process (over TLS with -upstream-tls, as the simulator).
 const floorUpstreamEnv = "GATEWAY_BENCH_FLOOR_UPSTREAM"
 
 // floorBody is about the size of a top-up as JSON.
@@ -77,8 +77,9 @@ func serveFloor() int {
 	go gs.Serve(lis[0])
 	hs := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(answerFloorBody)}
 	go hs.Serve(lis[1])
-	proxy := &bareProxy{url: "http://" + os.Getenv(floorUpstreamEnv) + "/", client: &http.Client{
-		Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256}}}
+	// Trusting the system's roots, which SSL_CERT_FILE sets for a TLS upstream.
+	proxy := &bareProxy{url: os.Getenv(floorUpstreamEnv) + "/", client: &http.Client{
+		Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, ForceAttemptHTTP2: true}}}
 	ps := grpc.NewServer()
 	healthpb.RegisterHealthServer(ps, proxy)
 	go ps.Serve(lis[2])
@@ -137,15 +138,16 @@ type floorProcess struct {
 	grpcAddr, httpAddr, proxyAddr, httpProxyAddr string
 }
 
-// startFloor starts the floor's process, its bare proxy's upstream at
-// upstreamAddr.
-func startFloor(upstreamAddr string) (*floorProcess, error) {
+// startFloor starts the floor's process, its bare proxies' upstream at
+// upstreamURL.
+func startFloor(upstreamURL string, up *upstreamTLS) (*floorProcess, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), floorServerEnv+"=1", floorUpstreamEnv+"="+upstreamAddr)
+	cmd.Env = append(os.Environ(), floorServerEnv+"=1", floorUpstreamEnv+"="+upstreamURL)
+	cmd.Env = append(cmd.Env, up.env()...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -197,15 +199,15 @@ func (f *floorProcess) stop() {
 var floorFaces = []string{faceFloorGRPC, faceFloorHTTP, faceFloorProxy, faceFloorHTTPProxy}
 
 // runFloor measures the three round trips at each concurrency.
-func runFloor(ctx context.Context, s Settings, log io.Writer) ([]UnaryRow, error) {
+func runFloor(ctx context.Context, s Settings, up *upstreamTLS, log io.Writer) ([]UnaryRow, error) {
 	upstream, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	us := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(answerFloorBody)}
-	go us.Serve(upstream)
+	upstreamURL := up.serve(us, upstream)
 	defer us.Close()
-	f, err := startFloor(upstream.Addr().String())
+	f, err := startFloor(upstreamURL, up)
 	if err != nil {
 		return nil, err
 	}

@@ -50,6 +50,7 @@ type gatewayProcess struct {
 type gatewayConfig struct {
 	bin, dataDir     string
 	simURL           string
+	upstream         *upstreamTLS // nil: the simulator speaks plain HTTP
 	tenant           *tenant
 	keyName, keyFile string
 	webhookID        string // the webhook_id deliveries carry
@@ -74,6 +75,7 @@ func (c gatewayConfig) env() []string {
 		"GATEWAY_SHUTDOWN_DELAY=0s",
 		"GATEWAY_DRAIN_TIMEOUT=5s",
 	}
+	env = append(env, c.upstream.env()...)
 	for _, k := range []string{"PATH", "HOME", "TMPDIR", "GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GODEBUG"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)

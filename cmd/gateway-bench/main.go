@@ -70,6 +70,9 @@ type Settings struct {
 	ProfileConcurrency int  `json:"profile_concurrency"`
 	Profile            bool `json:"profile"`
 	SimVerifyOneIn     int  `json:"sim_verify_one_in"`
+	// UpstreamTLS serves the simulator over TLS with HTTP/2, as Upvest is
+	// reached; else plain HTTP/1.1.
+	UpstreamTLS bool `json:"upstream_tls"`
 	// LoadGCPercent is this process's GOGC: the simulator, the load
 	// generators and the subscribers share the machine with the gateway.
 	LoadGCPercent int `json:"load_gc_percent"`
@@ -142,6 +145,7 @@ func parseSettings(args []string, stderr io.Writer) (Settings, error) {
 	fs.IntVar(&s.ProfileConcurrency, "profile-concurrency", 32, "concurrency the targets read CPU per call at, and -profile profiles at")
 	fs.BoolVar(&s.Profile, "profile", true, "take the gateway's CPU profile of each unary measurement at -profile-concurrency (saved to -out/profiles): where its CPU goes, and the signing share the P-521 targets read")
 	fs.IntVar(&s.SimVerifyOneIn, "sim-verify-one-in", 100, "the simulator checks the signature of one request in this many")
+	fs.BoolVar(&s.UpstreamTLS, "upstream-tls", false, "serve the simulator (and the bare proxies' upstream) over TLS with HTTP/2, as the gateway reaches Upvest; default: plain HTTP/1.1 on loopback")
 	fs.IntVar(&s.LoadGCPercent, "load-gc-percent", 400, "GOGC of this process (the simulator, the load generators, the subscribers), whose small heap a default collector would collect often, with CPU the gateway is measured with; 0: Go's default. The gateway keeps its own (GOGC passes through to it)")
 	fs.StringVar(&s.CPUProfile, "cpuprofile", "", "write this process's CPU profile (the simulator, the load generators, the subscribers) to this file")
 	fs.IntVar(&s.IdleStreams, "idle-streams", 10000, "idle Watch streams for RSS per stream")

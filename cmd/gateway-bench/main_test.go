@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -97,6 +98,47 @@ func TestSmallestRun(t *testing.T) {
 	}
 	for _, name := range []string{"throughput.svg", "latency.svg", "rss.svg", "fanout.svg"} {
 		checkSVG(t, filepath.Join(out, name))
+	}
+}
+
+// TestUpstreamTLS: with -upstream-tls every upstream request, the direct
+// client's, the gateway's and the bare proxies', is HTTP/2 over TLS.
+func TestUpstreamTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the gateway")
+	}
+	out := t.TempDir()
+	var log bytes.Buffer
+	args := []string{"-upstream-tls", "-scenarios", "unary", "-out", out, "-keys", "Ed25519", "-calls", "read", "-concurrency", "1",
+		"-profile=false", "-warmup", "20ms", "-duration", "100ms"}
+	if code := run(t.Context(), args, &log, &log); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, log.String())
+	}
+	data, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res Results
+	if err := json.Unmarshal(data, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Unary) != 3 || len(res.Floor) != 4 {
+		t.Fatalf("%d unary rows, %d floor rows, want 3 and 4", len(res.Unary), len(res.Floor))
+	}
+	for _, u := range append(res.Unary, res.Floor...) {
+		if u.Calls == 0 || u.Failed != 0 {
+			t.Errorf("row %s %s: %d calls, %d failed", u.Face, u.Call, u.Calls, u.Failed)
+		}
+	}
+	var h2, h1 int
+	for line := range strings.Lines(log.String()) {
+		if _, err := fmt.Sscanf(line, "upstream requests over TLS: %d over HTTP/2, %d over HTTP/1.1", &h2, &h1); err == nil {
+			break
+		}
+	}
+	// The bare proxy's requests alone are thousands.
+	if h2 < 100 || h1 != 0 {
+		t.Fatalf("upstream requests: %d over HTTP/2, %d over HTTP/1.1\n%s", h2, h1, log.String())
 	}
 }
 

@@ -25,7 +25,10 @@ type cpuPart struct {
 var cpuParts = []cpuPart{
 	{"signing", []string{"httpsig.(*Signer).Sign"}},
 	{"idempotency store", []string{"internal/idempotency."}},
-	{"upstream HTTP client", []string{"internal/upstream.", "net/http.(*persistConn)", "net/http.(*Transport)"}},
+	// HTTP/1.1, or HTTP/2 over TLS (-upstream-tls: the gateway's callers
+	// speak plain text in the bench, so TLS is the upstream's).
+	{"upstream HTTP client", []string{"internal/upstream.", "net/http.(*persistConn)", "net/http.(*Transport)",
+		"net/http.(*http2", "net/http.http2", "crypto/tls."}},
 	{"request log", []string{"internal/server.logCall"}},
 	// The reporter, not the interceptor: that is on every call's stack.
 	{"metrics", []string{"prometheus/client_golang", "providers/prometheus.(*reporter)", "internal/metrics."}},

@@ -209,10 +209,11 @@ func summary(r *Results) string {
 		"the simulator checks one signature in %d; the simulator, load generators and subscribers run with GOGC=%d, the gateway with its own. "+
 		"Streams: %d idle in %d steps; %d per-account-group subscribers at %d events/s; "+
 		"%d unfiltered at %d events/s; %d events per delivery, %v measured after %v; the subscribers decode of each message only whether it is an event "+
-		"and its created_at; ingest %d deliveries of 100 from %d senders.%s\n\n",
+		"and its created_at; ingest %d deliveries of 100 from %d senders; the simulator speaks %s on loopback.%s\n\n",
 		s.Duration, s.Warmup, s.Concurrency, s.ProfileConcurrency, s.SimVerifyOneIn, cmp.Or(s.LoadGCPercent, 100), s.IdleStreams, s.IdleSteps, s.GroupSubscribers,
 		s.GroupRate, s.UnfilteredSubscribers, s.UnfilteredRate, s.EventsPerDelivery, s.StreamDuration, s.StreamWarmup,
-		s.IngestDeliveries, s.IngestSenders, map[bool]string{true: " (quick mode)", false: ""}[s.Quick])
+		s.IngestDeliveries, s.IngestSenders, map[bool]string{true: "HTTP/2 over TLS", false: "plain HTTP/1.1"}[s.UpstreamTLS],
+		map[bool]string{true: " (quick mode)", false: ""}[s.Quick])
 
 	if len(r.Targets) > 0 {
 		b.WriteString("## Targets\n\n| target | measured | met |\n|---|---|---|\n")

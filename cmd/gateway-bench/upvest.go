@@ -55,14 +55,16 @@ func (t *tenant) keyID(name string) string {
 
 // simulator is the Upvest simulator served on loopback from this process.
 type simulator struct {
-	sim    *upvestsim.Sim
-	url    string
-	server *http.Server
+	sim      *upvestsim.Sim
+	url      string
+	server   *http.Server
+	upstream *upstreamTLS // nil: plain HTTP
 }
 
 // startSimulator serves a simulator that knows the tenant's keys, checks
-// one signature in verifyOneIn, and publishes the webhook signer's key.
-func startSimulator(t *tenant, webhooks *loadtest.WebhookSigner, verifyOneIn int) (*simulator, error) {
+// one signature in verifyOneIn, and publishes the webhook signer's key;
+// over TLS with up.
+func startSimulator(t *tenant, webhooks *loadtest.WebhookSigner, verifyOneIn int, up *upstreamTLS) (*simulator, error) {
 	keys := map[string]crypto.PublicKey{}
 	for name, k := range t.keys {
 		keys[t.keyID(name)] = k.Public()
@@ -84,8 +86,7 @@ func startSimulator(t *tenant, webhooks *loadtest.WebhookSigner, verifyOneIn int
 		return nil, err
 	}
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(lis) }()
-	return &simulator{sim: sim, url: "http://" + lis.Addr().String(), server: srv}, nil
+	return &simulator{sim: sim, url: up.serve(srv, lis), server: srv, upstream: up}, nil
 }
 
 func (s *simulator) close() {
@@ -95,12 +96,16 @@ func (s *simulator) close() {
 
 // directClient is the upstream client alone, signing with the named key:
 // the limit the gateway's faces are measured against.
-func (t *tenant) directClient(simURL, keyName string) (*upstream.Client, error) {
+func (t *tenant) directClient(sim *simulator, keyName string) (*upstream.Client, error) {
 	signer, err := httpsig.NewSigner(t.keys[keyName], t.keyID(keyName))
 	if err != nil {
 		return nil, err
 	}
-	return upstream.New(upstream.Config{BaseURL: simURL, ClientID: t.clientID, ClientSecret: t.clientSecret, Signer: signer})
+	var opts []upstream.Option
+	if sim.upstream != nil { // else the gateway's own default transport
+		opts = append(opts, upstream.WithTransport(sim.upstream.transport(256)))
+	}
+	return upstream.New(upstream.Config{BaseURL: sim.url, ClientID: t.clientID, ClientSecret: t.clientSecret, Signer: signer}, opts...)
 }
 
 // writeKey writes the named key as the gateway reads it: PKCS#8 PEM,
