@@ -36,18 +36,7 @@ func TestSmallestRun(t *testing.T) {
 		"-idle-streams", "20", "-idle-steps", "2", "-group-subscribers", "10", "-group-rate", "100", "-unfiltered-subscribers", "5",
 		"-unfiltered-rate", "50", "-stream-conns", "1", "-stream-warmup", "50ms", "-stream-duration", "300ms",
 		"-ingest-deliveries", "6", "-ingest-senders", "2"}
-	if code := run(t.Context(), args, &log, &log); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, log.String())
-	}
-
-	data, err := os.ReadFile(filepath.Join(out, "results.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res Results
-	if err := json.Unmarshal(data, &res); err != nil {
-		t.Fatal(err)
-	}
+	res := runBench(t, out, args, &log)
 	if len(res.Unary) != 6 { // 3 faces × 2 calls × 1 concurrency × 1 key
 		t.Errorf("%d unary rows, want 6", len(res.Unary))
 	}
@@ -111,17 +100,7 @@ func TestUpstreamTLS(t *testing.T) {
 	var log bytes.Buffer
 	args := []string{"-upstream-tls", "-scenarios", "unary", "-out", out, "-keys", "Ed25519", "-calls", "read", "-concurrency", "1",
 		"-profile=false", "-warmup", "20ms", "-duration", "100ms"}
-	if code := run(t.Context(), args, &log, &log); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, log.String())
-	}
-	data, err := os.ReadFile(filepath.Join(out, "results.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res Results
-	if err := json.Unmarshal(data, &res); err != nil {
-		t.Fatal(err)
-	}
+	res := runBench(t, out, args, &log)
 	if len(res.Unary) != 3 || len(res.Floor) != 4 {
 		t.Fatalf("%d unary rows, %d floor rows, want 3 and 4", len(res.Unary), len(res.Floor))
 	}
@@ -140,6 +119,24 @@ func TestUpstreamTLS(t *testing.T) {
 	if h2 < 100 || h1 != 0 {
 		t.Fatalf("upstream requests: %d over HTTP/2, %d over HTTP/1.1\n%s", h2, h1, log.String())
 	}
+}
+
+// runBench runs the command with args, writing to out, and reads its
+// results.
+func runBench(t *testing.T, out string, args []string, log *bytes.Buffer) Results {
+	t.Helper()
+	if code := run(t.Context(), args, log, log); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, log.String())
+	}
+	data, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res Results
+	if err := json.Unmarshal(data, &res); err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
 
 // checkSVG checks that path is well-formed XML with an svg root.
