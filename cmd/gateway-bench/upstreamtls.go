@@ -79,7 +79,7 @@ func (u *upstreamTLS) serve(srv *http.Server, lis net.Listener) string {
 		go func() { _ = srv.Serve(lis) }()
 		return "http://" + lis.Addr().String()
 	}
-	srv.TLSConfig = u.server
+	srv.TLSConfig = u.server.Clone() // net/http's HTTP/2 set-up writes to it
 	h := srv.Handler
 	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ProtoMajor == 2 {
