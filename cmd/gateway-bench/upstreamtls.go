@@ -1,20 +1,15 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sync/atomic"
-	"time"
+
+	"github.com/upvest-gateway/gateway/internal/tlsconfig/tlstest"
 )
 
 // upstreamTLS serves the bench's upstreams (the simulator, and the bare
@@ -29,46 +24,24 @@ type upstreamTLS struct {
 	http2, http1 atomic.Int64
 }
 
-// newUpstreamTLS makes a self-signed certificate for 127.0.0.1 and writes
-// it to dir.
+// newUpstreamTLS makes a CA and a certificate for 127.0.0.1, and writes the
+// CA to dir.
 func newUpstreamTLS(dir string) (*upstreamTLS, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := tlstest.MakeCA("gateway-bench upstream CA")
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "gateway-bench upstream"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
+	leaf, err := ca.MakeServer("gateway-bench upstream")
 	if err != nil {
 		return nil, err
 	}
 	caFile := filepath.Join(dir, "upstream-ca.pem")
-	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+	if err := os.WriteFile(caFile, ca.PEM, 0o600); err != nil {
 		return nil, err
 	}
-	roots := x509.NewCertPool()
-	roots.AddCert(cert)
 	return &upstreamTLS{
-		server: &tls.Config{
-			Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}},
-			NextProtos:   []string{"h2", "http/1.1"},
-			MinVersion:   tls.VersionTLS12,
-		},
-		roots:  roots,
+		server: &tls.Config{Certificates: []tls.Certificate{leaf.TLS}, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12},
+		roots:  ca.Pool(),
 		caFile: caFile,
 	}, nil
 }

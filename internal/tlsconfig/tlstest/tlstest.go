@@ -1,6 +1,8 @@
 // Package tlstest makes certificate authorities and certificates for tests:
 // a CA, server certificates for loopback, client certificates with a common
-// name and URI SANs (SPIFFE ids), all generated at run time.
+// name and URI SANs (SPIFFE ids), all generated at run time. The functions
+// that take a testing.TB fail the test on an error; MakeCA and
+// CA.MakeServer return it, for commands such as the load benchmark.
 package tlstest
 
 import (
@@ -12,6 +14,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"net/url"
@@ -31,9 +34,21 @@ type CA struct {
 // NewCA makes a self-signed CA named name.
 func NewCA(t testing.TB, name string) *CA {
 	t.Helper()
-	key := newKey(t)
+	ca, err := MakeCA(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
+
+// MakeCA is NewCA returning its error.
+func MakeCA(name string) (*CA, error) {
+	key, sn, err := newKeyAndSerial()
+	if err != nil {
+		return nil, fmt.Errorf("tlstest: CA: %w", err)
+	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          serial(t),
+		SerialNumber:          sn,
 		Subject:               pkix.Name{CommonName: name},
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(24 * time.Hour),
@@ -43,13 +58,13 @@ func NewCA(t testing.TB, name string) *CA {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
-		t.Fatalf("tlstest: CA: %v", err)
+		return nil, fmt.Errorf("tlstest: CA: %w", err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		t.Fatalf("tlstest: CA: %v", err)
+		return nil, fmt.Errorf("tlstest: CA: %w", err)
 	}
-	return &CA{Cert: cert, PEM: pemBlock("CERTIFICATE", der), key: key}
+	return &CA{Cert: cert, PEM: pemBlock("CERTIFICATE", der), key: key}, nil
 }
 
 // Pool is a pool holding only this CA.
@@ -71,7 +86,16 @@ type Leaf struct {
 // cn as its subject's common name.
 func (ca *CA) Server(t testing.TB, cn string) Leaf {
 	t.Helper()
-	return ca.issue(t, &x509.Certificate{
+	l, err := ca.MakeServer(cn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// MakeServer is Server returning its error.
+func (ca *CA) MakeServer(cn string) (Leaf, error) {
+	return ca.issue(&x509.Certificate{
 		Subject:     pkix.Name{CommonName: cn},
 		DNSNames:    []string{"localhost"},
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
@@ -94,34 +118,37 @@ func (ca *CA) Client(t testing.TB, cn string, uris ...string) Leaf {
 		}
 		tmpl.URIs = append(tmpl.URIs, u)
 	}
-	return ca.issue(t, tmpl)
+	l, err := ca.issue(tmpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
 
-func (ca *CA) issue(t testing.TB, tmpl *x509.Certificate) Leaf {
-	t.Helper()
-	key := newKey(t)
-	tmpl.SerialNumber = serial(t)
+func (ca *CA) issue(tmpl *x509.Certificate) (Leaf, error) {
+	key, sn, err := newKeyAndSerial()
+	if err != nil {
+		return Leaf{}, fmt.Errorf("tlstest: issuing %q: %w", tmpl.Subject.CommonName, err)
+	}
+	tmpl.SerialNumber = sn
 	tmpl.NotBefore = time.Now().Add(-time.Hour)
 	tmpl.NotAfter = time.Now().Add(24 * time.Hour)
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.key)
 	if err != nil {
-		t.Fatalf("tlstest: issuing %q: %v", tmpl.Subject.CommonName, err)
+		return Leaf{}, fmt.Errorf("tlstest: issuing %q: %w", tmpl.Subject.CommonName, err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		t.Fatal(err)
+		return Leaf{}, err
 	}
 	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		t.Fatal(err)
+		return Leaf{}, err
 	}
 	l := Leaf{Cert: cert, CertPEM: pemBlock("CERTIFICATE", der), KeyPEM: pemBlock("PRIVATE KEY", pkcs8)}
 	l.TLS, err = tls.X509KeyPair(l.CertPEM, l.KeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
+	return l, err
 }
 
 // Write writes the certificate and key to dir/name.crt and dir/name.key,
@@ -153,22 +180,14 @@ func ClientConfig(roots *x509.CertPool, certs ...tls.Certificate) *tls.Config {
 	return &tls.Config{RootCAs: roots, Certificates: certs, ServerName: "localhost", MinVersion: tls.VersionTLS12}
 }
 
-func newKey(t testing.TB) *ecdsa.PrivateKey {
-	t.Helper()
+// newKeyAndSerial is a certificate's key and a random serial number.
+func newKeyAndSerial() (*ecdsa.PrivateKey, *big.Int, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
-	return key
-}
-
-func serial(t testing.TB) *big.Int {
-	t.Helper()
 	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return key, n, err
 }
 
 func pemBlock(typ string, der []byte) []byte {
