@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/upvest-gateway/gateway/internal/loadtest"
+	"github.com/upvest-gateway/gateway/internal/pause"
 )
 
 // IngestRow is the durable-ingest scenario's result.
@@ -112,7 +113,7 @@ func runFanout(ctx context.Context, s Settings, gw *gatewayProcess, signer *load
 			// The measured seconds but the last, whole.
 			profiled = make(chan error, 1)
 			go func() {
-				if !loadtest.Sleep(ctx, s.StreamWarmup) {
+				if !pause.For(ctx, s.StreamWarmup) {
 					profiled <- ctx.Err()
 					return
 				}

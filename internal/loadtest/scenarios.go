@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/upvest-gateway/gateway/internal/pause"
 	"github.com/upvest-gateway/gateway/internal/upstream/httpsig"
 )
 
@@ -124,7 +125,7 @@ func IdleStreams(ctx context.Context, cfg IdleStreamsConfig) (IdleStreamsResult,
 		open += time.Since(start)
 		all = append(all, subs)
 		opened += n
-		if !Sleep(ctx, cfg.Settle) {
+		if !pause.For(ctx, cfg.Settle) {
 			return IdleStreamsResult{}, ctx.Err()
 		}
 		if rss, err = cfg.RSS(); err != nil {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/upvest-gateway/gateway/internal/pause"
 )
 
 // UnaryConfig is a closed loop of unary calls: Concurrency callers, each
@@ -104,7 +106,7 @@ func Unary(ctx context.Context, cfg UnaryConfig) (UnaryResult, error) {
 		wg.Wait()
 		return UnaryResult{}, err
 	}
-	if !Sleep(ctx, cfg.Warmup) {
+	if !pause.For(ctx, cfg.Warmup) {
 		return stop(ctx.Err())
 	}
 	var cpu0 time.Duration
@@ -117,7 +119,7 @@ func Unary(ctx context.Context, cfg UnaryConfig) (UnaryResult, error) {
 	pressure := startPressure()
 	start := time.Now()
 	measuring.Store(true)
-	ok := Sleep(ctx, cfg.Duration)
+	ok := pause.For(ctx, cfg.Duration)
 	measuring.Store(false)
 	elapsed := time.Since(start)
 	res := UnaryResult{Concurrency: cfg.Concurrency, Elapsed: elapsed, CPUPressure: pressure.percent()}
@@ -143,19 +145,4 @@ func Unary(ctx context.Context, cfg UnaryConfig) (UnaryResult, error) {
 		res.CPUPerCall = (cpu1 - cpu0) / time.Duration(len(samples))
 	}
 	return res, nil
-}
-
-// Sleep waits d, or less if ctx ends first (then false).
-func Sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

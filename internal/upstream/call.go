@@ -20,6 +20,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/upvest-gateway/gateway/internal/metrics"
+	"github.com/upvest-gateway/gateway/internal/pause"
 )
 
 // Span attributes of the gateway's calls, on the client's spans (and the
@@ -246,7 +247,7 @@ func (c *Client) retryLoop(ctx context.Context, cs *callState, p RetryPolicy) er
 			return cs.ended(fmt.Errorf("upvest: %s: not retrying: the deadline comes before the next attempt (in %v): %w",
 				name, wait.Round(time.Millisecond), err))
 		}
-		if !sleep(ctx, wait) {
+		if !pause.For(ctx, wait) {
 			return cs.ended(contextError(name, ctx.Err(), err))
 		}
 	}
@@ -279,20 +280,6 @@ func (cs *callState) ended(err error) error {
 		return cs.outcomeUnknown(err)
 	}
 	return err
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // contextError reports that the caller's context ended the call: errors.Is

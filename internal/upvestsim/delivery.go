@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/upvest-gateway/gateway/internal/pause"
 )
 
 // emptyPayload is the body of a test delivery.
@@ -49,7 +51,7 @@ func (s *Sim) deliverLoop(sub *subscription) {
 				s.mu.Unlock()
 				break
 			}
-			if !sleep(sub.ctx, backoff(try)*s.cfg.WebhookBackoffUnit) {
+			if !pause.For(sub.ctx, backoff(try)*s.cfg.WebhookBackoffUnit) {
 				return
 			}
 			url, ok := s.awaitDeliverable(sub)

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/upvest-gateway/gateway/internal/pause"
 )
 
 // maxBodyBytes caps request bodies; upstream bodies are a few hundred bytes.
@@ -91,7 +93,7 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // reason for the log.
 func (s *Sim) serveAPI(c *call) (*reply, string) {
 	r := c.r
-	if !sleep(r.Context(), s.cfg.Latency) {
+	if !pause.For(r.Context(), s.cfg.Latency) {
 		return nil, "client gone"
 	}
 	body, err := readBody(r)
@@ -121,7 +123,7 @@ func (s *Sim) serveAPI(c *call) (*reply, string) {
 		case Fault429, Fault500, Fault503:
 			return s.fail(c, statusProblem(c.fault.status(), "injected fault"))
 		case Fault504:
-			if !sleep(r.Context(), c.fault.Delay) {
+			if !pause.For(r.Context(), c.fault.Delay) {
 				return nil, "client gone"
 			}
 			return s.fail(c, statusProblem(http.StatusGatewayTimeout, "injected fault: upstream timed out"))
@@ -147,7 +149,7 @@ func (s *Sim) serveAPI(c *call) (*reply, string) {
 // the checks (and after the idempotency key is reserved), so a held request
 // is "in flight" for a concurrent duplicate.
 func (s *Sim) act(c *call) (*reply, string) {
-	if c.hasFault && c.fault.Kind == FaultLatency && !sleep(c.r.Context(), c.fault.Delay) {
+	if c.hasFault && c.fault.Kind == FaultLatency && !pause.For(c.r.Context(), c.fault.Delay) {
 		return nil, "client gone"
 	}
 	rep, err := c.route.handle(s, c)

@@ -1,7 +1,6 @@
 package upvestsim
 
 import (
-	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -310,20 +309,3 @@ func (s *Sim) Close() {
 // now is the simulator clock in UTC at the microsecond precision timestamps
 // are rendered with, so stored and rendered times compare equal.
 func (s *Sim) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Microsecond) }
-
-// sleep waits d unless ctx ends first; it reports whether the full time
-// passed. Requests sleep on their own context (a client that gives up ends
-// the wait), deliveries on their subscription's (ended by Close).
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
