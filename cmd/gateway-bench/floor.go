@@ -77,9 +77,7 @@ func serveFloor() int {
 	go gs.Serve(lis[0])
 	hs := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(answerFloorBody)}
 	go hs.Serve(lis[1])
-	// Trusting the system's roots, which SSL_CERT_FILE sets for a TLS upstream.
-	proxy := &bareProxy{url: os.Getenv(floorUpstreamEnv) + "/", client: &http.Client{
-		Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, ForceAttemptHTTP2: true}}}
+	proxy := &bareProxy{url: os.Getenv(floorUpstreamEnv) + "/", client: &http.Client{Timeout: 30 * time.Second, Transport: loopbackTransport(256, nil)}}
 	ps := grpc.NewServer()
 	healthpb.RegisterHealthServer(ps, proxy)
 	go ps.Serve(lis[2])
@@ -233,7 +231,7 @@ func runFloor(ctx context.Context, s Settings, up *upstreamTLS, log io.Writer) (
 	for _, n := range s.Concurrency {
 		maxConns = max(maxConns, n)
 	}
-	httpClient := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConns: maxConns, MaxIdleConnsPerHost: maxConns}}
+	httpClient := &http.Client{Timeout: 30 * time.Second, Transport: loopbackTransport(maxConns, nil)}
 	defer httpClient.CloseIdleConnections()
 	url := "http://" + f.httpAddr + "/"
 	calls := map[string]caller{

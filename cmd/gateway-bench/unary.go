@@ -66,9 +66,7 @@ func newCallers(ctx context.Context, direct *upstream.Client, gw *gatewayProcess
 		return nil, err
 	}
 	topups := gatewayv1.NewTopupServiceClient(conn)
-	httpClient := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		MaxIdleConns: maxConcurrency, MaxIdleConnsPerHost: maxConcurrency, IdleConnTimeout: time.Minute,
-	}}
+	httpClient := &http.Client{Timeout: 30 * time.Second, Transport: loopbackTransport(maxConcurrency, nil)}
 	base := "http://" + gw.httpAddr
 	rest := func(ctx context.Context, method, path, body string) error {
 		var rd io.Reader

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"time"
 
 	"github.com/upvest-gateway/gateway/internal/tlsconfig/tlstest"
 )
@@ -66,12 +67,14 @@ func (u *upstreamTLS) serve(srv *http.Server, lis net.Listener) string {
 	return "https://" + lis.Addr().String()
 }
 
-// transport is a client transport that trusts the upstream, HTTP/2 when
-// it is served over TLS.
-func (u *upstreamTLS) transport(maxConns int) *http.Transport {
-	t := &http.Transport{MaxIdleConns: maxConns, MaxIdleConnsPerHost: maxConns, ForceAttemptHTTP2: true}
-	if u != nil {
-		t.TLSClientConfig = &tls.Config{RootCAs: u.roots, MinVersion: tls.VersionTLS12}
+// loopbackTransport is the bench's client transport to a server on
+// loopback: up to maxConns connections kept, HTTP/2 when the server is
+// served over TLS, trusting roots (nil: the system's, which SSL_CERT_FILE
+// sets in a child process).
+func loopbackTransport(maxConns int, roots *x509.CertPool) *http.Transport {
+	t := &http.Transport{MaxIdleConns: maxConns, MaxIdleConnsPerHost: maxConns, IdleConnTimeout: time.Minute, ForceAttemptHTTP2: true}
+	if roots != nil {
+		t.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	}
 	return t
 }

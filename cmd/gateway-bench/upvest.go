@@ -103,7 +103,7 @@ func (t *tenant) directClient(sim *simulator, keyName string) (*upstream.Client,
 	}
 	var opts []upstream.Option
 	if sim.upstream != nil { // else the gateway's own default transport
-		opts = append(opts, upstream.WithTransport(sim.upstream.transport(256)))
+		opts = append(opts, upstream.WithTransport(loopbackTransport(256, sim.upstream.roots)))
 	}
 	return upstream.New(upstream.Config{BaseURL: sim.url, ClientID: t.clientID, ClientSecret: t.clientSecret, Signer: signer}, opts...)
 }
